@@ -1,0 +1,1 @@
+//! Safe Rust API over DPDK: EAL, lcores, mempools, mbufs, ethdev queues, rings

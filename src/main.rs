@@ -1,0 +1,2 @@
+//! `wccpd`: WCCPv2 router and cache agent.
+fn main() {}
