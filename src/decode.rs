@@ -1,0 +1,1 @@
+//! `wccpd decode`: render WCCP messages and GRE-redirected packets as a tree or JSON.

@@ -1,0 +1,1 @@
+//! Classic pcap files: read frames, write Ethernet/IPv4/UDP frames (test and decode tooling).

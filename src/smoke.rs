@@ -1,0 +1,1 @@
+//! `wccpd smoke`: forward packets between two vdevs and print counts.
