@@ -1,3 +1,16 @@
-//! WCCPv2 service model, bucket hash, mask/value matching, assignment algorithms and redirection tables (pure)
+//! WCCPv2 traffic distribution, pure: the service model, the classification key, the bucket hash
+//! (PROTOCOL.md 3.2), mask/value matching and the VSN mapping (3.3, 3.4), the designated cache's
+//! assignment algorithms (3.5) and the immutable [`RedirectTable`] the data plane reads.
+//!
+//! Never does I/O, never depends on DPDK; every function here is deterministic.
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod hash;
+pub mod mask;
+pub mod service;
+pub mod spread;
+pub mod table;
+
+pub use table::RedirectTable;

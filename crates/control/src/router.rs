@@ -1,0 +1,1 @@
+//! Router side: per-service Router View, I_SEE_YOU, REMOVAL_QUERY, REDIRECT_ASSIGN acceptance.

@@ -1,0 +1,4 @@
+//! TODO(hctlr)
+/// Placeholder until the table module lands.
+#[derive(Debug)]
+pub struct RedirectTable;
