@@ -142,3 +142,18 @@ impl DropReason {
         }
     }
 }
+
+/// The driver-facing surface shared by [`router::Router`] and [`cache::CacheAgent`], so one UDP
+/// driver (and one simulation harness) serves both.
+pub trait Machine {
+    /// Feed one received datagram.
+    fn handle_datagram(&mut self, now: Instant, datagram: Datagram);
+    /// Advance timers to `now`. Harmless to call early or often.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The earliest instant at which [`Machine::handle_timeout`] has work to do.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Next thing for the driver to do; call until `None` after every input.
+    fn poll_output(&mut self) -> Option<Output>;
+    /// Every local address the machine sends from (the driver binds UDP 2048 on each).
+    fn local_addresses(&self) -> Vec<Ipv4Addr>;
+}
