@@ -1,9 +1,11 @@
 //! Library half of the `wccpd` binary: command implementations that tests can call directly.
 //!
-//! `main.rs` only parses the command line and dispatches here.
+//! `main.rs` only parses the command line and dispatches here:
+//! `router`/`cache`/`show` -> [`daemon`], `decode` -> [`decode`], `smoke` -> `smoke`.
 
 #![forbid(unsafe_code)]
 
+pub mod daemon;
 pub mod decode;
 pub mod pcap;
 #[cfg(feature = "dpdk")]

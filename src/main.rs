@@ -1,2 +1,86 @@
-//! `wccpd`: WCCPv2 router and cache agent.
-fn main() {}
+//! `wccpd`: WCCPv2 router (DPDK data plane) and cache agent.
+//!
+//! This file only parses the command line and dispatches to the library half (`src/lib.rs`).
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "wccpd", version, about = "WCCPv2 router and cache agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the router: control plane (and the DPDK data plane when configured).
+    Router {
+        /// Configuration file (YAML).
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Run the cache agent: join routers, act as designated cache, return packets.
+    Cache {
+        /// Configuration file (YAML).
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Ask a running daemon for its state (like `show ip wccp <service> detail`).
+    Show {
+        /// The daemon's control socket.
+        #[arg(short = 's', long = "socket", default_value = wccpd::daemon::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode one WCCP message (hex) or every WCCP message and GRE-redirected packet in a pcap.
+    Decode {
+        /// MD5 password to verify signed messages with (at most 8 octets).
+        #[arg(long)]
+        password: Option<String>,
+        /// Print JSON instead of a tree.
+        #[arg(long)]
+        json: bool,
+        /// A hex string, a .hex file or a .pcap file.
+        input: String,
+    },
+    /// Forward packets between two DPDK vdevs and print counts (installation check).
+    #[cfg(feature = "dpdk")]
+    Smoke(wccpd::smoke::SmokeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Router { config } => wccpd::daemon::run_router(&config),
+        Command::Cache { config } => wccpd::daemon::run_cache(&config),
+        Command::Show { socket, json } => {
+            wccpd::daemon::show(&socket, json, &mut std::io::stdout().lock())
+        }
+        Command::Decode {
+            password,
+            json,
+            input,
+        } => wccpd::decode::run_cli(
+            &input,
+            password.as_deref().map(str::as_bytes),
+            json,
+            &mut std::io::stdout().lock(),
+        ),
+        #[cfg(feature = "dpdk")]
+        Command::Smoke(args) => wccpd::smoke::run_cli(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wccpd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
