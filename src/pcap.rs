@@ -450,12 +450,15 @@ fn idb_tsresol(r: &Reader<'_>, mut off: usize, end: usize, block: usize) -> Resu
             let v = r.bytes(off + 4, 1, "interface option", block)?[0];
             let exp = u32::from(v & 0x7f);
             let base: u64 = if v & 0x80 != 0 { 2 } else { 10 };
-            units = base.checked_pow(exp).filter(|u| *u > 0).ok_or(PcapError::Invalid {
-                field: "if_tsresol",
-                record: block,
-                offset: off + 4,
-                value: u64::from(v),
-            })?;
+            units = base
+                .checked_pow(exp)
+                .filter(|u| *u > 0)
+                .ok_or(PcapError::Invalid {
+                    field: "if_tsresol",
+                    record: block,
+                    offset: off + 4,
+                    value: u64::from(v),
+                })?;
         }
         off += 4 + padded;
     }
@@ -518,12 +521,7 @@ impl fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
-fn need(
-    data: &[u8],
-    offset: usize,
-    len: usize,
-    field: &'static str,
-) -> Result<(), FrameError> {
+fn need(data: &[u8], offset: usize, len: usize, field: &'static str) -> Result<(), FrameError> {
     if data.len() < offset.saturating_add(len) {
         Err(FrameError {
             field,
@@ -759,7 +757,10 @@ impl<W: Write> PcapWriter<W> {
 ///
 /// # Errors
 /// I/O errors, or `InvalidInput` if a payload does not fit in one IPv4 packet.
-pub fn write_udp_pcap<W: Write>(out: W, datagrams: &[(SocketAddrV4, SocketAddrV4, &[u8])]) -> io::Result<W> {
+pub fn write_udp_pcap<W: Write>(
+    out: W,
+    datagrams: &[(SocketAddrV4, SocketAddrV4, &[u8])],
+) -> io::Result<W> {
     let mut w = PcapWriter::new(out)?;
     for (i, (src, dst, payload)) in datagrams.iter().enumerate() {
         let frame = ethernet_ipv4_udp(*src, *dst, payload)?;
@@ -837,7 +838,11 @@ pub fn ethernet_ipv4(
 ///
 /// # Errors
 /// `InvalidInput` if the datagram would exceed the IPv4 maximum.
-pub fn ethernet_ipv4_udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> io::Result<Vec<u8>> {
+pub fn ethernet_ipv4_udp(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payload: &[u8],
+) -> io::Result<Vec<u8>> {
     let ulen = u16::try_from(8 + payload.len())
         .ok()
         .filter(|l| usize::from(*l) + 20 <= 65535)
@@ -891,7 +896,11 @@ mod tests {
         assert_eq!(cap.frames[1].number, 2);
         assert_eq!(cap.frames[1].timestamp, Duration::from_millis(1001));
         match extract(cap.frames[0].link_type, &cap.frames[0].data).unwrap() {
-            Some(Extracted::Wccp { src, dst, payload: p }) => {
+            Some(Extracted::Wccp {
+                src,
+                dst,
+                payload: p,
+            }) => {
                 assert_eq!(src, sa("10.0.0.1:2048"));
                 assert_eq!(dst, sa("10.0.0.2:2048"));
                 assert_eq!(p, &payload);
@@ -934,7 +943,10 @@ mod tests {
         assert_eq!(cap.frames[0].timestamp, Duration::new(7, 123_456_789));
         assert!(matches!(
             extract(cap.frames[0].link_type, &cap.frames[0].data),
-            Ok(Some(Extracted::Wccp { payload: [9, 9], .. }))
+            Ok(Some(Extracted::Wccp {
+                payload: [9, 9],
+                ..
+            }))
         ));
     }
 
