@@ -25,6 +25,7 @@
 
 pub mod cache;
 pub mod driver;
+pub mod packet_return;
 pub mod router;
 mod time;
 

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use assign::spread::{
+use wccp_assign::spread::{
     bucket_counts, cache_order, squid_hash, squid_mask, squid_mask_values, stable_hash, MaskField,
     SlowStart, BUCKETS, SQUID_MASK, UNASSIGNED,
 };

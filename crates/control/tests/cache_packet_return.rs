@@ -1,0 +1,217 @@
+//! Packet return (PROTOCOL.md §4.4) on real bytes: the GRE-redirected packet of TV-1 (a Cisco
+//! router, tcpdump test capture `wccp_redirect_gre.pcap`, dynamic service 89, redirect header
+//! `05 59 00 48`).
+
+use std::net::Ipv4Addr;
+
+use wccp_control::packet_return::{
+    build_return, internet_checksum, parse_redirected, process, Decision, Prefix, RefuseReason,
+    ReturnError, ReturnPolicy, Verdict,
+};
+
+/// Outer IPv4 packet of the capture (Ethernet stripped): 10.254.127.194 -> 10.254.214.82, GRE,
+/// redirect header 05 59 00 48, inner TCP 10.254.127.195:1291 -> 10.254.108.228:445.
+const TV1: &[&str] = &[
+    "4500010cac830000fd2fa42e0afe7fc20afed6520000883e05590048450000f0911440004006a6500afe7fc30afe6ce4",
+    "050b01bd8383a18a550ac89d8018f98f290900000101080a00009e1e01abcb5f000000b8ff534d4225000000001807c8",
+    "000000000000000000000000024058080078412810000064000000000400000000000000000000000054006400540002",
+    "00260012807500005c0050004900500045005c0000000000050000031000000064000000010000004c00000000001000",
+    "f0d1d3021100000000000000110000005c005c00310030002e003200350034002e003100300038002e00320032003800",
+    "00004c00030000000000000003000000640024000000000001000000",
+];
+
+fn unhex(parts: &[&str]) -> Vec<u8> {
+    let s: String = parts.concat();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn tv1() -> Vec<u8> {
+    unhex(TV1)
+}
+
+#[test]
+fn parses_the_cisco_redirect() {
+    let pkt = tv1();
+    assert_eq!(pkt.len(), 268);
+    let r = parse_redirected(&pkt).unwrap();
+    assert_eq!(r.router, Ipv4Addr::new(10, 254, 127, 194));
+    assert_eq!(r.cache, Ipv4Addr::new(10, 254, 214, 82));
+    assert_eq!(r.redirect_header, Some([0x05, 0x59, 0x00, 0x48]));
+    assert_eq!(r.inner_src, Ipv4Addr::new(10, 254, 127, 195));
+    assert_eq!(r.inner_dst, Ipv4Addr::new(10, 254, 108, 228));
+    assert_eq!(r.inner.len(), 240);
+    assert_eq!(r.inner, &pkt[28..]);
+}
+
+#[test]
+fn builds_the_gre_return_byte_for_byte() {
+    let pkt = tv1();
+    let r = parse_redirected(&pkt).unwrap();
+    let out = build_return(&r, 7).unwrap();
+    let mut want = unhex(&[
+        // IPv4: len 268, id 7, DF clear, TTL 255, proto 47, checksum, cache -> router.
+        "4500010c00070000ff2f4eab0afed6520afe7fc2",
+        // GRE, then the redirect header copied unchanged.
+        "0000883e05590048",
+    ]);
+    want.extend_from_slice(&pkt[28..]);
+    assert_eq!(out, want);
+    assert_eq!(
+        internet_checksum(&out[..20]),
+        0,
+        "outer header checksum verifies"
+    );
+    // Round trip: the return packet parses as a WCCP GRE packet from the cache to the router.
+    let back = parse_redirected(&out).unwrap();
+    assert_eq!((back.router, back.cache), (r.cache, r.router));
+    assert_eq!(back.inner, r.inner);
+    assert_eq!(back.redirect_header, r.redirect_header);
+}
+
+/// A WCCPv1-style GRE packet (no redirect header) gets a header with only U set.
+#[test]
+fn missing_redirect_header_becomes_u_only() {
+    let pkt = tv1();
+    // Rebuild without the 4-octet redirect header: outer length 264.
+    let mut v1 = pkt[..24].to_vec();
+    v1.extend_from_slice(&pkt[28..]);
+    v1[2..4].copy_from_slice(&264u16.to_be_bytes());
+    v1[10..12].copy_from_slice(&[0, 0]);
+    let c = internet_checksum(&v1[..20]);
+    v1[10..12].copy_from_slice(&c.to_be_bytes());
+    let r = parse_redirected(&v1).unwrap();
+    assert_eq!(r.redirect_header, None);
+    assert_eq!(r.inner_src, Ipv4Addr::new(10, 254, 127, 195));
+    let out = build_return(&r, 0).unwrap();
+    assert_eq!(out.len(), 268);
+    assert_eq!(
+        &out[20..28],
+        &[0x00, 0x00, 0x88, 0x3e, 0x04, 0x00, 0x00, 0x00]
+    );
+    assert_eq!(&out[28..], &pkt[28..]);
+}
+
+#[test]
+fn policy_source_destination_and_load() {
+    let pkt = tv1();
+    let r = parse_redirected(&pkt).unwrap();
+    let mut p = ReturnPolicy::default();
+    assert_eq!(
+        p.decide(&r, u32::MAX),
+        Decision::Accept,
+        "empty policy serves everything"
+    );
+    p.max_load = Some(80);
+    assert_eq!(p.decide(&r, 80), Decision::Accept);
+    assert_eq!(p.decide(&r, 81), Decision::Refuse(RefuseReason::Overload));
+    p.refuse_destinations = vec!["10.254.108.0/24".parse().unwrap()];
+    assert_eq!(p.decide(&r, 0), Decision::Refuse(RefuseReason::Destination));
+    p.refuse_sources = vec!["10.254.127.195/32".parse().unwrap()];
+    assert_eq!(p.decide(&r, 0), Decision::Refuse(RefuseReason::Source));
+    let other = ReturnPolicy {
+        refuse_sources: vec!["10.254.127.196/32".parse::<Prefix>().unwrap()],
+        refuse_destinations: vec!["10.254.109.0/24".parse().unwrap()],
+        max_load: None,
+    };
+    assert_eq!(other.decide(&r, 1000), Decision::Accept);
+}
+
+#[test]
+fn process_returns_only_refused_packets() {
+    let pkt = tv1();
+    let accept = ReturnPolicy::default();
+    assert_eq!(process(&accept, &pkt, 0, 1).unwrap(), Verdict::Accept);
+    let refuse = ReturnPolicy {
+        max_load: Some(0),
+        ..ReturnPolicy::default()
+    };
+    match process(&refuse, &pkt, 1, 1).unwrap() {
+        Verdict::Return { reason, packet } => {
+            assert_eq!(reason, RefuseReason::Overload);
+            assert_eq!(
+                &packet[12..20],
+                &pkt[16..20]
+                    .iter()
+                    .chain(&pkt[12..16])
+                    .copied()
+                    .collect::<Vec<_>>()[..]
+            );
+            assert_eq!(&packet[24..28], &[0x05, 0x59, 0x00, 0x48]);
+        }
+        Verdict::Accept => panic!("should be returned"),
+    }
+}
+
+#[test]
+fn malformed_input_is_an_error_naming_the_layer() {
+    let pkt = tv1();
+    // Every truncation is an error, never a panic.
+    for n in 0..pkt.len() {
+        assert!(parse_redirected(&pkt[..n]).is_err(), "len {n}");
+    }
+    let mut udp = pkt.clone();
+    udp[9] = 17;
+    assert!(matches!(
+        parse_redirected(&udp),
+        Err(ReturnError::Invalid {
+            layer: "outer IPv4",
+            field: "protocol",
+            value: 17,
+            ..
+        })
+    ));
+    let mut plain_gre = pkt.clone();
+    plain_gre[22..24].copy_from_slice(&0x0800u16.to_be_bytes());
+    assert!(matches!(
+        parse_redirected(&plain_gre),
+        Err(ReturnError::Invalid {
+            layer: "GRE",
+            field: "protocol type",
+            value: 0x0800,
+            offset: 20
+        })
+    ));
+    let mut bad_inner = pkt.clone();
+    bad_inner[28] = 0x65;
+    let e = parse_redirected(&bad_inner).unwrap_err();
+    assert!(matches!(
+        e,
+        ReturnError::Invalid {
+            layer: "inner IPv4",
+            field: "version",
+            offset: 28,
+            ..
+        }
+    ));
+    assert!(e.to_string().contains("offset 28"));
+    // Trailing octets beyond the outer total length (Ethernet padding) are ignored.
+    let mut padded = pkt.clone();
+    padded.extend_from_slice(&[0; 6]);
+    assert_eq!(parse_redirected(&padded).unwrap().inner.len(), 240);
+}
+
+#[test]
+fn gre_optional_fields_are_skipped() {
+    let pkt = tv1();
+    // Add a GRE key (K flag 0x2000, 4 octets).
+    let mut k = pkt[..20].to_vec();
+    k.extend_from_slice(&[0x20, 0x00, 0x88, 0x3e, 0xde, 0xad, 0xbe, 0xef]);
+    k.extend_from_slice(&pkt[24..]);
+    k[2..4].copy_from_slice(&272u16.to_be_bytes());
+    let r = parse_redirected(&k).unwrap();
+    assert_eq!(r.redirect_header, Some([0x05, 0x59, 0x00, 0x48]));
+    assert_eq!(r.inner, &pkt[28..]);
+    // GRE version 1 is refused.
+    let mut v = pkt.clone();
+    v[21] = 1;
+    assert!(matches!(
+        parse_redirected(&v),
+        Err(ReturnError::Invalid {
+            field: "version",
+            ..
+        })
+    ));
+}
