@@ -1,1 +1,416 @@
-//! TODO(hctlr)
+//! The service model shared by the router control plane and the data plane (PROTOCOL.md 2.3, 3.1).
+//!
+//! A [`ServiceDef`] is what a Service Info component (type 1) says, with the implied parts of
+//! well-known services filled in: standard service 0 ("web-cache") is TCP destination port 80,
+//! priority 240, hashed on the destination address (PROTOCOL.md A14).
+
+use core::fmt;
+
+/// Service flags (Service Info offset 4, PROTOCOL.md 2.3). Values of the 32-bit field.
+pub mod flags {
+    /// Source address in the primary hash key.
+    pub const SRC_IP_HASH: u32 = 0x0001;
+    /// Destination address in the primary hash key.
+    pub const DST_IP_HASH: u32 = 0x0002;
+    /// Source port in the primary hash key.
+    pub const SRC_PORT_HASH: u32 = 0x0004;
+    /// Destination port in the primary hash key.
+    pub const DST_PORT_HASH: u32 = 0x0008;
+    /// The port list is valid.
+    pub const PORTS_DEFINED: u32 = 0x0010;
+    /// The port list names source ports (else destination ports).
+    pub const PORTS_SOURCE: u32 = 0x0020;
+    /// 2.01: protocol 0 means IP protocol 0 literally, not "all protocols".
+    pub const REDIRECT_ONLY_PROTOCOL_0: u32 = 0x0040;
+    /// Source address in the alternate hash key.
+    pub const SRC_IP_ALT_HASH: u32 = 0x0100;
+    /// Destination address in the alternate hash key.
+    pub const DST_IP_ALT_HASH: u32 = 0x0200;
+    /// Source port in the alternate hash key.
+    pub const SRC_PORT_ALT_HASH: u32 = 0x0400;
+    /// Destination port in the alternate hash key.
+    pub const DST_PORT_ALT_HASH: u32 = 0x0800;
+    /// Bits that must be zero.
+    pub const RESERVED: u32 = 0xFFFF_F080;
+}
+
+/// IP protocol number of TCP.
+pub const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const PROTO_UDP: u8 = 17;
+/// The priority implied for well-known (standard) services ([W] 5.6.2).
+pub const STANDARD_PRIORITY: u8 = 240;
+
+/// One service group's traffic definition.
+///
+/// For a standard service the wire carries only the id; [`ServiceDef::well_known`] supplies the
+/// implied fields. For a dynamic service every field comes from the Service Info component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceDef {
+    /// `true` for a dynamic service, `false` for a standard one.
+    pub dynamic: bool,
+    /// Service id 0-255.
+    pub id: u8,
+    /// Priority (higher is checked first, PROTOCOL.md 3.1).
+    pub priority: u8,
+    /// IP protocol (0 = all protocols unless [`flags::REDIRECT_ONLY_PROTOCOL_0`]).
+    pub protocol: u8,
+    /// Service flags ([`flags`]); for standard services the implied hash flags.
+    pub flags: u32,
+    /// The 8 port slots as on the wire (zero-terminated list).
+    pub ports: [u16; 8],
+}
+
+/// Why a Service Info cannot become a [`ServiceDef`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// A standard service other than the known ones (only 0 = web-cache is defined).
+    UnknownStandard {
+        /// The id on the wire.
+        id: u8,
+    },
+    /// Reserved service flag bits are set.
+    ReservedFlags {
+        /// The whole flags field.
+        flags: u32,
+    },
+    /// The service type octet is neither 0 (standard) nor 1 (dynamic).
+    BadType {
+        /// The type octet.
+        service_type: u8,
+    },
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ServiceError::UnknownStandard { id } => {
+                write!(f, "Service Info: unknown standard service id {id}")
+            }
+            ServiceError::ReservedFlags { flags } => {
+                write!(f, "Service Info: reserved flag bits set in {flags:#010x}")
+            }
+            ServiceError::BadType { service_type } => {
+                write!(
+                    f,
+                    "Service Info: service type {service_type} is neither 0 nor 1"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+/// Which field of two dynamic definitions differs (PROTOCOL.md 2.3: [ATS] compares protocol,
+/// flags, priority and all 8 port slots).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// Standard vs dynamic, or different id.
+    Identity,
+    /// Priority.
+    Priority,
+    /// IP protocol.
+    Protocol,
+    /// Service flags.
+    Flags,
+    /// Port slot `n` (0-7).
+    Port(u8),
+}
+
+impl Conflict {
+    /// Field name for logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Conflict::Identity => "identity",
+            Conflict::Priority => "priority",
+            Conflict::Protocol => "protocol",
+            Conflict::Flags => "flags",
+            Conflict::Port(_) => "ports",
+        }
+    }
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Conflict::Port(n) => write!(f, "port slot {n}"),
+            c => f.write_str(c.as_str()),
+        }
+    }
+}
+
+impl ServiceDef {
+    /// Standard service 0, "web-cache": TCP destination port 80, priority 240, hashed on the
+    /// destination address (PROTOCOL.md A14; the alternate hash is unspecified there and we use the
+    /// source address).
+    pub const WEB_CACHE: ServiceDef = ServiceDef {
+        dynamic: false,
+        id: 0,
+        priority: STANDARD_PRIORITY,
+        protocol: PROTO_TCP,
+        flags: flags::DST_IP_HASH | flags::SRC_IP_ALT_HASH | flags::PORTS_DEFINED,
+        ports: [80, 0, 0, 0, 0, 0, 0, 0],
+    };
+
+    /// The implied definition of standard service `id` (`None` for ids nobody defines).
+    pub const fn well_known(id: u8) -> Option<ServiceDef> {
+        match id {
+            0 => Some(ServiceDef::WEB_CACHE),
+            _ => None,
+        }
+    }
+
+    /// A dynamic service from its wire fields.
+    ///
+    /// # Errors
+    /// [`ServiceError::ReservedFlags`] when reserved flag bits are set.
+    pub const fn dynamic(
+        id: u8,
+        priority: u8,
+        protocol: u8,
+        service_flags: u32,
+        ports: [u16; 8],
+    ) -> Result<ServiceDef, ServiceError> {
+        if service_flags & flags::RESERVED != 0 {
+            return Err(ServiceError::ReservedFlags {
+                flags: service_flags,
+            });
+        }
+        Ok(ServiceDef {
+            dynamic: true,
+            id,
+            priority,
+            protocol,
+            flags: service_flags,
+            ports,
+        })
+    }
+
+    /// A definition from the raw Service Info fields (type octet 0 standard / 1 dynamic). The
+    /// other fields of a standard service are ignored (they must be zero on the wire).
+    ///
+    /// # Errors
+    /// [`ServiceError`] naming the offending field.
+    pub const fn from_fields(
+        service_type: u8,
+        id: u8,
+        priority: u8,
+        protocol: u8,
+        service_flags: u32,
+        ports: [u16; 8],
+    ) -> Result<ServiceDef, ServiceError> {
+        match service_type {
+            0 => match ServiceDef::well_known(id) {
+                Some(d) => Ok(d),
+                None => Err(ServiceError::UnknownStandard { id }),
+            },
+            1 => ServiceDef::dynamic(id, priority, protocol, service_flags, ports),
+            t => Err(ServiceError::BadType { service_type: t }),
+        }
+    }
+
+    /// Whether the port list applies: PORTS_DEFINED and protocol TCP or UDP.
+    pub const fn ports_active(&self) -> bool {
+        self.flags & flags::PORTS_DEFINED != 0
+            && (self.protocol == PROTO_TCP || self.protocol == PROTO_UDP)
+    }
+
+    /// The active ports: the slots before the first 0 (empty when the list is inactive).
+    pub fn port_list(&self) -> &[u16] {
+        if !self.ports_active() {
+            return &[];
+        }
+        let n = self.ports.iter().position(|&p| p == 0).unwrap_or(8);
+        &self.ports[..n]
+    }
+
+    /// Does a packet with IP protocol `proto` and ports `sport`/`dport` belong to this service?
+    /// (PROTOCOL.md 2.3, 3.1.) Protocol 0 means every protocol unless
+    /// [`flags::REDIRECT_ONLY_PROTOCOL_0`]; with active ports the source or destination port
+    /// (per [`flags::PORTS_SOURCE`]) must be in the list. A defined but empty list matches
+    /// nothing.
+    #[inline]
+    pub fn matches(&self, proto: u8, sport: u16, dport: u16) -> bool {
+        let proto_ok = if self.protocol == 0 {
+            self.flags & flags::REDIRECT_ONLY_PROTOCOL_0 == 0 || proto == 0
+        } else {
+            proto == self.protocol
+        };
+        if !proto_ok {
+            return false;
+        }
+        if !self.ports_active() {
+            return true;
+        }
+        let port = if self.flags & flags::PORTS_SOURCE != 0 {
+            sport
+        } else {
+            dport
+        };
+        port != 0 && self.port_list().contains(&port)
+    }
+
+    /// The first field in which `other` differs from `self`, or `None` when they define the same
+    /// service (PROTOCOL.md 2.3: later HERE_I_AMs with a conflicting definition are discarded).
+    pub fn conflict_with(&self, other: &ServiceDef) -> Option<Conflict> {
+        if self.dynamic != other.dynamic || self.id != other.id {
+            return Some(Conflict::Identity);
+        }
+        if !self.dynamic {
+            return None;
+        }
+        if self.priority != other.priority {
+            return Some(Conflict::Priority);
+        }
+        if self.protocol != other.protocol {
+            return Some(Conflict::Protocol);
+        }
+        if self.flags != other.flags {
+            return Some(Conflict::Flags);
+        }
+        (0u8..8)
+            .find(|&i| self.ports[usize::from(i)] != other.ports[usize::from(i)])
+            .map(Conflict::Port)
+    }
+}
+
+impl fmt::Display for ServiceDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.dynamic { "dynamic" } else { "standard" };
+        write!(
+            f,
+            "{kind} {} (priority {}, protocol {}, flags {:#06x}, ports {:?})",
+            self.id,
+            self.priority,
+            self.protocol,
+            self.flags,
+            self.port_list()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flags::*;
+    use super::*;
+
+    /// TV-6: dynamic 123, priority 240, TCP, DST_IP_HASH|PORTS_DEFINED, ports 80, 8080.
+    fn tv6() -> ServiceDef {
+        ServiceDef::from_fields(1, 123, 240, 6, 0x12, [80, 8080, 0, 0, 0, 0, 0, 0]).unwrap()
+    }
+
+    #[test]
+    fn web_cache_is_tcp_dst_80() {
+        let d = ServiceDef::from_fields(0, 0, 0, 0, 0, [0; 8]).unwrap();
+        assert_eq!(d, ServiceDef::WEB_CACHE);
+        assert_eq!(d.priority, 240);
+        assert!(d.matches(6, 40000, 80));
+        assert!(!d.matches(6, 80, 443));
+        assert!(!d.matches(17, 40000, 80));
+        // Non-zero junk in a standard Service Info is ignored.
+        let junk = ServiceDef::from_fields(0, 0, 7, 17, 0x30, [1; 8]).unwrap();
+        assert_eq!(junk, ServiceDef::WEB_CACHE);
+        assert_eq!(
+            ServiceDef::from_fields(0, 1, 0, 0, 0, [0; 8]),
+            Err(ServiceError::UnknownStandard { id: 1 })
+        );
+        assert_eq!(
+            ServiceDef::from_fields(2, 1, 0, 0, 0, [0; 8]),
+            Err(ServiceError::BadType { service_type: 2 })
+        );
+    }
+
+    #[test]
+    fn dynamic_destination_ports() {
+        let d = tv6();
+        assert_eq!(d.port_list(), &[80, 8080]);
+        assert!(d.matches(6, 1234, 80));
+        assert!(d.matches(6, 1234, 8080));
+        assert!(!d.matches(6, 80, 443));
+        assert!(!d.matches(17, 1234, 80));
+    }
+
+    #[test]
+    fn source_ports_and_termination() {
+        let d = ServiceDef::dynamic(
+            90,
+            1,
+            17,
+            PORTS_DEFINED | PORTS_SOURCE,
+            [53, 0, 99, 0, 0, 0, 0, 0],
+        )
+        .unwrap();
+        assert_eq!(d.port_list(), &[53]);
+        assert!(d.matches(17, 53, 1));
+        assert!(!d.matches(17, 1, 53));
+        // Entries after the first 0 are ignored.
+        assert!(!d.matches(17, 99, 1));
+        // A defined but empty list matches nothing.
+        let e = ServiceDef::dynamic(91, 1, 6, PORTS_DEFINED, [0; 8]).unwrap();
+        assert!(!e.matches(6, 80, 80));
+    }
+
+    #[test]
+    fn ports_ignored_without_flag_or_for_other_protocols() {
+        let d = ServiceDef::dynamic(92, 1, 6, 0, [80, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert!(d.port_list().is_empty());
+        assert!(d.matches(6, 1, 2));
+        // PORTS_DEFINED with protocol 47: ports inactive.
+        let g = ServiceDef::dynamic(93, 1, 47, PORTS_DEFINED, [80, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert!(g.matches(47, 0, 0));
+        assert!(!g.matches(6, 0, 80));
+    }
+
+    #[test]
+    fn protocol_zero() {
+        let all = ServiceDef::dynamic(94, 1, 0, 0, [0; 8]).unwrap();
+        assert!(all.matches(6, 1, 2) && all.matches(17, 1, 2) && all.matches(1, 0, 0));
+        let only0 = ServiceDef::dynamic(95, 1, 0, REDIRECT_ONLY_PROTOCOL_0, [0; 8]).unwrap();
+        assert!(only0.matches(0, 0, 0));
+        assert!(!only0.matches(6, 1, 80));
+    }
+
+    #[test]
+    fn reserved_flags_rejected() {
+        assert_eq!(
+            ServiceDef::dynamic(96, 1, 6, 0x80, [0; 8]),
+            Err(ServiceError::ReservedFlags { flags: 0x80 })
+        );
+        assert_eq!(
+            ServiceDef::from_fields(1, 96, 1, 6, 0x1_0000, [0; 8]),
+            Err(ServiceError::ReservedFlags { flags: 0x1_0000 })
+        );
+    }
+
+    #[test]
+    fn conflicts() {
+        let a = tv6();
+        assert_eq!(a.conflict_with(&a), None);
+        let mut b = a;
+        b.priority = 1;
+        assert_eq!(a.conflict_with(&b), Some(Conflict::Priority));
+        let mut b = a;
+        b.protocol = 17;
+        assert_eq!(a.conflict_with(&b), Some(Conflict::Protocol));
+        let mut b = a;
+        b.flags |= SRC_IP_HASH;
+        assert_eq!(a.conflict_with(&b), Some(Conflict::Flags));
+        let mut b = a;
+        b.ports[5] = 1;
+        assert_eq!(a.conflict_with(&b), Some(Conflict::Port(5)));
+        let mut b = a;
+        b.id = 124;
+        assert_eq!(a.conflict_with(&b), Some(Conflict::Identity));
+        assert_eq!(
+            a.conflict_with(&ServiceDef::WEB_CACHE),
+            Some(Conflict::Identity)
+        );
+        assert_eq!(
+            ServiceDef::WEB_CACHE.conflict_with(&ServiceDef::WEB_CACHE),
+            None
+        );
+    }
+}
