@@ -1,1 +1,44 @@
-//! Safe Rust API over DPDK: EAL, lcores, mempools, mbufs, ethdev queues, rings
+//! Safe Rust API over DPDK 22.11: EAL, lcores, mempools, mbufs, ethdev ports and queues, rings.
+//!
+//! This is the only crate with hand-written FFI: every call into `dpdk-sys` happens here, behind
+//! one module per DPDK object, and every `unsafe` block says which invariant makes it sound and
+//! where that invariant is established.
+//!
+//! # Contract
+//!
+//! * EAL is initialised at most once per process ([`eal::Eal::init`]); every other object needs a
+//!   running EAL and refuses to touch DPDK (leaking instead of freeing) once it was cleaned up.
+//! * Resources are RAII values: [`Mbuf`] frees its buffer, [`Mempool`] frees the pool when the last
+//!   handle goes and no mbuf is outstanding, [`Port`] stops the device, rings free their contents.
+//! * Errors are values ([`thiserror`] enums, DPDK errno mapped to variants with an `Unknown`
+//!   fallback); nothing in this crate aborts the process on a bad argument.
+//! * The fast path (`rx_burst`, `tx_burst`, ring enqueue/dequeue, mbuf edits) does not allocate,
+//!   lock or block; bursts are fixed-capacity arrays ([`Burst`]).
+//!
+//! # What it must never do
+//!
+//! Create an mbuf handle from a null pointer, forget a collection of mbufs, unwind into C, or
+//! let two owners poll the same queue.
+#![deny(missing_docs)]
+
+pub mod burst;
+pub mod clock;
+pub mod eal;
+pub mod errno;
+pub mod ethdev;
+pub mod lcore;
+pub mod mbuf;
+pub mod mempool;
+pub mod queue;
+pub mod ring;
+
+pub use burst::{Burst, MAX_BURST};
+pub use eal::{Eal, EalArgs, EalError};
+pub use errno::Errno;
+pub use ethdev::{EthError, LinkStatus, MacAddr, Port, PortConfig, PortId, PortStats};
+pub use lcore::{LaunchError, LaunchHandle, LcoreError, LcoreId};
+pub use mbuf::{Mbuf, MbufError};
+pub use mempool::{Mempool, MempoolError};
+pub use queue::{RxQueue, TxQueue, TxOutcome};
+pub use ring::{RingConsumer, RingError, RingMode, RingProducer};
+pub use lcore::launch;

@@ -1,0 +1,277 @@
+//! Fixed-capacity bursts of mbufs, filled by `rx_burst`/`dequeue` and drained by
+//! `tx_burst`/`enqueue` without allocating.
+use std::mem::MaybeUninit;
+use std::ptr;
+
+use crate::mbuf::Mbuf;
+
+/// Default burst size (l3fwd's `MAX_PKT_BURST`).
+pub const MAX_BURST: usize = 32;
+
+/// Up to `N` owned mbufs in an inline array; the first `len` slots are initialised.
+///
+/// Dropping a burst frees the mbufs it still holds.
+pub struct Burst<const N: usize = MAX_BURST> {
+    // Invariant: slots `0..len` hold initialised, owned `Mbuf`s; slots `len..N` are
+    // uninitialised and never read. `Mbuf` is `repr(transparent)` over a non-null
+    // `*mut rte_mbuf`, so the storage is also a valid `*mut rte_mbuf` array for C.
+    slots: [MaybeUninit<Mbuf>; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for Burst<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Burst<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Burst")
+            .field("len", &self.len)
+            .field("capacity", &N)
+            .finish()
+    }
+}
+
+impl<const N: usize> Burst<N> {
+    /// An empty burst.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            slots: [const { MaybeUninit::uninit() }; N],
+            len: 0,
+        }
+    }
+
+    /// Number of mbufs held.
+    #[must_use]
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the burst is empty.
+    #[must_use]
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the burst is full.
+    #[must_use]
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == N
+    }
+
+    /// Maximum number of mbufs (`N`).
+    #[must_use]
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        N
+    }
+
+    /// Appends `m`, or gives it back when the burst is full.
+    ///
+    /// # Errors
+    ///
+    /// Returns `m` when the burst is full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == N {
+            return Err(m);
+        }
+        self.slots[self.len].write(m);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes and returns the last mbuf.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        // SAFETY: slot `len` (old `len - 1`) was initialised (type invariant) and is now outside
+        // `0..len`, so it is read exactly once and never dropped by the burst.
+        Some(unsafe { self.slots[self.len].assume_init_read() })
+    }
+
+    /// The mbufs held.
+    #[must_use]
+    #[inline]
+    pub fn as_slice(&self) -> &[Mbuf] {
+        // SAFETY: slots `0..len` are initialised (type invariant); `MaybeUninit<Mbuf>` has the
+        // layout of `Mbuf`.
+        unsafe { std::slice::from_raw_parts(self.slots.as_ptr().cast::<Mbuf>(), self.len) }
+    }
+
+    /// The mbufs held, mutably.
+    #[must_use]
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: as in `as_slice`, with exclusive access through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.slots.as_mut_ptr().cast::<Mbuf>(), self.len) }
+    }
+
+    /// Iterates over the mbufs held.
+    pub fn iter(&self) -> std::slice::Iter<'_, Mbuf> {
+        self.as_slice().iter()
+    }
+
+    /// Iterates mutably over the mbufs held.
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Mbuf> {
+        self.as_mut_slice().iter_mut()
+    }
+
+    /// Keeps the mbufs for which `keep` returns true (in order) and frees the others.
+    pub fn retain_mut(&mut self, mut keep: impl FnMut(&mut Mbuf) -> bool) {
+        let len = self.len;
+        // Shrink first so that a panic in `keep` leaks at most, never double-frees.
+        self.len = 0;
+        let mut kept = 0;
+        for i in 0..len {
+            // SAFETY: slot `i < len` was initialised (type invariant) and is read exactly once
+            // here; it is either written back into slot `kept <= i` or dropped.
+            let mut m = unsafe { self.slots[i].assume_init_read() };
+            if keep(&mut m) {
+                self.slots[kept].write(m);
+                kept += 1;
+                self.len = kept;
+            } else {
+                drop(m);
+            }
+        }
+    }
+
+    /// Moves all mbufs out, in order, leaving the burst empty. Mbufs not consumed from the
+    /// iterator are freed when it is dropped.
+    pub fn drain(&mut self) -> Drain<'_, N> {
+        let end = self.len;
+        self.len = 0;
+        Drain {
+            burst: self,
+            next: 0,
+            end,
+        }
+    }
+
+    /// Frees all mbufs held.
+    pub fn clear(&mut self) {
+        let len = self.len;
+        self.len = 0;
+        for slot in &mut self.slots[..len] {
+            // SAFETY: slots `0..len` were initialised (type invariant) and, with `len` already
+            // reset, are dropped exactly once.
+            unsafe { slot.assume_init_drop() };
+        }
+    }
+
+    /// Pointer to the free slots, for C to write up to `capacity - len` mbuf pointers.
+    #[inline]
+    pub(crate) fn spare_ptr(&mut self) -> (*mut *mut dpdk_sys::rte_mbuf, usize) {
+        let len = self.len;
+        // `len <= N`, so the pointer is at most one past the end of `slots`.
+        (
+            self.slots[len..].as_mut_ptr().cast::<*mut dpdk_sys::rte_mbuf>(),
+            N - len,
+        )
+    }
+
+    /// Marks `n` more slots (after `len`) as initialised.
+    ///
+    /// # Safety
+    ///
+    /// C must have written `n <= capacity - len` valid, owned, non-null mbuf pointers to the
+    /// slots returned by `spare_ptr`.
+    #[inline]
+    pub(crate) unsafe fn set_filled(&mut self, n: usize) {
+        debug_assert!(n <= N - self.len);
+        self.len += n;
+    }
+
+    /// Pointer to the held mbufs, for C to take ownership of a prefix.
+    #[inline]
+    pub(crate) fn held_ptr(&mut self) -> (*mut *mut dpdk_sys::rte_mbuf, usize) {
+        (
+            self.slots.as_mut_ptr().cast::<*mut dpdk_sys::rte_mbuf>(),
+            self.len,
+        )
+    }
+
+    /// Forgets the first `n` held mbufs (C now owns them) and moves the rest to the front.
+    ///
+    /// # Safety
+    ///
+    /// `n <= len`, and ownership of the first `n` mbufs has passed to C.
+    #[inline]
+    pub(crate) unsafe fn consume_front(&mut self, n: usize) {
+        debug_assert!(n <= self.len);
+        let rest = self.len - n;
+        // SAFETY: `n + rest == len <= N`, both ranges lie in `slots`; `ptr::copy` handles the
+        // overlap. The first `n` slots are no longer ours (caller contract) and are overwritten
+        // without being dropped.
+        unsafe {
+            ptr::copy(
+                self.slots.as_ptr().add(n),
+                self.slots.as_mut_ptr(),
+                rest,
+            );
+        }
+        self.len = rest;
+    }
+}
+
+impl<const N: usize> Drop for Burst<N> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// Iterator returned by [`Burst::drain`].
+pub struct Drain<'a, const N: usize> {
+    burst: &'a mut Burst<N>,
+    next: usize,
+    end: usize,
+}
+
+impl<const N: usize> std::fmt::Debug for Drain<'_, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain")
+            .field("remaining", &(self.end - self.next))
+            .finish()
+    }
+}
+
+impl<const N: usize> Iterator for Drain<'_, N> {
+    type Item = Mbuf;
+
+    fn next(&mut self) -> Option<Mbuf> {
+        if self.next == self.end {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        // SAFETY: slots `next..end` were initialised when `drain` started (the burst's `len`
+        // was reset to 0 there, so the burst no longer owns them) and each is read once.
+        Some(unsafe { self.burst.slots[i].assume_init_read() })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.end - self.next;
+        (n, Some(n))
+    }
+}
+
+impl<const N: usize> ExactSizeIterator for Drain<'_, N> {}
+
+impl<const N: usize> Drop for Drain<'_, N> {
+    fn drop(&mut self) {
+        // Free what the caller did not take.
+        for m in self.by_ref() {
+            drop(m);
+        }
+    }
+}

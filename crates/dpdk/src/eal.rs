@@ -1,0 +1,300 @@
+//! EAL start-up and shutdown.
+//!
+//! ```no_run
+//! use dpdk::{Eal, EalArgs};
+//! let eal = Eal::init(
+//!     EalArgs::new()
+//!         .no_pci()
+//!         .in_memory()
+//!         .file_prefix("demo")
+//!         .vdev("net_null0"),
+//! )?;
+//! println!("main lcore {:?}, workers {:?}", eal.main_lcore(), eal.worker_lcores());
+//! drop(eal); // rte_eal_cleanup
+//! # Ok::<(), dpdk::EalError>(())
+//! ```
+//!
+//! EAL can be initialised at most once per process, even after a failed attempt or after
+//! cleanup: a second [`Eal::init`] returns [`EalError::AlreadyInitialized`] instead of calling
+//! into DPDK again.
+use std::ffi::{c_char, CString};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::errno::{code, Errno};
+use crate::lcore::LcoreId;
+
+const STATE_NEW: u8 = 0;
+const STATE_INITIALISING: u8 = 1;
+const STATE_RUNNING: u8 = 2;
+const STATE_FAILED: u8 = 3;
+const STATE_CLEANED: u8 = 4;
+
+/// Process-wide EAL state; only [`Eal::init`] and `Eal::drop` write it.
+static STATE: AtomicU8 = AtomicU8::new(STATE_NEW);
+
+/// Whether EAL is initialised and not yet cleaned up.
+///
+/// Objects that free DPDK memory on drop check this first and leak instead once EAL is gone.
+#[must_use]
+#[inline]
+pub fn is_running() -> bool {
+    STATE.load(Ordering::Acquire) == STATE_RUNNING
+}
+
+/// Why EAL initialisation failed (`rte_eal_init` errno, see `rte_eal.h`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EalError {
+    /// EAL was already initialised (or an attempt was made) in this process.
+    #[error("EAL can be initialised only once per process")]
+    AlreadyInitialized,
+    /// An argument contains a NUL byte and cannot be passed to C.
+    #[error("EAL argument {index} contains a NUL byte")]
+    NulInArgument {
+        /// Position of the argument (0 is the program name).
+        index: usize,
+    },
+    /// `EINVAL`: invalid EAL arguments.
+    #[error("invalid EAL arguments (see the EAL log above)")]
+    InvalidArguments,
+    /// `EACCES`: permission denied (hugepages, /dev files).
+    #[error("EAL: permission denied")]
+    PermissionDenied,
+    /// `EAGAIN`: a bus or system resource was not available.
+    #[error("EAL: a bus or system resource is not available")]
+    ResourceUnavailable,
+    /// `ENOMEM`: out of memory (too few free hugepages, or `-m` too large).
+    #[error("EAL: out of memory (check HugePages_Free or use --no-huge)")]
+    OutOfMemory,
+    /// `ENODEV`: memory setup failed.
+    #[error("EAL: memory setup failed")]
+    MemorySetup,
+    /// `ENOTSUP`: EAL cannot initialise on this system; also reported when probing a device
+    /// (for example a bad `--vdev`) fails.
+    #[error("EAL cannot initialise on this system or a device failed to probe")]
+    NotSupported,
+    /// `EFAULT`: the tailq configuration could not be loaded.
+    #[error("EAL: tailq configuration could not be loaded")]
+    Tailq,
+    /// `EPROTO`: the PCI bus is not present.
+    #[error("EAL: PCI bus not present")]
+    NoPciBus,
+    /// `ENOEXEC`: a service core failed to launch.
+    #[error("EAL: a service core failed to launch")]
+    ServiceCore,
+    /// Any other errno.
+    #[error("EAL initialisation failed: {0}")]
+    Unknown(Errno),
+}
+
+impl EalError {
+    fn from_errno(e: Errno) -> Self {
+        match e.0 {
+            code::EINVAL => Self::InvalidArguments,
+            code::EACCES => Self::PermissionDenied,
+            code::EAGAIN => Self::ResourceUnavailable,
+            code::ENOMEM => Self::OutOfMemory,
+            code::ENODEV => Self::MemorySetup,
+            code::ENOTSUP => Self::NotSupported,
+            code::EFAULT => Self::Tailq,
+            code::EPROTO => Self::NoPciBus,
+            code::ENOEXEC => Self::ServiceCore,
+            code::EALREADY => Self::AlreadyInitialized,
+            _ => Self::Unknown(e),
+        }
+    }
+}
+
+/// Builder for the EAL command line.
+///
+/// Methods append arguments in call order; [`EalArgs::arg`] passes anything not covered.
+#[derive(Debug, Clone)]
+pub struct EalArgs {
+    args: Vec<String>,
+}
+
+impl Default for EalArgs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EalArgs {
+    /// An argument list holding only the program name (`wccpd`).
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            args: vec!["wccpd".to_owned()],
+        }
+    }
+
+    /// Appends one raw argument.
+    #[must_use]
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// `--no-pci`: do not probe PCI devices (always wanted with vdevs).
+    #[must_use]
+    pub fn no_pci(self) -> Self {
+        self.arg("--no-pci")
+    }
+
+    /// `--in-memory`: no shared config or hugepage files (incompatible with `--no-huge`).
+    #[must_use]
+    pub fn in_memory(self) -> Self {
+        self.arg("--in-memory")
+    }
+
+    /// `--no-shconf`: no shared config file (use with `--no-huge`).
+    #[must_use]
+    pub fn no_shconf(self) -> Self {
+        self.arg("--no-shconf")
+    }
+
+    /// `--file-prefix PREFIX`: unique per concurrently running process.
+    #[must_use]
+    pub fn file_prefix(self, prefix: &str) -> Self {
+        self.arg("--file-prefix").arg(prefix)
+    }
+
+    /// `--vdev SPEC`, for example `net_ring0` or `net_tap0,iface=tap0`.
+    #[must_use]
+    pub fn vdev(self, spec: &str) -> Self {
+        self.arg("--vdev").arg(spec)
+    }
+
+    /// `--no-huge`: anonymous memory instead of hugepages.
+    #[must_use]
+    pub fn no_huge(self) -> Self {
+        self.arg("--no-huge")
+    }
+
+    /// `-m MB`: memory to preallocate.
+    #[must_use]
+    pub fn memory_mb(self, mb: u32) -> Self {
+        self.arg("-m").arg(mb.to_string())
+    }
+
+    /// `--lcores SPEC`, for example `0-1` or `0@0,1@1`.
+    #[must_use]
+    pub fn lcores(self, spec: &str) -> Self {
+        self.arg("--lcores").arg(spec)
+    }
+
+    /// `--iova-mode=va`.
+    #[must_use]
+    pub fn iova_va(self) -> Self {
+        self.arg("--iova-mode=va")
+    }
+
+    /// `--log-level LEVEL`, for example `7` or `pmd.net.tap:debug`.
+    #[must_use]
+    pub fn log_level(self, level: &str) -> Self {
+        self.arg("--log-level").arg(level)
+    }
+
+    /// The arguments as they will be passed (program name first).
+    #[must_use]
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+}
+
+/// The running EAL. Dropping it calls `rte_eal_cleanup`.
+///
+/// `Eal` is neither `Send` nor `Sync`: `rte_eal_init` and `rte_eal_cleanup` must run on the main
+/// lcore's thread, and lcore launches go through `&Eal` on that thread.
+#[derive(Debug)]
+pub struct Eal {
+    _main_thread_only: PhantomData<*const ()>,
+}
+
+impl Eal {
+    /// Initialises EAL with `args` (`rte_eal_init`).
+    ///
+    /// The argument strings are leaked on purpose: EAL may keep pointers into `argv` for the
+    /// life of the process, and this happens once per process.
+    ///
+    /// # Errors
+    ///
+    /// [`EalError::AlreadyInitialized`] on any call after the first; the mapped `rte_errno`
+    /// when `rte_eal_init` fails (EAL may then be unusable for the rest of the process).
+    pub fn init(args: EalArgs) -> Result<Self, EalError> {
+        let mut cstrings = Vec::with_capacity(args.args.len());
+        for (index, a) in args.args.into_iter().enumerate() {
+            cstrings.push(CString::new(a).map_err(|_| EalError::NulInArgument { index })?);
+        }
+        if STATE
+            .compare_exchange(
+                STATE_NEW,
+                STATE_INITIALISING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return Err(EalError::AlreadyInitialized);
+        }
+        let argv: Vec<*mut c_char> = cstrings.into_iter().map(CString::into_raw).collect();
+        let argv: &'static mut [*mut c_char] = Vec::leak(argv);
+        let argc = i32::try_from(argv.len()).map_err(|_| EalError::InvalidArguments)?;
+        // SAFETY: `argv` holds `argc` valid NUL-terminated strings (built from `CString`s above)
+        // and is leaked, so it outlives EAL as `rte_eal_init` requires; the STATE exchange above
+        // guarantees this is the only call in the process.
+        let ret = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        if ret < 0 {
+            let e = Errno::last();
+            STATE.store(STATE_FAILED, Ordering::Release);
+            return Err(EalError::from_errno(e));
+        }
+        STATE.store(STATE_RUNNING, Ordering::Release);
+        Ok(Self {
+            _main_thread_only: PhantomData,
+        })
+    }
+
+    /// The main lcore (the thread that called [`Eal::init`]).
+    #[must_use]
+    pub fn main_lcore(&self) -> LcoreId {
+        // SAFETY: EAL is initialised (an `Eal` exists); the function reads EAL's config.
+        LcoreId::new(unsafe { dpdk_sys::rte_get_main_lcore() })
+    }
+
+    /// All enabled lcores except the main one, in increasing order.
+    #[must_use]
+    pub fn worker_lcores(&self) -> Vec<LcoreId> {
+        let mut out = Vec::new();
+        let mut i: u32 = u32::MAX; // -1: start before lcore 0
+        loop {
+            // SAFETY: EAL is initialised (an `Eal` exists); `rte_get_next_lcore` reads the lcore
+            // config and returns RTE_MAX_LCORE when there is no further lcore.
+            i = unsafe { dpdk_sys::rte_get_next_lcore(i, 1, 0) };
+            if i >= dpdk_sys::RTE_MAX_LCORE {
+                break;
+            }
+            out.push(LcoreId::new(i));
+        }
+        out
+    }
+
+    /// Number of enabled lcores, main included (`rte_lcore_count`).
+    #[must_use]
+    pub fn lcore_count(&self) -> u32 {
+        // SAFETY: EAL is initialised (an `Eal` exists); the function reads EAL's config.
+        unsafe { dpdk_sys::rte_lcore_count() }
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // Mark EAL gone first, so that objects dropped later leak instead of calling into DPDK.
+        STATE.store(STATE_CLEANED, Ordering::Release);
+        // SAFETY: an `Eal` exists only after a successful `rte_eal_init`; it is `!Send`, so this
+        // runs on the main lcore's thread; no lcore launch is outstanding because every
+        // `LaunchHandle` borrows this `Eal` and waits for its lcore before it is dropped.
+        let _ = unsafe { dpdk_sys::rte_eal_cleanup() };
+    }
+}
