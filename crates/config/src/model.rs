@@ -1,0 +1,400 @@
+//! Validated, typed configuration. Everything here has been checked; consumers never re-check.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Where the router's and cache's control sockets live unless configured.
+pub const DEFAULT_SOCKET_PATH: &str = "/run/wccpd/wccpd.sock";
+/// Default control socket of the cache agent (distinct, so both can run on one host).
+pub const DEFAULT_CACHE_SOCKET_PATH: &str = "/run/wccpd/wccpd-cache.sock";
+/// Default TRANSMIT_T (PROTOCOL.md 5.1).
+pub const DEFAULT_TRANSMIT_T_MS: u32 = 10_000;
+/// Smallest and largest TRANSMIT_T accepted (PROTOCOL.md 2.10 suggested range).
+pub const TRANSMIT_T_RANGE_MS: (u32, u32) = (500, 60_000);
+
+/// A field of the packet that feeds a hash key (service flags, PROTOCOL.md 2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HashField {
+    /// Source IPv4 address.
+    SrcIp,
+    /// Destination IPv4 address.
+    DstIp,
+    /// Source TCP/UDP port.
+    SrcPort,
+    /// Destination TCP/UDP port.
+    DstPort,
+}
+
+impl HashField {
+    /// The primary-hash flag bit; the alternate-hash bit is this shifted left by 8.
+    pub const fn primary_flag(self) -> u32 {
+        match self {
+            HashField::SrcIp => 0x0001,
+            HashField::DstIp => 0x0002,
+            HashField::SrcPort => 0x0004,
+            HashField::DstPort => 0x0008,
+        }
+    }
+}
+
+/// Whether the port list matches source or destination ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortsAre {
+    /// Match the destination port (default).
+    Destination,
+    /// Match the source port (flag PORTS_SOURCE).
+    Source,
+}
+
+/// Forwarding or packet-return method (capabilities 1 and 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GRE encapsulation.
+    Gre,
+    /// Layer-2 rewrite.
+    L2,
+}
+
+/// Assignment method (capability 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AssignmentMethod {
+    /// 256 hash buckets.
+    Hash,
+    /// Mask/value sets.
+    Mask,
+}
+
+/// Capability bit of a method list (0x1 GRE/hash, 0x2 L2/mask).
+pub fn method_bits(methods: &[Method]) -> u32 {
+    methods.iter().fold(0, |a, m| {
+        a | match m {
+            Method::Gre => 1,
+            Method::L2 => 2,
+        }
+    })
+}
+
+/// Capability bits of an assignment-method list.
+pub fn assignment_bits(methods: &[AssignmentMethod]) -> u32 {
+    methods.iter().fold(0, |a, m| {
+        a | match m {
+            AssignmentMethod::Hash => 1,
+            AssignmentMethod::Mask => 2,
+        }
+    })
+}
+
+/// An IPv4 prefix `a.b.c.d/len` (host bits must be zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    /// Network address.
+    pub addr: Ipv4Addr,
+    /// Prefix length 0-32.
+    pub len: u8,
+}
+
+impl Prefix {
+    /// The netmask as a host-order integer.
+    pub fn mask(self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.len))
+        }
+    }
+
+    /// Whether `ip` lies inside.
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.addr)
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Why a prefix string was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrefixError {
+    /// The part before `/` is not an IPv4 address.
+    #[error("`{0}` is not an IPv4 address")]
+    Address(String),
+    /// The length is not 0-32.
+    #[error("prefix length `{0}` is not 0-32")]
+    Length(String),
+    /// Bits beyond the prefix length are set.
+    #[error("host bits set (did you mean {0}?)")]
+    HostBits(Prefix),
+}
+
+impl FromStr for Prefix {
+    type Err = PrefixError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: Ipv4Addr = a
+            .trim()
+            .parse()
+            .map_err(|_| PrefixError::Address(a.to_string()))?;
+        let len = match l {
+            None => 32,
+            Some(l) => match l.trim().parse::<u8>() {
+                Ok(n) if n <= 32 => n,
+                _ => return Err(PrefixError::Length(l.to_string())),
+            },
+        };
+        let p = Prefix { addr, len };
+        let net = Ipv4Addr::from(u32::from(addr) & p.mask());
+        if net != addr {
+            return Err(PrefixError::HostBits(Prefix { addr: net, len }));
+        }
+        Ok(p)
+    }
+}
+
+/// A service group definition (PROTOCOL.md 2.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceDefinition {
+    /// `true` for a dynamic service.
+    pub dynamic: bool,
+    /// Service id 0-255.
+    pub id: u8,
+    /// Priority (dynamic only; standard services have an implied 240 and send 0).
+    pub priority: u8,
+    /// IP protocol number (0 = all). Standard service 0: 6.
+    pub protocol: u8,
+    /// Up to 8 ports; empty = all ports. Standard service 0: `[80]`.
+    pub ports: Vec<u16>,
+    /// Which port the list matches.
+    pub ports_are: PortsAre,
+    /// Primary hash fields.
+    pub hash: Vec<HashField>,
+    /// Alternate hash fields.
+    pub alt_hash: Vec<HashField>,
+}
+
+impl ServiceDefinition {
+    /// The well-known service 0, "web-cache": TCP destination port 80, hashed on destination IP.
+    pub fn web_cache() -> ServiceDefinition {
+        ServiceDefinition {
+            dynamic: false,
+            id: 0,
+            priority: 240,
+            protocol: 6,
+            ports: vec![80],
+            ports_are: PortsAre::Destination,
+            hash: vec![HashField::DstIp],
+            alt_hash: Vec::new(),
+        }
+    }
+
+    /// The Service Info flags as sent on the wire (0 for standard services, PROTOCOL.md 2.3).
+    pub fn flags(&self) -> u32 {
+        if !self.dynamic {
+            return 0;
+        }
+        let mut f = 0;
+        for h in &self.hash {
+            f |= h.primary_flag();
+        }
+        for h in &self.alt_hash {
+            f |= h.primary_flag() << 8;
+        }
+        if !self.ports.is_empty() {
+            f |= 0x0010;
+            if self.ports_are == PortsAre::Source {
+                f |= 0x0020;
+            }
+        }
+        f
+    }
+
+    /// The 8 port slots as sent on the wire (zeros for standard services).
+    pub fn wire_ports(&self) -> [u16; 8] {
+        let mut p = [0u16; 8];
+        if self.dynamic {
+            for (slot, port) in p.iter_mut().zip(&self.ports) {
+                *slot = *port;
+            }
+        }
+        p
+    }
+}
+
+/// How the control plane talks to the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlTransport {
+    /// Kernel UDP sockets.
+    Socket,
+    /// Through the DPDK data plane's ports.
+    Dpdk,
+}
+
+/// The `control` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Control {
+    /// Control transport.
+    pub transport: ControlTransport,
+    /// The local Unix socket `wccpd show` talks to.
+    pub socket_path: PathBuf,
+}
+
+/// Log verbosity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation (default).
+    Info,
+    /// Problems only.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+impl LogLevel {
+    /// The `tracing` directive name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// One service group on the router.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterService {
+    /// The definition (for dynamic services, caches must announce exactly this).
+    pub definition: ServiceDefinition,
+    /// MD5 password (1-8 octets), or none.
+    pub password: Option<Vec<u8>>,
+    /// Caches allowed to join; empty = any.
+    pub allowed_caches: Vec<Prefix>,
+    /// Closed service: with no usable cache, drop matching traffic instead of forwarding it.
+    pub closed: bool,
+    /// Forwarding methods offered.
+    pub forwarding: Vec<Method>,
+    /// Assignment methods offered.
+    pub assignment: Vec<AssignmentMethod>,
+    /// Packet-return methods offered.
+    pub return_methods: Vec<Method>,
+}
+
+/// A validated router configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterSettings {
+    /// Router addresses (the router identity is the first; UDP 2048 is bound on each).
+    pub addresses: Vec<Ipv4Addr>,
+    /// Control transport and socket.
+    pub control: Control,
+    /// Service groups.
+    pub services: Vec<RouterService>,
+    /// TRANSMIT_T in milliseconds.
+    pub transmit_t_ms: u32,
+    /// Log level.
+    pub log_level: LogLevel,
+}
+
+/// When the cache returns (bypasses) redirected packets instead of serving them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReturnPolicy {
+    /// Return packets from these sources.
+    pub refuse_sources: Vec<Prefix>,
+    /// Return packets to these destinations.
+    pub refuse_destinations: Vec<Prefix>,
+    /// Return new flows while the load is above this percentage (1-100).
+    pub max_load: Option<u8>,
+}
+
+/// One service group on the cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheService {
+    /// The definition announced in HERE_I_AM.
+    pub definition: ServiceDefinition,
+    /// Weight for bucket spreading.
+    pub weight: u16,
+    /// MD5 password (1-8 octets), or none.
+    pub password: Option<Vec<u8>>,
+    /// Forwarding method wanted.
+    pub forwarding: Method,
+    /// Assignment method wanted.
+    pub assignment: AssignmentMethod,
+    /// Packet-return method wanted.
+    pub return_method: Method,
+    /// Seconds over which a new cache's share ramps up (0 = at once).
+    pub slow_start_s: u32,
+    /// When to return packets.
+    pub return_policy: ReturnPolicy,
+}
+
+/// A validated cache configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// The cache's own address (HERE_I_AMs are sent from it).
+    pub address: Ipv4Addr,
+    /// Seed routers.
+    pub routers: Vec<Ipv4Addr>,
+    /// Control socket.
+    pub control: Control,
+    /// Service groups.
+    pub services: Vec<CacheService>,
+    /// TRANSMIT_T in milliseconds.
+    pub transmit_t_ms: u32,
+    /// Log level.
+    pub log_level: LogLevel,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        let p: Prefix = "10.1.0.0/16".parse().unwrap();
+        assert!(p.contains(Ipv4Addr::new(10, 1, 200, 3)));
+        assert!(!p.contains(Ipv4Addr::new(10, 2, 0, 1)));
+        assert_eq!("10.1.2.3".parse::<Prefix>().unwrap().len, 32);
+        assert!("0.0.0.0/0"
+            .parse::<Prefix>()
+            .unwrap()
+            .contains(Ipv4Addr::BROADCAST));
+        assert_eq!(
+            "10.1.2.3/16".parse::<Prefix>(),
+            Err(PrefixError::HostBits("10.1.0.0/16".parse().unwrap()))
+        );
+        assert!(matches!(
+            "10.1.0.0/33".parse::<Prefix>(),
+            Err(PrefixError::Length(_))
+        ));
+        assert!(matches!(
+            "x/3".parse::<Prefix>(),
+            Err(PrefixError::Address(_))
+        ));
+    }
+
+    #[test]
+    fn flags() {
+        let mut d = ServiceDefinition::web_cache();
+        assert_eq!(d.flags(), 0);
+        assert_eq!(d.wire_ports(), [0; 8]);
+        d.dynamic = true;
+        d.ports = vec![80, 443];
+        d.ports_are = PortsAre::Source;
+        d.alt_hash = vec![HashField::SrcPort];
+        assert_eq!(d.flags(), 0x0002 | 0x0010 | 0x0020 | 0x0400);
+        assert_eq!(d.wire_ports(), [80, 443, 0, 0, 0, 0, 0, 0]);
+    }
+}

@@ -1,0 +1,784 @@
+//! Raw serde structures and their validation into [`crate::model`]. Every problem is collected
+//! (with its field path and position) before failing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::{FieldPath, Problem, Segment};
+use crate::locate::locate;
+use crate::model::*;
+use crate::yaml::{self, Value};
+
+/// Collects problems while validating one document.
+pub(crate) struct Ctx<'a> {
+    text: &'a str,
+    pub(crate) problems: Vec<Problem>,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Ctx {
+            text,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Records a problem at `path`, locating the key in the text.
+    pub(crate) fn err(&mut self, path: &FieldPath, message: impl Into<String>) {
+        let pos = locate(self.text, &path.0);
+        self.problems.push(Problem {
+            path: path.clone(),
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes `value` (found at `path`) into `T`, recording a problem on failure.
+    fn de<T: DeserializeOwned>(&mut self, value: Value, path: &FieldPath) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let mut full = path.clone();
+                for seg in e.path().iter() {
+                    match seg {
+                        serde_path_to_error::Segment::Seq { index } => {
+                            full.0.push(Segment::Index(*index))
+                        }
+                        serde_path_to_error::Segment::Map { key } => {
+                            full.0.push(Segment::Key(key.clone()))
+                        }
+                        serde_path_to_error::Segment::Enum { .. }
+                        | serde_path_to_error::Segment::Unknown => {}
+                    }
+                }
+                let msg = e.into_inner().to_string();
+                if let Some(name) = unknown_field(&msg) {
+                    full = full.key(&name);
+                }
+                self.err(&full, msg);
+                None
+            }
+        }
+    }
+
+    /// Splits a mapping into its keys, reporting unknown keys and a non-mapping value.
+    fn fields(
+        &mut self,
+        value: Value,
+        path: &FieldPath,
+        allowed: &[&str],
+    ) -> Option<BTreeMap<String, Value>> {
+        let Value::Mapping(map) = value else {
+            let what = describe(&value);
+            self.err(path, format!("expected a mapping, found {what}"));
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for (k, v) in map {
+            let Some(k) = k.as_str().map(str::to_string) else {
+                self.err(
+                    path,
+                    format!("keys must be strings, found {}", describe(&k)),
+                );
+                continue;
+            };
+            if allowed.contains(&k.as_str()) {
+                out.insert(k, v);
+            } else {
+                self.err(
+                    &path.key(&k),
+                    format!(
+                        "unknown field `{k}`, expected one of: {}",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+        Some(out)
+    }
+}
+
+fn unknown_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Takes an optional field and deserializes it.
+fn opt<T: DeserializeOwned>(
+    ctx: &mut Ctx<'_>,
+    map: &mut BTreeMap<String, Value>,
+    path: &FieldPath,
+    key: &str,
+) -> Option<T> {
+    let v = map.remove(key)?;
+    if v.is_null() {
+        return None;
+    }
+    ctx.de(v, &path.key(key))
+}
+
+/// Takes a required field.
+fn req<T: DeserializeOwned>(
+    ctx: &mut Ctx<'_>,
+    map: &mut BTreeMap<String, Value>,
+    path: &FieldPath,
+    key: &str,
+) -> Option<T> {
+    if !map.contains_key(key) {
+        ctx.err(path, format!("missing field `{key}`"));
+        return None;
+    }
+    opt(ctx, map, path, key)
+}
+
+// ---- raw leaf structs ---------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    transport: Option<String>,
+    socket_path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimers {
+    transmit_t_ms: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReturnPolicy {
+    #[serde(default)]
+    refuse_sources: Vec<String>,
+    #[serde(default)]
+    refuse_destinations: Vec<String>,
+    max_load: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawProtocol {
+    Number(u8),
+    Name(String),
+}
+
+// ---- shared pieces -----------------------------------------------------------------------
+
+fn ipv4(ctx: &mut Ctx<'_>, s: &str, path: &FieldPath) -> Option<Ipv4Addr> {
+    match s.trim().parse::<Ipv4Addr>() {
+        Ok(a) if a.is_unspecified() || a.is_multicast() || a.is_broadcast() => {
+            ctx.err(path, format!("`{s}` is not a unicast address"));
+            None
+        }
+        Ok(a) => Some(a),
+        Err(_) if s.contains(':') => {
+            ctx.err(
+                path,
+                format!("`{s}`: IPv6 is not supported (WCCP 2.01 address tables)"),
+            );
+            None
+        }
+        Err(_) => {
+            ctx.err(path, format!("`{s}` is not an IPv4 address"));
+            None
+        }
+    }
+}
+
+fn ipv4_list(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        if let Some(a) = ipv4(ctx, s, &path.index(i)) {
+            if out.contains(&a) {
+                ctx.err(&path.index(i), format!("`{a}` listed twice"));
+            } else {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+fn prefixes(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Prefix> {
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        match s.parse::<Prefix>() {
+            Ok(p) => out.push(p),
+            Err(e) => ctx.err(&path.index(i), format!("bad prefix `{s}`: {e}")),
+        }
+    }
+    out
+}
+
+fn log_level(ctx: &mut Ctx<'_>, v: Option<Value>, path: &FieldPath) -> LogLevel {
+    let Some(v) = v else {
+        return LogLevel::Info;
+    };
+    let Some(raw) = ctx.de::<RawLog>(v, path) else {
+        return LogLevel::Info;
+    };
+    match raw.level.as_deref() {
+        None | Some("info") => LogLevel::Info,
+        Some("trace") => LogLevel::Trace,
+        Some("debug") => LogLevel::Debug,
+        Some("warn") => LogLevel::Warn,
+        Some("error") => LogLevel::Error,
+        Some(other) => {
+            ctx.err(
+                &path.key("level"),
+                format!("unknown log level `{other}`, expected trace, debug, info, warn or error"),
+            );
+            LogLevel::Info
+        }
+    }
+}
+
+fn control(ctx: &mut Ctx<'_>, v: Option<Value>, path: &FieldPath, default_socket: &str) -> Control {
+    let mut c = Control {
+        transport: ControlTransport::Socket,
+        socket_path: PathBuf::from(default_socket),
+    };
+    let Some(raw) = v.and_then(|v| ctx.de::<RawControl>(v, path)) else {
+        return c;
+    };
+    match raw.transport.as_deref() {
+        None | Some("socket") => {}
+        Some("dpdk") => c.transport = ControlTransport::Dpdk,
+        Some(other) => ctx.err(
+            &path.key("transport"),
+            format!("unknown transport `{other}`, expected socket or dpdk"),
+        ),
+    }
+    if let Some(p) = raw.socket_path {
+        if p.as_os_str().is_empty() {
+            ctx.err(&path.key("socket_path"), "empty path");
+        } else {
+            c.socket_path = p;
+        }
+    }
+    c
+}
+
+fn transmit_t(ctx: &mut Ctx<'_>, v: Option<Value>, path: &FieldPath) -> u32 {
+    let Some(raw) = v.and_then(|v| ctx.de::<RawTimers>(v, path)) else {
+        return DEFAULT_TRANSMIT_T_MS;
+    };
+    match raw.transmit_t_ms {
+        None => DEFAULT_TRANSMIT_T_MS,
+        Some(t) if (TRANSMIT_T_RANGE_MS.0..=TRANSMIT_T_RANGE_MS.1).contains(&t) => t,
+        Some(t) => {
+            ctx.err(
+                &path.key("transmit_t_ms"),
+                format!(
+                    "{t} ms is outside {}..={} ms",
+                    TRANSMIT_T_RANGE_MS.0, TRANSMIT_T_RANGE_MS.1
+                ),
+            );
+            DEFAULT_TRANSMIT_T_MS
+        }
+    }
+}
+
+fn password(ctx: &mut Ctx<'_>, p: Option<String>, path: &FieldPath) -> Option<Vec<u8>> {
+    let p = p?;
+    let b = p.into_bytes();
+    if b.is_empty() || b.len() > 8 {
+        ctx.err(
+            path,
+            format!(
+                "password must be 1-8 octets (MD5 pads it to 8), this one has {}",
+                b.len()
+            ),
+        );
+        return None;
+    }
+    if b.contains(&0) {
+        ctx.err(path, "password must not contain NUL");
+        return None;
+    }
+    Some(b)
+}
+
+/// Parses one capability name list element.
+fn names<T: Copy + PartialEq>(
+    ctx: &mut Ctx<'_>,
+    list: Vec<String>,
+    path: &FieldPath,
+    table: &[(&str, T)],
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for (i, n) in list.iter().enumerate() {
+        match table.iter().find(|(name, _)| name == n) {
+            Some(&(_, v)) if !out.contains(&v) => out.push(v),
+            Some(_) => ctx.err(&path.index(i), format!("`{n}` listed twice")),
+            None => {
+                let expected: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+                ctx.err(
+                    &path.index(i),
+                    format!(
+                        "unknown name `{n}`, expected one of: {}",
+                        expected.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+const METHODS: &[(&str, Method)] = &[("gre", Method::Gre), ("l2", Method::L2)];
+const ASSIGNMENTS: &[(&str, AssignmentMethod)] = &[
+    ("hash", AssignmentMethod::Hash),
+    ("mask", AssignmentMethod::Mask),
+];
+const HASH_FIELDS: &[(&str, HashField)] = &[
+    ("src_ip", HashField::SrcIp),
+    ("dst_ip", HashField::DstIp),
+    ("src_port", HashField::SrcPort),
+    ("dst_port", HashField::DstPort),
+];
+
+/// Keys shared by router and cache service entries (the service definition).
+const DEFINITION_KEYS: &[&str] = &[
+    "id",
+    "type",
+    "protocol",
+    "ports",
+    "ports_are",
+    "hash",
+    "alt_hash",
+    "priority",
+];
+
+/// Pulls the definition keys out of a service entry and validates them.
+fn definition(
+    ctx: &mut Ctx<'_>,
+    map: &mut BTreeMap<String, Value>,
+    path: &FieldPath,
+) -> Option<ServiceDefinition> {
+    let id: Option<u8> = req(ctx, map, path, "id");
+    let ty: Option<String> = req(ctx, map, path, "type");
+    let dynamic = match ty.as_deref() {
+        Some("standard") => false,
+        Some("dynamic") => true,
+        Some(other) => {
+            ctx.err(
+                &path.key("type"),
+                format!("unknown service type `{other}`, expected standard or dynamic"),
+            );
+            return None;
+        }
+        None => return None,
+    };
+    if !dynamic {
+        let mut ok = true;
+        for k in &DEFINITION_KEYS[2..] {
+            if map.remove(*k).is_some() {
+                ctx.err(
+                    &path.key(k),
+                    format!("`{k}` is fixed by the protocol for standard services; remove it"),
+                );
+                ok = false;
+            }
+        }
+        let id = id?;
+        if id != 0 {
+            ctx.err(
+                &path.key("id"),
+                format!(
+                    "standard service {id} does not exist (only 0, web-cache); use type: dynamic"
+                ),
+            );
+            return None;
+        }
+        return ok.then(ServiceDefinition::web_cache);
+    }
+    let protocol = match req::<RawProtocol>(ctx, map, path, "protocol") {
+        Some(RawProtocol::Number(n)) => Some(n),
+        Some(RawProtocol::Name(n)) => match n.as_str() {
+            "tcp" => Some(6),
+            "udp" => Some(17),
+            "all" | "any" => Some(0),
+            _ => {
+                ctx.err(
+                    &path.key("protocol"),
+                    format!("unknown protocol `{n}`, expected tcp, udp, all or a number"),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let ports: Vec<u16> = opt(ctx, map, path, "ports").unwrap_or_default();
+    let mut ports_ok = true;
+    if ports.len() > 8 {
+        ctx.err(
+            &path.key("ports"),
+            format!("at most 8 ports per service, found {}", ports.len()),
+        );
+        ports_ok = false;
+    }
+    if ports.contains(&0) {
+        ctx.err(&path.key("ports"), "port 0 cannot be matched");
+        ports_ok = false;
+    }
+    if !ports.is_empty() && protocol.is_some_and(|p| p != 6 && p != 17) {
+        ctx.err(&path.key("ports"), "ports need protocol tcp or udp");
+        ports_ok = false;
+    }
+    let ports_are = match opt::<String>(ctx, map, path, "ports_are").as_deref() {
+        None | Some("destination") => PortsAre::Destination,
+        Some("source") => PortsAre::Source,
+        Some(other) => {
+            ctx.err(
+                &path.key("ports_are"),
+                format!("unknown value `{other}`, expected source or destination"),
+            );
+            PortsAre::Destination
+        }
+    };
+    let hash = match opt::<Vec<String>>(ctx, map, path, "hash") {
+        Some(l) => names(ctx, l, &path.key("hash"), HASH_FIELDS),
+        None => vec![HashField::DstIp],
+    };
+    let alt_hash = match opt::<Vec<String>>(ctx, map, path, "alt_hash") {
+        Some(l) => names(ctx, l, &path.key("alt_hash"), HASH_FIELDS),
+        None => Vec::new(),
+    };
+    let priority: u8 = opt(ctx, map, path, "priority").unwrap_or(0);
+    if hash.is_empty() {
+        ctx.err(&path.key("hash"), "at least one hash field is needed");
+    }
+    let id = id?;
+    let protocol = protocol?;
+    if !ports_ok {
+        return None;
+    }
+    Some(ServiceDefinition {
+        dynamic,
+        id,
+        priority,
+        protocol,
+        ports,
+        ports_are,
+        hash,
+        alt_hash,
+    })
+}
+
+fn check_duplicate(
+    ctx: &mut Ctx<'_>,
+    seen: &mut HashSet<(bool, u8)>,
+    def: &ServiceDefinition,
+    path: &FieldPath,
+) -> bool {
+    if seen.insert((def.dynamic, def.id)) {
+        return true;
+    }
+    let kind = if def.dynamic { "dynamic" } else { "standard" };
+    ctx.err(
+        &path.key("id"),
+        format!(
+            "service id conflict: {kind} service {} is defined twice",
+            def.id
+        ),
+    );
+    false
+}
+
+// ---- router ------------------------------------------------------------------------------
+
+pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
+    let root = FieldPath::default();
+    let mut top = ctx.fields(doc, &root, &["router", "log"])?;
+    let log_level = log_level(ctx, top.remove("log"), &root.key("log"));
+    let p = root.key("router");
+    let Some(section) = top.remove("router") else {
+        ctx.err(&root, "missing section `router`");
+        return None;
+    };
+    let mut m = ctx.fields(section, &p, &["addresses", "control", "services", "timers"])?;
+    let addresses = match req::<Vec<String>>(ctx, &mut m, &p, "addresses") {
+        Some(l) if l.is_empty() => {
+            ctx.err(&p.key("addresses"), "at least one router address is needed");
+            Vec::new()
+        }
+        Some(l) => ipv4_list(ctx, l, &p.key("addresses")),
+        None => Vec::new(),
+    };
+    let control = control(
+        ctx,
+        m.remove("control"),
+        &p.key("control"),
+        DEFAULT_SOCKET_PATH,
+    );
+    let transmit_t_ms = transmit_t(ctx, m.remove("timers"), &p.key("timers"));
+    let sp = p.key("services");
+    let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
+    let mut services = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, v) in list.into_iter().enumerate() {
+        let path = sp.index(i);
+        if let Some(s) = router_service(ctx, v, &path) {
+            if check_duplicate(ctx, &mut seen, &s.definition, &path) {
+                services.push(s);
+            }
+        }
+    }
+    if services.is_empty() && !ctx.problems.iter().any(|e| e.path.0.starts_with(&sp.0)) {
+        ctx.err(&sp, "at least one service is needed");
+    }
+    ctx.problems.is_empty().then_some(RouterSettings {
+        addresses,
+        control,
+        services,
+        transmit_t_ms,
+        log_level,
+    })
+}
+
+fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<RouterService> {
+    let mut allowed: Vec<&str> = DEFINITION_KEYS.to_vec();
+    allowed.extend([
+        "password",
+        "allowed_caches",
+        "closed",
+        "forwarding",
+        "assignment",
+        "return",
+    ]);
+    let mut m = ctx.fields(v, path, &allowed)?;
+    let definition = definition(ctx, &mut m, path);
+    let password = {
+        let p = opt(ctx, &mut m, path, "password");
+        password(ctx, p, &path.key("password"))
+    };
+    let allowed_caches = opt::<Vec<String>>(ctx, &mut m, path, "allowed_caches")
+        .map(|l| prefixes(ctx, l, &path.key("allowed_caches")))
+        .unwrap_or_default();
+    let closed = opt(ctx, &mut m, path, "closed").unwrap_or(false);
+    let forwarding = method_list(ctx, &mut m, path, "forwarding", METHODS)
+        .unwrap_or_else(|| vec![Method::Gre, Method::L2]);
+    let assignment = method_list(ctx, &mut m, path, "assignment", ASSIGNMENTS)
+        .unwrap_or_else(|| vec![AssignmentMethod::Hash, AssignmentMethod::Mask]);
+    let return_methods = method_list(ctx, &mut m, path, "return", METHODS)
+        .unwrap_or_else(|| vec![Method::Gre, Method::L2]);
+    Some(RouterService {
+        definition: definition?,
+        password,
+        allowed_caches,
+        closed,
+        forwarding,
+        assignment,
+        return_methods,
+    })
+}
+
+/// An optional non-empty list of capability names; `None` when absent (use the default).
+fn method_list<T: Copy + PartialEq>(
+    ctx: &mut Ctx<'_>,
+    m: &mut BTreeMap<String, Value>,
+    path: &FieldPath,
+    key: &str,
+    table: &[(&str, T)],
+) -> Option<Vec<T>> {
+    let list: Vec<String> = opt(ctx, m, path, key)?;
+    if list.is_empty() {
+        ctx.err(&path.key(key), "at least one method is needed");
+    }
+    Some(names(ctx, list, &path.key(key), table))
+}
+
+// ---- cache -------------------------------------------------------------------------------
+
+pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
+    let root = FieldPath::default();
+    let mut top = ctx.fields(doc, &root, &["cache", "log"])?;
+    let log_level = log_level(ctx, top.remove("log"), &root.key("log"));
+    let p = root.key("cache");
+    let Some(section) = top.remove("cache") else {
+        ctx.err(&root, "missing section `cache`");
+        return None;
+    };
+    let mut m = ctx.fields(
+        section,
+        &p,
+        &["address", "routers", "control", "services", "timers"],
+    )?;
+    let address =
+        req::<String>(ctx, &mut m, &p, "address").and_then(|s| ipv4(ctx, &s, &p.key("address")));
+    let routers = match req::<Vec<String>>(ctx, &mut m, &p, "routers") {
+        Some(l) if l.is_empty() => {
+            ctx.err(&p.key("routers"), "at least one router is needed");
+            Vec::new()
+        }
+        Some(l) => ipv4_list(ctx, l, &p.key("routers")),
+        None => Vec::new(),
+    };
+    let control = control(
+        ctx,
+        m.remove("control"),
+        &p.key("control"),
+        DEFAULT_CACHE_SOCKET_PATH,
+    );
+    let transmit_t_ms = transmit_t(ctx, m.remove("timers"), &p.key("timers"));
+    let sp = p.key("services");
+    let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
+    let mut services = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, v) in list.into_iter().enumerate() {
+        let path = sp.index(i);
+        if let Some(s) = cache_service(ctx, v, &path) {
+            if check_duplicate(ctx, &mut seen, &s.definition, &path) {
+                services.push(s);
+            }
+        }
+    }
+    if services.is_empty() && !ctx.problems.iter().any(|e| e.path.0.starts_with(&sp.0)) {
+        ctx.err(&sp, "at least one service is needed");
+    }
+    let address = address?;
+    ctx.problems.is_empty().then_some(CacheSettings {
+        address,
+        routers,
+        control,
+        services,
+        transmit_t_ms,
+        log_level,
+    })
+}
+
+fn one<T: Copy>(
+    ctx: &mut Ctx<'_>,
+    m: &mut BTreeMap<String, Value>,
+    path: &FieldPath,
+    key: &str,
+    table: &[(&str, T)],
+    default: T,
+) -> T {
+    let Some(name) = opt::<String>(ctx, m, path, key) else {
+        return default;
+    };
+    match table.iter().find(|(n, _)| *n == name) {
+        Some(&(_, v)) => v,
+        None => {
+            let expected: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+            ctx.err(
+                &path.key(key),
+                format!(
+                    "unknown name `{name}`, expected one of: {}",
+                    expected.join(", ")
+                ),
+            );
+            default
+        }
+    }
+}
+
+fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheService> {
+    let mut allowed: Vec<&str> = DEFINITION_KEYS.to_vec();
+    allowed.extend([
+        "weight",
+        "password",
+        "forwarding",
+        "assignment",
+        "return",
+        "slow_start_s",
+        "return_policy",
+    ]);
+    let mut m = ctx.fields(v, path, &allowed)?;
+    let definition = definition(ctx, &mut m, path);
+    let weight: u16 = opt(ctx, &mut m, path, "weight").unwrap_or(10_000);
+    let password = {
+        let p = opt(ctx, &mut m, path, "password");
+        password(ctx, p, &path.key("password"))
+    };
+    let forwarding = one(ctx, &mut m, path, "forwarding", METHODS, Method::Gre);
+    let assignment = one(
+        ctx,
+        &mut m,
+        path,
+        "assignment",
+        ASSIGNMENTS,
+        AssignmentMethod::Hash,
+    );
+    let return_method = one(ctx, &mut m, path, "return", METHODS, Method::Gre);
+    let slow_start_s: u32 = opt(ctx, &mut m, path, "slow_start_s").unwrap_or(0);
+    let rp = path.key("return_policy");
+    let return_policy = match opt::<RawReturnPolicy>(ctx, &mut m, path, "return_policy") {
+        None => ReturnPolicy::default(),
+        Some(raw) => {
+            let max_load = match raw.max_load {
+                None => None,
+                Some(n @ 1..=100) => u8::try_from(n).ok(),
+                Some(n) => {
+                    ctx.err(
+                        &rp.key("max_load"),
+                        format!("{n} is not a percentage 1-100"),
+                    );
+                    None
+                }
+            };
+            ReturnPolicy {
+                refuse_sources: prefixes(ctx, raw.refuse_sources, &rp.key("refuse_sources")),
+                refuse_destinations: prefixes(
+                    ctx,
+                    raw.refuse_destinations,
+                    &rp.key("refuse_destinations"),
+                ),
+                max_load,
+            }
+        }
+    };
+    Some(CacheService {
+        definition: definition?,
+        weight,
+        password,
+        forwarding,
+        assignment,
+        return_method,
+        slow_start_s,
+        return_policy,
+    })
+}
+
+/// Parses YAML text into a generic value, mapping a syntax error to a located problem.
+pub(crate) fn parse_value(ctx: &mut Ctx<'_>, text: &str) -> Option<Value> {
+    match yaml::from_str::<Value>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let loc = e.location();
+            ctx.problems.push(Problem {
+                path: FieldPath::default(),
+                line: loc.as_ref().map(|l| l.line()),
+                column: loc.as_ref().map(|l| l.column()),
+                message: format!("YAML syntax: {e}"),
+            });
+            None
+        }
+    }
+}

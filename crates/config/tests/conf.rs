@@ -1,0 +1,214 @@
+//! Every example in `conf/` loads, and broken files report every problem with field and line.
+
+use std::path::PathBuf;
+
+use wccpd_config::{cache_from_str, kind_of, router_from_str, ConfigError, Kind, Method, Problem};
+
+fn conf_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conf")
+}
+
+#[test]
+fn every_example_in_conf_loads() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(conf_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let result = match kind_of(&text) {
+            Some(Kind::Router) => router_from_str(&text).map(|_| ()),
+            Some(Kind::Cache) => cache_from_str(&text).map(|_| ()),
+            None => panic!("{}: neither router nor cache", path.display()),
+        };
+        if let Err(e) = result {
+            panic!("{}: {e}", path.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 4, "only {n} examples found");
+}
+
+#[test]
+fn full_router_example_values() {
+    let text = std::fs::read_to_string(conf_dir().join("router.yaml")).unwrap();
+    let r = router_from_str(&text).unwrap();
+    assert_eq!(
+        r.addresses,
+        vec!["192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(r.transmit_t_ms, 10_000);
+    assert_eq!(r.services.len(), 2);
+    let s0 = &r.services[0];
+    assert!(!s0.definition.dynamic);
+    assert_eq!(s0.password.as_deref(), Some(&b"s3cret"[..]));
+    assert_eq!(s0.allowed_caches[0].to_string(), "192.0.2.0/24");
+    let s70 = &r.services[1];
+    assert!(s70.definition.dynamic);
+    assert_eq!(s70.definition.ports, vec![443, 8443]);
+    assert_eq!(s70.definition.flags(), 0x0001 | 0x0010 | 0x0100 | 0x0400);
+    assert_eq!(s70.forwarding, vec![Method::Gre, Method::L2]);
+}
+
+#[test]
+fn full_cache_example_values() {
+    let text = std::fs::read_to_string(conf_dir().join("cache.yaml")).unwrap();
+    let c = cache_from_str(&text).unwrap();
+    assert_eq!(c.services[0].weight, 10_000);
+    assert_eq!(c.services[1].forwarding, Method::L2);
+    assert_eq!(c.services[1].return_policy.max_load, Some(90));
+    assert_eq!(c.services[1].return_policy.refuse_sources.len(), 1);
+}
+
+fn problems(e: ConfigError) -> Vec<Problem> {
+    e.problems().to_vec()
+}
+
+fn find<'a>(ps: &'a [Problem], path: &str) -> &'a Problem {
+    ps.iter()
+        .find(|p| p.path.to_string() == path)
+        .unwrap_or_else(|| panic!("no problem at {path}: {ps:#?}"))
+}
+
+#[test]
+fn broken_router_reports_every_problem_with_line() {
+    let text = "\
+router:
+  addresses: [10.0.0.1, 10.0.0.300]
+  control:
+    transport: carrier-pigeon
+  timers:
+    transmit_t_ms: 5
+  services:
+    - id: 0
+      type: standard
+      password: waytoolongpassword
+    - id: 90
+      type: dynamic
+      protocol: tcp
+      ports: [1, 2, 3, 4, 5, 6, 7, 8, 9]
+      allowed_caches: [10.0.0.0/33, 10.1.1.1/8]
+      forwarding: [gre, carrier]
+      colour: blue
+    - id: 0
+      type: standard
+log:
+  level: loud
+";
+    let ps = problems(router_from_str(text).unwrap_err());
+    let p = find(&ps, "router.addresses[1]");
+    assert_eq!(p.line, Some(2));
+    assert!(p.message.contains("10.0.0.300"), "{p}");
+    assert_eq!(find(&ps, "router.control.transport").line, Some(4));
+    assert_eq!(find(&ps, "router.timers.transmit_t_ms").line, Some(6));
+    let p = find(&ps, "router.services[0].password");
+    assert_eq!((p.line, p.column), (Some(10), Some(7)));
+    assert!(p.message.contains("1-8 octets"), "{p}");
+    let p = find(&ps, "router.services[1].ports");
+    assert_eq!(p.line, Some(14));
+    assert!(p.message.contains("at most 8"), "{p}");
+    assert_eq!(
+        find(&ps, "router.services[1].allowed_caches[0]").line,
+        Some(15)
+    );
+    assert!(find(&ps, "router.services[1].allowed_caches[1]")
+        .message
+        .contains("host bits"));
+    let p = find(&ps, "router.services[1].forwarding[1]");
+    assert_eq!(p.line, Some(16));
+    assert!(p.message.contains("carrier"), "{p}");
+    let p = find(&ps, "router.services[1].colour");
+    assert_eq!(p.line, Some(17));
+    assert!(p.message.contains("unknown field"), "{p}");
+    let p = find(&ps, "router.services[2].id");
+    assert_eq!(p.line, Some(18));
+    assert!(p.message.contains("conflict"), "{p}");
+    assert_eq!(find(&ps, "log.level").line, Some(21));
+    assert_eq!(ps.len(), 11, "{ps:#?}");
+    // The rendered error names every field and line.
+    let text = ConfigError::Invalid(ps).to_string();
+    assert!(
+        text.contains("line 10 column 7: router.services[0].password"),
+        "{text}"
+    );
+}
+
+#[test]
+fn broken_cache_reports_type_errors_with_line() {
+    let text = "\
+cache:
+  address: 10.0.0.2
+  routers: []
+  services:
+    - id: 300
+      type: dynamic
+      protocol: tcp
+    - id: 5
+      type: standard
+      weight: heavy
+      assignment: hash
+      return_policy:
+        max_load: 150
+        refuse_sources: [nonsense]
+";
+    let ps = problems(cache_from_str(text).unwrap_err());
+    assert_eq!(find(&ps, "cache.routers").line, Some(3));
+    let p = find(&ps, "cache.services[0].id");
+    assert_eq!(p.line, Some(5));
+    assert!(p.message.contains("300"), "{p}");
+    let p = find(&ps, "cache.services[1].id");
+    assert!(p.message.contains("standard service 5"), "{p}");
+    assert_eq!(find(&ps, "cache.services[1].weight").line, Some(10));
+    assert_eq!(
+        find(&ps, "cache.services[1].return_policy.max_load").line,
+        Some(13)
+    );
+    assert_eq!(
+        find(&ps, "cache.services[1].return_policy.refuse_sources[0]").line,
+        Some(14)
+    );
+}
+
+#[test]
+fn syntax_error_has_a_position() {
+    let e = router_from_str("router:\n  addresses: [1.2.3.4\n  services: x\n").unwrap_err();
+    let ps = e.problems();
+    assert_eq!(ps.len(), 1);
+    assert!(ps[0].line.is_some());
+    assert!(ps[0].message.contains("YAML"));
+}
+
+#[test]
+fn missing_sections_and_fields() {
+    let ps = problems(router_from_str("log: {level: info}\n").unwrap_err());
+    assert!(ps[0].message.contains("missing section `router`"), "{ps:?}");
+    let ps = problems(router_from_str("router:\n  services:\n    - type: dynamic\n").unwrap_err());
+    assert!(
+        ps.iter()
+            .any(|p| p.message.contains("missing field `addresses`")),
+        "{ps:?}"
+    );
+    assert!(
+        ps.iter().any(|p| p.path.to_string() == "router.services[0]"
+            && p.message.contains("missing field `id`")
+            && p.line == Some(3)),
+        "{ps:?}"
+    );
+    assert!(
+        ps.iter()
+            .any(|p| p.message.contains("missing field `protocol`")),
+        "{ps:?}"
+    );
+}
+
+#[test]
+fn standard_service_rejects_definition_keys() {
+    let ps = problems(
+        router_from_str("router:\n  addresses: [10.0.0.1]\n  services:\n    - id: 0\n      type: standard\n      ports: [80]\n")
+            .unwrap_err(),
+    );
+    let p = find(&ps, "router.services[0].ports");
+    assert_eq!(p.line, Some(6));
+    assert!(p.message.contains("fixed by the protocol"));
+}
