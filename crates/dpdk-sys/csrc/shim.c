@@ -7,6 +7,9 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 #include <rte_ethdev.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
 #include "shim.h"
 
 int dpdk_shim_errno(void) { return rte_errno; }
@@ -58,3 +61,49 @@ unsigned int dpdk_shim_ring_dequeue_burst(struct rte_ring *r, void **obj_table, 
 
 unsigned int dpdk_shim_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
 unsigned int dpdk_shim_ring_free_count(const struct rte_ring *r) { return rte_ring_free_count(r); }
+
+typedef int (*eth_from_rings_fn)(const char *, struct rte_ring *const[], const unsigned int,
+                                 struct rte_ring *const[], const unsigned int, const unsigned int);
+
+int dpdk_shim_eth_ring_pair(const char *name_a, const char *name_b, unsigned int ring_size,
+                            uint16_t *port_a, uint16_t *port_b)
+{
+    void *pmd = dlopen("librte_net_ring.so.23", RTLD_NOW | RTLD_NOLOAD);
+    if (pmd == NULL)
+        return -ENOTSUP;
+    eth_from_rings_fn from_rings = (eth_from_rings_fn)dlsym(pmd, "rte_eth_from_rings");
+    if (from_rings == NULL) {
+        dlclose(pmd);
+        return -ENOTSUP;
+    }
+    char ab[RTE_RING_NAMESIZE], ba[RTE_RING_NAMESIZE];
+    if (snprintf(ab, sizeof(ab), "%s>%s", name_a, name_b) >= (int)sizeof(ab) ||
+        snprintf(ba, sizeof(ba), "%s>%s", name_b, name_a) >= (int)sizeof(ba)) {
+        dlclose(pmd);
+        return -EINVAL;
+    }
+    unsigned int flags = RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ;
+    struct rte_ring *r_ab = rte_ring_create(ab, ring_size, (int)rte_socket_id(), flags);
+    if (r_ab == NULL) {
+        dlclose(pmd);
+        return -rte_errno;
+    }
+    struct rte_ring *r_ba = rte_ring_create(ba, ring_size, (int)rte_socket_id(), flags);
+    if (r_ba == NULL) {
+        int e = rte_errno;
+        rte_ring_free(r_ab);
+        dlclose(pmd);
+        return -e;
+    }
+    int a = from_rings(name_a, &r_ba, 1, &r_ab, 1, rte_socket_id());
+    int b = a < 0 ? a : from_rings(name_b, &r_ab, 1, &r_ba, 1, rte_socket_id());
+    /* The PMD stays loaded by EAL; drop only our extra reference. */
+    dlclose(pmd);
+    if (a < 0 || b < 0) {
+        /* Port A (if created) keeps pointers to the rings, so they are not freed here. */
+        return -(rte_errno ? rte_errno : EINVAL);
+    }
+    *port_a = (uint16_t)a;
+    *port_b = (uint16_t)b;
+    return 0;
+}

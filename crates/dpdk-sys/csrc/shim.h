@@ -47,4 +47,15 @@ unsigned int dpdk_shim_ring_dequeue_burst(struct rte_ring *r, void **obj_table, 
 unsigned int dpdk_shim_ring_count(const struct rte_ring *r);
 unsigned int dpdk_shim_ring_free_count(const struct rte_ring *r);
 
+/*
+ * Creates two cross-connected net_ring ports named name_a and name_b (what A sends, B receives
+ * and the reverse) over two new SP/SC rings of ring_size slots, using rte_eth_from_rings() of the
+ * net_ring PMD that EAL already loaded as a plugin (found with dlopen(RTLD_NOLOAD): linking the
+ * PMD directly would register the driver twice). Returns 0 and the port ids, or a negative
+ * errno: -ENOTSUP when the PMD is not loaded, -EINVAL for bad names, else rte_errno.
+ * The rings live until EAL cleanup.
+ */
+int dpdk_shim_eth_ring_pair(const char *name_a, const char *name_b, unsigned int ring_size,
+                            uint16_t *port_a, uint16_t *port_b);
+
 #endif

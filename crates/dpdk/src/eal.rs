@@ -42,6 +42,14 @@ pub fn is_running() -> bool {
     STATE.load(Ordering::Acquire) == STATE_RUNNING
 }
 
+/// Device names behind all ethdev ports.
+fn probed_devices() -> Vec<String> {
+    crate::ethdev::Port::ids()
+        .into_iter()
+        .filter_map(crate::ethdev::device_name)
+        .collect()
+}
+
 /// Why EAL initialisation failed (`rte_eal_init` errno, see `rte_eal.h`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -83,6 +91,13 @@ pub enum EalError {
     /// `ENOEXEC`: a service core failed to launch.
     #[error("EAL: a service core failed to launch")]
     ServiceCore,
+    /// A requested network `--vdev` did not become an ethdev port (unknown driver or bad
+    /// driver arguments; see the EAL log). EAL was cleaned up again.
+    #[error("vdev {name:?} failed to probe (see the EAL log above)")]
+    VdevNotProbed {
+        /// Device name from the `--vdev` argument.
+        name: String,
+    },
     /// Any other errno.
     #[error("EAL initialisation failed: {0}")]
     Unknown(Errno),
@@ -196,6 +211,23 @@ impl EalArgs {
         self.arg("--log-level").arg(level)
     }
 
+    /// Device names of the `--vdev` arguments (the part before the first comma).
+    fn vdev_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut it = self.args.iter();
+        while let Some(a) = it.next() {
+            let spec = if a == "--vdev" {
+                it.next().map(String::as_str)
+            } else {
+                a.strip_prefix("--vdev=")
+            };
+            if let Some(spec) = spec {
+                out.push(spec.split(',').next().unwrap_or(spec).to_owned());
+            }
+        }
+        out
+    }
+
     /// The arguments as they will be passed (program name first).
     #[must_use]
     pub fn args(&self) -> &[String] {
@@ -223,6 +255,7 @@ impl Eal {
     /// [`EalError::AlreadyInitialized`] on any call after the first; the mapped `rte_errno`
     /// when `rte_eal_init` fails (EAL may then be unusable for the rest of the process).
     pub fn init(args: EalArgs) -> Result<Self, EalError> {
+        let vdevs = args.vdev_names();
         let mut cstrings = Vec::with_capacity(args.args.len());
         for (index, a) in args.args.into_iter().enumerate() {
             cstrings.push(CString::new(a).map_err(|_| EalError::NulInArgument { index })?);
@@ -251,9 +284,22 @@ impl Eal {
             return Err(EalError::from_errno(e));
         }
         STATE.store(STATE_RUNNING, Ordering::Release);
-        Ok(Self {
+        let eal = Self {
             _main_thread_only: PhantomData,
-        })
+        };
+        // DPDK 22.11 logs a failed vdev probe and still returns success from `rte_eal_init`:
+        // check that every requested network vdev became a port, and fail as a whole if not.
+        if let Some(name) = vdevs
+            .iter()
+            .filter(|v| v.starts_with("net_"))
+            .find(|v| !probed_devices().iter().any(|d| d == *v))
+        {
+            let name = name.clone();
+            drop(eal); // rte_eal_cleanup
+            STATE.store(STATE_FAILED, Ordering::Release);
+            return Err(EalError::VdevNotProbed { name });
+        }
+        Ok(eal)
     }
 
     /// The main lcore (the thread that called [`Eal::init`]).

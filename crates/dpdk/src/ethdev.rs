@@ -149,6 +149,27 @@ fn check(port: PortId, op: &'static str, ret: i32) -> Result<(), EthError> {
     }
 }
 
+/// Name of the device behind port `id` (`rte_dev_name` of `rte_eth_dev_info.device`).
+pub(crate) fn device_name(id: PortId) -> Option<String> {
+    if !crate::eal::is_running() {
+        return None;
+    }
+    let mut info = dpdk_sys::rte_eth_dev_info::default();
+    // SAFETY: EAL runs (checked above); `info` is a valid out pointer; invalid ids return an
+    // error.
+    if unsafe { dpdk_sys::rte_eth_dev_info_get(id.0, &mut info) } != 0 || info.device.is_null() {
+        return None;
+    }
+    // SAFETY: `info.device` is the port's live `rte_device` (non-null, checked).
+    let p = unsafe { dpdk_sys::rte_dev_name(info.device) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `rte_dev_name` returns the device's NUL-terminated name, valid while the device
+    // exists; we copy it at once.
+    Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
 /// Ownership token of one port id; releases the claim when the port and all queues are gone.
 #[derive(Debug)]
 pub(crate) struct PortClaim {
@@ -280,10 +301,51 @@ impl Port {
         // SAFETY: EAL runs (checked above); `cname` is a valid C string and `id` a valid out
         // pointer, both living across the call.
         let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
-        if ret != 0 {
-            return Err(EthError::NotFound(name.to_owned()));
+        if ret == 0 {
+            return Self::claim(PortId(id));
         }
-        Self::claim(PortId(id))
+        // Some drivers name the ethdev differently from the vdev (net_ring with `nodeaction`):
+        // fall back to the underlying device's name.
+        match Self::ids()
+            .into_iter()
+            .find(|&p| device_name(p).as_deref() == Some(name))
+        {
+            Some(p) => Self::claim(p),
+            None => Err(EthError::NotFound(name.to_owned())),
+        }
+    }
+
+    /// Creates two cross-connected `net_ring` ports named `net_ring_<name_a>` and
+    /// `net_ring_<name_b>` (what one sends, the other receives) over two SP/SC rings of `ring_size` slots, and claims both.
+    ///
+    /// This uses `rte_eth_from_rings` of the `net_ring` PMD that EAL loads as a plugin; plain
+    /// `--vdev net_ring0,nodeaction=...` arguments cannot connect two ports crosswise. The
+    /// rings live until EAL cleanup. Names must be short (together at most 27 bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`EthError::NotSupported`] when the net_ring PMD is not loaded, [`EthError::InvalidName`],
+    /// or the mapped errno.
+    pub fn ring_pair(name_a: &str, name_b: &str, ring_size: u32) -> Result<(Self, Self), EthError> {
+        if !crate::eal::is_running() {
+            return Err(EthError::EalNotRunning);
+        }
+        let ca = CString::new(name_a).map_err(|_| EthError::InvalidName(name_a.to_owned()))?;
+        let cb = CString::new(name_b).map_err(|_| EthError::InvalidName(name_b.to_owned()))?;
+        let (mut a, mut b) = (0u16, 0u16);
+        // SAFETY: EAL runs (checked above); the names are valid C strings and the out pointers
+        // point to locals, all living across the call.
+        let ret = unsafe {
+            dpdk_sys::dpdk_shim_eth_ring_pair(ca.as_ptr(), cb.as_ptr(), ring_size, &mut a, &mut b)
+        };
+        if ret < 0 {
+            return Err(EthError::from_ret(
+                PortId(u16::MAX),
+                "rte_eth_from_rings",
+                ret,
+            ));
+        }
+        Ok((Self::claim(PortId(a))?, Self::claim(PortId(b))?))
     }
 
     /// Claims the port with id `id`.
@@ -357,7 +419,13 @@ impl Port {
         }
     }
 
-    /// The device name (`rte_eth_dev_get_name_by_port`).
+    /// The name of the underlying device (for vdevs, the `--vdev` name such as `net_tap0`).
+    #[must_use]
+    pub fn device_name(&self) -> Option<String> {
+        device_name(self.id())
+    }
+
+    /// The ethdev name (`rte_eth_dev_get_name_by_port`).
     ///
     /// # Errors
     ///

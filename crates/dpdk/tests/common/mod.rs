@@ -1,0 +1,47 @@
+//! Shared EAL bootstrap for the DPDK test binaries (one EAL per process, one binary per scenario).
+#![allow(dead_code)]
+
+use dpdk::EalArgs;
+
+/// Free 2 MiB hugepages according to /proc/meminfo (0 when unreadable).
+pub fn free_hugepages() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("HugePages_Free:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// EAL arguments for a test: `--no-pci`, lcores 0-1, a file prefix unique to this process, and
+/// hugepages with `--in-memory` when at least 64 are free, else `--no-huge --no-shconf -m 256`.
+pub fn eal_args(scenario: &str) -> EalArgs {
+    let prefix = format!("hdpdk-{scenario}-{}", std::process::id());
+    let base = EalArgs::new()
+        .no_pci()
+        .lcores("0-1")
+        .file_prefix(&prefix)
+        .log_level("lib.eal:error");
+    if free_hugepages() >= 64 {
+        base.in_memory()
+    } else {
+        base.no_huge().no_shconf().memory_mb(256).iova_va()
+    }
+}
+
+/// A deterministic test frame of `len` bytes: Ethernet header (broadcast destination, locally
+/// administered source, EtherType 0x88B5 "local experimental") and a payload tagged with `seq`.
+pub fn frame(seq: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len.max(60)];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f[14..18].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in f[18..].iter_mut().enumerate() {
+        *b = (i as u32 ^ seq) as u8;
+    }
+    f
+}
