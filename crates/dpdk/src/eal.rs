@@ -75,9 +75,10 @@ pub enum EalError {
     /// `ENOMEM`: out of memory (too few free hugepages, or `-m` too large).
     #[error("EAL: out of memory (check HugePages_Free or use --no-huge)")]
     OutOfMemory,
-    /// `ENODEV`: memory setup failed.
-    #[error("EAL: memory setup failed")]
-    MemorySetup,
+    /// `ENODEV`: a device argument (`--vdev`, `-a`) could not be parsed, for example an unknown
+    /// driver name, or memory setup failed; the EAL log says which.
+    #[error("EAL: a device argument could not be parsed (unknown driver?) or memory setup failed")]
+    NoDevice,
     /// `ENOTSUP`: EAL cannot initialise on this system; also reported when probing a device
     /// (for example a bad `--vdev`) fails.
     #[error("EAL cannot initialise on this system or a device failed to probe")]
@@ -110,7 +111,7 @@ impl EalError {
             code::EACCES => Self::PermissionDenied,
             code::EAGAIN => Self::ResourceUnavailable,
             code::ENOMEM => Self::OutOfMemory,
-            code::ENODEV => Self::MemorySetup,
+            code::ENODEV => Self::NoDevice,
             code::ENOTSUP => Self::NotSupported,
             code::EFAULT => Self::Tailq,
             code::EPROTO => Self::NoPciBus,
