@@ -150,6 +150,38 @@ impl<'a> Cursor<'a> {
         s
     }
 
+    /// Reads one variable-length list element with `f`, reporting a truncation anywhere inside it
+    /// as a truncation of the whole element (`field` number `index`, 1-based) at the element's
+    /// start offset, with `need` = octets the element needed from its start.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, with `Truncated` rewritten as described.
+    pub fn element<T>(
+        &mut self,
+        field: FieldId,
+        index: usize,
+        f: impl FnOnce(&mut Cursor<'a>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let start = self.offset();
+        let have = self.remaining();
+        self.set_index(index);
+        f(self).map_err(|e| match e {
+            Error::Truncated { need, offset, .. } => Error::Truncated {
+                layer: self.layer,
+                field,
+                index: sat_u16(index),
+                need: (offset as usize)
+                    .saturating_sub(start)
+                    .saturating_add(need as usize)
+                    .try_into()
+                    .unwrap_or(u32::MAX),
+                have: sat_u16(have),
+                offset: sat_u32(start),
+            },
+            other => other,
+        })
+    }
+
     /// Reads a 32-bit element count and checks that `count * min_elem_len` octets remain, so that a
     /// hostile count can never cause a large allocation.
     ///

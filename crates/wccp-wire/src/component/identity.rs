@@ -161,6 +161,7 @@ impl HashAssignmentData {
     pub const LEN: usize = 36;
 
     fn read(c: &mut Cursor<'_>) -> Result<Self, Error> {
+        let mut c = c.sub(Self::LEN, FieldId::AssignmentData)?;
         Ok(HashAssignmentData {
             buckets: c.array(FieldId::BucketBlock)?,
             weight: c.u16(FieldId::WeightStatus)?,

@@ -39,8 +39,7 @@ impl ComponentRepr for RouterViewInfo {
         let n = c.count(FieldId::CacheCount, FieldId::CacheElement, 8)?;
         let mut caches = Vec::with_capacity(n);
         for i in 0..n {
-            c.set_index(i + 1);
-            caches.push(WebCacheIdentity::read(c)?);
+            caches.push(c.element(FieldId::CacheElement, i + 1, WebCacheIdentity::read)?);
         }
         Ok(RouterViewInfo {
             change_number,
