@@ -17,7 +17,8 @@ pub fn free_hugepages() -> u64 {
 }
 
 /// EAL arguments for a test: `--no-pci`, lcores 0-1, a file prefix unique to this process, and
-/// hugepages with `--in-memory` when at least 64 are free, else `--no-huge --no-shconf -m 256`.
+/// hugepages with `--in-memory` when at least 64 are free, else `--no-huge --no-shconf -m 256`
+/// (also forced by setting `HDPDK_NO_HUGE`).
 pub fn eal_args(scenario: &str) -> EalArgs {
     let prefix = format!("hdpdk-{scenario}-{}", std::process::id());
     let base = EalArgs::new()
@@ -25,7 +26,7 @@ pub fn eal_args(scenario: &str) -> EalArgs {
         .lcores("0-1")
         .file_prefix(&prefix)
         .log_level("lib.eal:error");
-    if free_hugepages() >= 64 {
+    if free_hugepages() >= 64 && std::env::var_os("HDPDK_NO_HUGE").is_none() {
         base.in_memory()
     } else {
         base.no_huge().no_shconf().memory_mb(256).iova_va()
