@@ -1,0 +1,398 @@
+//! Cache agent configuration: validated, typed, built by `config` (or by hand in tests).
+
+use core::fmt;
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+use assign::spread::{MaskField, SlowStart, SQUID_MASK};
+use wire::component::{ServiceFlags, ServiceInfo, ServiceType};
+
+use crate::ServiceKey;
+
+/// Default TRANSMIT_T (HERE_I_AM interval), PROTOCOL.md §5.1.
+pub const DEFAULT_TRANSMIT_T: Duration = Duration::from_secs(10);
+
+/// Default assignment weight (Squid's `wccp2_weight`).
+pub const DEFAULT_WEIGHT: u16 = 10000;
+
+/// Maximum MD5 password length (PROTOCOL.md §2.2).
+pub const MAX_PASSWORD_LEN: usize = 8;
+
+/// Which packet fields a hash key uses (one of the primary / alternate flag groups).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HashFields {
+    /// Source IP address.
+    pub src_ip: bool,
+    /// Destination IP address.
+    pub dst_ip: bool,
+    /// Source port.
+    pub src_port: bool,
+    /// Destination port.
+    pub dst_port: bool,
+}
+
+impl HashFields {
+    /// No fields.
+    pub const NONE: HashFields = HashFields {
+        src_ip: false,
+        dst_ip: false,
+        src_port: false,
+        dst_port: false,
+    };
+    /// Destination IP only (the usual web-cache choice).
+    pub const DST_IP: HashFields = HashFields {
+        src_ip: false,
+        dst_ip: true,
+        src_port: false,
+        dst_port: false,
+    };
+    /// Source IP only.
+    pub const SRC_IP: HashFields = HashFields {
+        src_ip: true,
+        dst_ip: false,
+        src_port: false,
+        dst_port: false,
+    };
+
+    /// The four flag bits in primary position (0x1 src IP … 0x8 dst port).
+    pub const fn bits(self) -> u32 {
+        (self.src_ip as u32)
+            | (self.dst_ip as u32) << 1
+            | (self.src_port as u32) << 2
+            | (self.dst_port as u32) << 3
+    }
+}
+
+/// A service group definition as the cache announces it (PROTOCOL.md §2.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceDef {
+    /// A well-known service (0 = web-cache); every other field is zero on the wire.
+    Standard(u8),
+    /// A dynamic service.
+    Dynamic {
+        /// Service id.
+        id: u8,
+        /// Priority (0 lowest … 255 highest).
+        priority: u8,
+        /// IP protocol (6 TCP, 17 UDP, 0 all).
+        protocol: u8,
+        /// Up to 8 ports (empty: all ports).
+        ports: Vec<u16>,
+        /// The ports are source ports (else destination ports).
+        ports_source: bool,
+        /// Primary hash fields.
+        primary: HashFields,
+        /// Alternate hash fields.
+        alternate: HashFields,
+    },
+}
+
+impl ServiceDef {
+    /// The service group key.
+    pub fn key(&self) -> ServiceKey {
+        match self {
+            ServiceDef::Standard(id) => ServiceKey {
+                dynamic: false,
+                id: *id,
+            },
+            ServiceDef::Dynamic { id, .. } => ServiceKey {
+                dynamic: true,
+                id: *id,
+            },
+        }
+    }
+
+    /// The Service Info component announcing this definition.
+    pub fn service_info(&self) -> ServiceInfo {
+        match self {
+            ServiceDef::Standard(id) => ServiceInfo::standard(*id),
+            ServiceDef::Dynamic {
+                id,
+                priority,
+                protocol,
+                ports,
+                ports_source,
+                primary,
+                alternate,
+            } => {
+                let mut flags = primary.bits() | alternate.bits() << 8;
+                if !ports.is_empty() {
+                    flags |= ServiceFlags::PORTS_DEFINED.bits();
+                    if *ports_source {
+                        flags |= ServiceFlags::PORTS_SOURCE.bits();
+                    }
+                }
+                let mut p = [0u16; 8];
+                for (slot, port) in p.iter_mut().zip(ports) {
+                    *slot = *port;
+                }
+                ServiceInfo {
+                    service_type: ServiceType::Dynamic,
+                    id: *id,
+                    priority: *priority,
+                    protocol: *protocol,
+                    flags: ServiceFlags(flags),
+                    ports: p,
+                }
+            }
+        }
+    }
+
+    /// The field Squid-style mask assignment uses for this service.
+    pub fn default_mask_field(&self) -> MaskField {
+        match self {
+            ServiceDef::Standard(_) => MaskField::for_service(true, 0),
+            ServiceDef::Dynamic {
+                primary, alternate, ..
+            } => MaskField::for_service(false, primary.bits() | alternate.bits() << 8),
+        }
+    }
+}
+
+/// Forwarding or packet-return method (capability types 1 and 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// GRE encapsulation (bit 0x1).
+    Gre,
+    /// Layer-2 rewrite (bit 0x2).
+    L2,
+}
+
+impl Method {
+    /// Capability bit.
+    pub const fn bit(self) -> u32 {
+        match self {
+            Method::Gre => 0x1,
+            Method::L2 => 0x2,
+        }
+    }
+}
+
+/// Assignment method (capability type 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AssignMethod {
+    /// Hash buckets (bit 0x1).
+    Hash,
+    /// Mask/value sets (bit 0x2).
+    Mask,
+}
+
+impl AssignMethod {
+    /// Capability bit.
+    pub const fn bit(self) -> u32 {
+        match self {
+            AssignMethod::Hash => 0x1,
+            AssignMethod::Mask => 0x2,
+        }
+    }
+}
+
+/// How the designated cache spreads buckets (hash assignment).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SpreadAlgorithm {
+    /// Squid's weighted walk (default; Squid-equal output).
+    #[default]
+    Squid,
+    /// Minimal movement on membership changes ([`assign::spread::stable_hash`]).
+    Stable,
+}
+
+/// Mask assignment settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MaskConfig {
+    /// The field the 0x1741 mask applies to; `None` derives it from the service flags
+    /// (Squid's rule, [`MaskField::for_service`]).
+    pub field: Option<MaskField>,
+}
+
+/// One service group the cache joins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// The definition announced in every message.
+    pub service: ServiceDef,
+    /// Assignment weight announced in the identity element.
+    pub weight: u16,
+    /// MD5 password (at most 8 octets); `None` = no security.
+    pub password: Option<Vec<u8>>,
+    /// Acceptable forwarding methods, most preferred first.
+    pub forwarding: Vec<Method>,
+    /// Acceptable assignment methods, most preferred first.
+    pub assignment: Vec<AssignMethod>,
+    /// Acceptable packet-return methods, most preferred first.
+    pub packet_return: Vec<Method>,
+    /// Mask assignment settings.
+    pub mask: MaskConfig,
+    /// Bucket spreading when this cache is designated.
+    pub spread: SpreadAlgorithm,
+    /// Optional slow start for caches joining the group (designated cache only).
+    pub slow_start: Option<SlowStart>,
+}
+
+impl ServiceConfig {
+    /// A service with defaults: weight 10000, no password, GRE/hash/GRE only, Squid spreading.
+    pub fn new(service: ServiceDef) -> ServiceConfig {
+        ServiceConfig {
+            service,
+            weight: DEFAULT_WEIGHT,
+            password: None,
+            forwarding: vec![Method::Gre],
+            assignment: vec![AssignMethod::Hash],
+            packet_return: vec![Method::Gre],
+            mask: MaskConfig::default(),
+            spread: SpreadAlgorithm::Squid,
+            slow_start: None,
+        }
+    }
+
+    /// The mask field used for mask assignment.
+    pub fn mask_field(&self) -> MaskField {
+        self.mask
+            .field
+            .unwrap_or_else(|| self.service.default_mask_field())
+    }
+
+    /// The mask element announced and assigned: [`SQUID_MASK`] on [`Self::mask_field`].
+    pub fn mask_element(&self) -> (u32, u32, u16, u16) {
+        match self.mask_field() {
+            MaskField::SrcIp => (SQUID_MASK, 0, 0, 0),
+            MaskField::DstIp => (0, SQUID_MASK, 0, 0),
+            MaskField::SrcPort => (0, 0, SQUID_MASK as u16, 0),
+            MaskField::DstPort => (0, 0, 0, SQUID_MASK as u16),
+        }
+    }
+}
+
+/// The whole cache agent configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Our address: source of every message and the identity we announce.
+    pub address: Ipv4Addr,
+    /// Routers to join (seed list), unicast.
+    pub routers: Vec<Ipv4Addr>,
+    /// Service groups.
+    pub services: Vec<ServiceConfig>,
+    /// HERE_I_AM interval (TRANSMIT_T).
+    pub transmit_t: Duration,
+}
+
+impl CacheConfig {
+    /// A configuration with the default TRANSMIT_T.
+    pub fn new(address: Ipv4Addr, routers: Vec<Ipv4Addr>, services: Vec<ServiceConfig>) -> Self {
+        CacheConfig {
+            address,
+            routers,
+            services,
+            transmit_t: DEFAULT_TRANSMIT_T,
+        }
+    }
+
+    /// Checks the configuration, collecting every problem.
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing all problems found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Vec::new();
+        if self.address.is_unspecified()
+            || self.address.is_multicast()
+            || self.address.is_broadcast()
+        {
+            p.push(format!("address {} is not a unicast address", self.address));
+        }
+        if self.routers.is_empty() {
+            p.push("no routers configured".to_owned());
+        }
+        for (i, r) in self.routers.iter().enumerate() {
+            if r.is_unspecified() || *r == self.address {
+                p.push(format!("router {r} is not usable"));
+            }
+            if self.routers[..i].contains(r) {
+                p.push(format!("router {r} listed twice"));
+            }
+        }
+        if self.services.is_empty() {
+            p.push("no services configured".to_owned());
+        }
+        let ms = self.transmit_t.as_millis();
+        if !(500..=60_000).contains(&ms) {
+            p.push(format!("transmit_t {ms} ms outside 500..=60000"));
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            let key = s.service.key();
+            let name = service_name(key);
+            if self.services[..i].iter().any(|o| o.service.key() == key) {
+                p.push(format!("{name} configured twice"));
+            }
+            if let Some(pw) = &s.password {
+                if pw.len() > MAX_PASSWORD_LEN {
+                    p.push(format!(
+                        "{name}: password longer than {MAX_PASSWORD_LEN} octets"
+                    ));
+                }
+            }
+            if s.forwarding.is_empty() {
+                p.push(format!("{name}: no forwarding method"));
+            }
+            if s.assignment.is_empty() {
+                p.push(format!("{name}: no assignment method"));
+            }
+            if s.packet_return.is_empty() {
+                p.push(format!("{name}: no packet return method"));
+            }
+            if let ServiceDef::Dynamic {
+                ports,
+                primary,
+                alternate,
+                ..
+            } = &s.service
+            {
+                if ports.len() > 8 {
+                    p.push(format!("{name}: {} ports, at most 8", ports.len()));
+                }
+                if ports.contains(&0) {
+                    p.push(format!("{name}: port 0 terminates the port list"));
+                }
+                if s.assignment.contains(&AssignMethod::Hash) && primary.bits() == 0 {
+                    p.push(format!(
+                        "{name}: hash assignment needs at least one primary hash field"
+                    ));
+                }
+                let _ = alternate;
+            }
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems: p })
+        }
+    }
+}
+
+/// "standard 0" / "dynamic 80".
+pub fn service_name(key: ServiceKey) -> String {
+    format!(
+        "{} {}",
+        if key.dynamic { "dynamic" } else { "standard" },
+        key.id
+    )
+}
+
+/// An invalid cache configuration; lists every problem found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// One sentence per problem.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid cache configuration: {}",
+            self.problems.join("; ")
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
