@@ -175,7 +175,9 @@ impl<const N: usize> Burst<N> {
         let len = self.len;
         // `len <= N`, so the pointer is at most one past the end of `slots`.
         (
-            self.slots[len..].as_mut_ptr().cast::<*mut dpdk_sys::rte_mbuf>(),
+            self.slots[len..]
+                .as_mut_ptr()
+                .cast::<*mut dpdk_sys::rte_mbuf>(),
             N - len,
         )
     }
@@ -214,11 +216,7 @@ impl<const N: usize> Burst<N> {
         // overlap. The first `n` slots are no longer ours (caller contract) and are overwritten
         // without being dropped.
         unsafe {
-            ptr::copy(
-                self.slots.as_ptr().add(n),
-                self.slots.as_mut_ptr(),
-                rest,
-            );
+            ptr::copy(self.slots.as_ptr().add(n), self.slots.as_mut_ptr(), rest);
         }
         self.len = rest;
     }
@@ -273,5 +271,22 @@ impl<const N: usize> Drop for Drain<'_, N> {
         for m in self.by_ref() {
             drop(m);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_burst_needs_no_eal() {
+        let mut b: Burst<4> = Burst::new();
+        assert!(b.is_empty() && !b.is_full());
+        assert_eq!(b.capacity(), 4);
+        assert!(b.pop().is_none());
+        assert_eq!(b.drain().count(), 0);
+        let (_, spare) = b.spare_ptr();
+        assert_eq!(spare, 4);
+        assert_eq!(std::mem::size_of::<Mbuf>(), std::mem::size_of::<*mut u8>());
     }
 }

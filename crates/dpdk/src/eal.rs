@@ -345,3 +345,54 @@ impl Drop for Eal {
         let _ = unsafe { dpdk_sys::rte_eal_cleanup() };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_orders_arguments_and_finds_vdev_names() {
+        let a = EalArgs::new()
+            .no_pci()
+            .in_memory()
+            .file_prefix("p")
+            .vdev("net_tap0,iface=t0")
+            .arg("--vdev=net_null1")
+            .lcores("0-1")
+            .memory_mb(64);
+        assert_eq!(
+            a.args(),
+            [
+                "wccpd",
+                "--no-pci",
+                "--in-memory",
+                "--file-prefix",
+                "p",
+                "--vdev",
+                "net_tap0,iface=t0",
+                "--vdev=net_null1",
+                "--lcores",
+                "0-1",
+                "-m",
+                "64"
+            ]
+        );
+        assert_eq!(a.vdev_names(), ["net_tap0", "net_null1"]);
+    }
+
+    #[test]
+    fn errno_maps_to_variants() {
+        assert!(matches!(
+            EalError::from_errno(Errno(code::EINVAL)),
+            EalError::InvalidArguments
+        ));
+        assert!(matches!(
+            EalError::from_errno(Errno(code::EALREADY)),
+            EalError::AlreadyInitialized
+        ));
+        assert!(matches!(
+            EalError::from_errno(Errno(4242)),
+            EalError::Unknown(Errno(4242))
+        ));
+    }
+}

@@ -381,12 +381,10 @@ impl Port {
     }
 
     fn claim(id: PortId) -> Result<Self, EthError> {
-        let flag = CLAIMED
-            .get(usize::from(id.0))
-            .ok_or(EthError::NoDevice {
-                port: id,
-                op: "claim",
-            })?;
+        let flag = CLAIMED.get(usize::from(id.0)).ok_or(EthError::NoDevice {
+            port: id,
+            op: "claim",
+        })?;
         if flag
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
@@ -434,7 +432,8 @@ impl Port {
         self.running()?;
         let mut buf = [0 as c_char; dpdk_sys::RTE_ETH_NAME_MAX_LEN as usize];
         // SAFETY: EAL runs; `buf` has RTE_ETH_NAME_MAX_LEN bytes as the function requires.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(self.raw_id(), buf.as_mut_ptr()) };
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(self.raw_id(), buf.as_mut_ptr()) };
         check(self.id(), "rte_eth_dev_get_name_by_port", ret)?;
         // SAFETY: on success DPDK wrote a NUL-terminated name into `buf`.
         Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
@@ -493,8 +492,9 @@ impl Port {
         for q in 0..conf.tx_queues {
             // SAFETY: EAL runs; the port is configured with `tx_queues` queues; NULL txconf
             // means driver defaults.
-            let ret =
-                unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, q, nb_txd, socket, std::ptr::null()) };
+            let ret = unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(id, q, nb_txd, socket, std::ptr::null())
+            };
             check(self.id(), "rte_eth_tx_queue_setup", ret)?;
         }
         self.state = State::Configured;
@@ -664,5 +664,43 @@ impl Drop for Port {
             let _ = self.stop();
         }
         // The claim (and the pool clone) go away with the last queue handle.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_addresses_format() {
+        assert_eq!(format!("{:?}", PortId(3)), "port3");
+        assert_eq!(
+            MacAddr([0x02, 0, 0xab, 1, 2, 0xff]).to_string(),
+            "02:00:ab:01:02:ff"
+        );
+        assert_eq!(format!("{:?}", crate::LcoreId::new(7)), "lcore7");
+    }
+
+    #[test]
+    fn errno_maps_per_operation() {
+        let e = EthError::from_ret(PortId(1), "rte_eth_dev_start", -code::ENOTSUP);
+        assert!(matches!(
+            e,
+            EthError::NotSupported {
+                op: "rte_eth_dev_start",
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "rte_eth_dev_start on port1: not supported by the driver"
+        );
+        assert!(matches!(
+            EthError::from_ret(PortId(1), "x", -999),
+            EthError::Unknown {
+                errno: Errno(999),
+                ..
+            }
+        ));
     }
 }

@@ -11,8 +11,8 @@
 //!     [`Mbuf::into_raw`] and comes back through [`Mbuf::from_raw`]. Nothing in this crate uses
 //!     `mem::forget`, on a buffer or on a collection of them (workspace lint `mem_forget`).
 //!
-//! (c) Transmit functions never busy-wait and never leak: [`TxQueue::tx_burst`]
-//!     (crate::TxQueue::tx_burst) leaves the unsent tail in the burst, owned by the caller, and
+//! (c) Transmit functions never busy-wait and never leak:
+//!     [`TxQueue::tx_burst`](crate::TxQueue::tx_burst) leaves the unsent tail in the burst, owned by the caller, and
 //!     [`TxQueue::tx_burst_or_drop`](crate::TxQueue::tx_burst_or_drop) frees it; ring enqueue
 //!     leaves the unsent tail in the burst.
 //!

@@ -60,7 +60,8 @@ impl RxQueue {
         // SAFETY: EAL runs; the queue was set up by `Port::configure` and this handle is its
         // only poller (`&mut self`, `!Sync`, one handle per queue); `ptr` has room for `want`
         // pointers (spare slots of `out`).
-        let n = unsafe { dpdk_sys::dpdk_shim_eth_rx_burst(self.port.as_u16(), self.queue, ptr, want) };
+        let n =
+            unsafe { dpdk_sys::dpdk_shim_eth_rx_burst(self.port.as_u16(), self.queue, ptr, want) };
         let n = usize::from(n).min(spare);
         // SAFETY: the driver wrote `n <= spare` valid, non-null mbuf pointers whose ownership
         // passes to us, into the spare slots.
@@ -125,7 +126,8 @@ impl TxQueue {
         }
         // SAFETY: EAL runs; the queue was set up by `Port::configure` and this handle is its
         // only user (`&mut self`, `!Sync`); `ptr` points to `want <= len` owned, valid mbufs.
-        let n = unsafe { dpdk_sys::dpdk_shim_eth_tx_burst(self.port.as_u16(), self.queue, ptr, want) };
+        let n =
+            unsafe { dpdk_sys::dpdk_shim_eth_tx_burst(self.port.as_u16(), self.queue, ptr, want) };
         let n = usize::from(n).min(len);
         // SAFETY: the driver took ownership of the first `n <= len` mbufs.
         unsafe { pkts.consume_front(n) };

@@ -35,14 +35,23 @@ fn mbuf_edits(pool: &Mempool) {
     assert_eq!(&m.data()[4..], &common::frame(7, 64)[..]);
     m.trim_front(4).unwrap();
     assert_eq!(m.data(), &common::frame(7, 64)[..]);
-    assert!(matches!(m.trim_front(65), Err(MbufError::TooShort { need: 65, .. })));
+    assert!(matches!(
+        m.trim_front(65),
+        Err(MbufError::TooShort { need: 65, .. })
+    ));
     let tail = m.tailroom();
-    assert!(matches!(m.append(tail + 1), Err(MbufError::NoTailroom { .. })));
+    assert!(matches!(
+        m.append(tail + 1),
+        Err(MbufError::NoTailroom { .. })
+    ));
     m.append(2).unwrap().copy_from_slice(&[0xaa, 0xbb]);
     assert_eq!(&m.data()[64..], &[0xaa, 0xbb]);
     assert_eq!(m.tailroom(), tail - 2);
     m.trim_back(2).unwrap();
-    assert!(matches!(m.trim_back(65), Err(MbufError::TooShort { need: 65, .. })));
+    assert!(matches!(
+        m.trim_back(65),
+        Err(MbufError::TooShort { need: 65, .. })
+    ));
     assert_eq!(m.len(), 64);
     m.data_mut()[0] = 0x42;
     assert_eq!(m.as_ref()[0], 0x42);
@@ -115,7 +124,11 @@ fn mempool_in_use_returns_to_baseline() {
 
     // RX -> TX into a null sink.
     let mut burst: Burst = Burst::new();
-    assert_eq!(null_rx[0].rx_burst(&mut burst), 32, "net_null always has packets");
+    assert_eq!(
+        null_rx[0].rx_burst(&mut burst),
+        32,
+        "net_null always has packets"
+    );
     assert_eq!(burst.as_slice()[0].len(), 64);
     let out = null_tx[0].tx_burst_or_drop(&mut burst);
     assert_eq!(out.sent + out.dropped, 32);
@@ -134,7 +147,11 @@ fn mempool_in_use_returns_to_baseline() {
     let out = fa_tx[0].tx_burst_or_drop(&mut burst);
     assert_eq!((out.sent, out.dropped), (0, 32));
     assert!(burst.is_empty());
-    assert_eq!(pool.in_use(), baseline + 64, "only the queued mbufs are in use");
+    assert_eq!(
+        pool.in_use(),
+        baseline + 64,
+        "only the queued mbufs are in use"
+    );
     // Unsent mbufs returned in the burst and dropped with it.
     fill(&pool, &mut burst, 10, 3000);
     assert_eq!(fa_tx[0].tx_burst(&mut burst), 0);
@@ -148,8 +165,8 @@ fn mempool_in_use_returns_to_baseline() {
 
     // Ring hand-off: SP/SC ring of 16, full ring returns the unsent tail, a dropped ring frees
     // its contents.
-    let (mut prod, mut cons) = ring::create("mb_ring", 16, RingMode::SingleProducerSingleConsumer)
-        .unwrap();
+    let (mut prod, mut cons) =
+        ring::create("mb_ring", 16, RingMode::SingleProducerSingleConsumer).unwrap();
     assert!(prod.try_clone().is_none(), "SP ring has one producer");
     let mut burst: Burst = Burst::new();
     fill(&pool, &mut burst, 24, 4000);

@@ -41,7 +41,9 @@ fn send_and_collect(
         while !burst.is_full() && sent + (burst.len() as u32) < FRAMES {
             let seq = seed + sent + burst.len() as u32;
             let f = common::frame(seq, 60 + (seq as usize * 7) % 1400);
-            burst.push(pool.alloc_with(&f).expect("alloc")).expect("room");
+            burst
+                .push(pool.alloc_with(&f).expect("alloc"))
+                .expect("room");
         }
         sent += tx_q.tx_burst(&mut burst) as u32;
     }
@@ -100,8 +102,14 @@ fn ring_pair_and_lcores() {
     assert_eq!(pool.in_use(), baseline, "every mbuf returned to the pool");
     let sa = a.stats().unwrap();
     let sb = b.stats().unwrap();
-    assert_eq!((sa.opackets, sb.ipackets), (u64::from(FRAMES), u64::from(FRAMES)));
-    assert_eq!((sb.opackets, sa.ipackets), (u64::from(FRAMES), u64::from(FRAMES)));
+    assert_eq!(
+        (sa.opackets, sb.ipackets),
+        (u64::from(FRAMES), u64::from(FRAMES))
+    );
+    assert_eq!(
+        (sb.opackets, sa.ipackets),
+        (u64::from(FRAMES), u64::from(FRAMES))
+    );
     assert!(a.link().unwrap().up);
 
     // A panic on an lcore is reported by wait(), and the lcore can be reused afterwards.
@@ -114,7 +122,7 @@ fn ring_pair_and_lcores() {
         }
         other => panic!("expected a panic report, got {other:?}"),
     }
-    let h = launch(&eal, worker, || dpdk::LcoreId::current()).unwrap();
+    let h = launch(&eal, worker, dpdk::LcoreId::current).unwrap();
     assert_eq!(h.wait().unwrap(), Some(worker));
     assert!(matches!(
         launch(&eal, eal.main_lcore(), || ()),

@@ -68,7 +68,15 @@ fn tap_in_netns() {
     let exe = std::env::current_exe().expect("own path");
     let exe = exe.to_str().expect("utf-8 path");
     let mut proc = Command::new("ip")
-        .args(["netns", "exec", &ns.0, exe, "--exact", "tap_in_netns", "--nocapture"])
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            exe,
+            "--exact",
+            "tap_in_netns",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, &ns.0)
         .stdin(Stdio::null())
         .spawn()
@@ -190,7 +198,7 @@ impl PacketSocket {
                 &mut len,
             )
         };
-        if n < 0 || sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        if n < 0 || sll.sll_pkttype == libc::PACKET_OUTGOING {
             return None;
         }
         buf.truncate(n as usize);
@@ -222,7 +230,11 @@ fn child() {
     port.set_promiscuous(true).unwrap();
     assert!(port.is_promiscuous().unwrap());
     let mac = port.mac_address().unwrap();
-    println!("{} up, mac {mac}, link {:?}", port.id(), port.link().unwrap());
+    println!(
+        "{} up, mac {mac}, link {:?}",
+        port.id(),
+        port.link().unwrap()
+    );
     let baseline = pool.in_use();
 
     let sock = PacketSocket::open(IFACE).expect("AF_PACKET socket on the TAP");
@@ -238,10 +250,17 @@ fn child() {
         while got.is_none() && Instant::now() < until {
             rxq[0].rx_burst(&mut burst);
             // Anything else the kernel emits on the interface is dropped here.
-            got = burst.drain().find(|m| m.data() == want.as_slice()).map(|m| m.data().to_vec());
+            got = burst
+                .drain()
+                .find(|m| m.data() == want.as_slice())
+                .map(|m| m.data().to_vec());
         }
     }
-    assert_eq!(got.as_deref(), Some(want.as_slice()), "kernel frame received by rx_burst");
+    assert_eq!(
+        got.as_deref(),
+        Some(want.as_slice()),
+        "kernel frame received by rx_burst"
+    );
 
     // DPDK -> kernel.
     let out = tagged(0x2222_0002);
