@@ -277,8 +277,13 @@ impl LogLevel {
 /// One service group on the router.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouterService {
-    /// The definition (for dynamic services, caches must announce exactly this).
-    pub definition: ServiceDefinition,
+    /// `true` for a dynamic service.
+    pub dynamic: bool,
+    /// Service id.
+    pub id: u8,
+    /// The definition caches must announce; `None` (a dynamic service given only by `id` and
+    /// `type`): learnt from the first cache to join, as a Cisco router does.
+    pub definition: Option<ServiceDefinition>,
     /// MD5 password (1-8 octets), or none.
     pub password: Option<Vec<u8>>,
     /// Caches allowed to join; empty = any.
@@ -308,6 +313,15 @@ pub struct RouterSettings {
     pub log_level: LogLevel,
 }
 
+/// Bucket spreading algorithm of the designated cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    /// Squid's weighted walk (Squid-equal output).
+    Squid,
+    /// Minimal movement on membership changes.
+    Stable,
+}
+
 /// When the cache returns (bypasses) redirected packets instead of serving them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReturnPolicy {
@@ -328,12 +342,14 @@ pub struct CacheService {
     pub weight: u16,
     /// MD5 password (1-8 octets), or none.
     pub password: Option<Vec<u8>>,
-    /// Forwarding method wanted.
-    pub forwarding: Method,
-    /// Assignment method wanted.
-    pub assignment: AssignmentMethod,
-    /// Packet-return method wanted.
-    pub return_method: Method,
+    /// Acceptable forwarding methods, most preferred first.
+    pub forwarding: Vec<Method>,
+    /// Acceptable assignment methods, most preferred first.
+    pub assignment: Vec<AssignmentMethod>,
+    /// Acceptable packet-return methods, most preferred first.
+    pub return_method: Vec<Method>,
+    /// How buckets are spread when this cache is the designated cache.
+    pub spread: Spread,
     /// Seconds over which a new cache's share ramps up (0 = at once).
     pub slow_start_s: u32,
     /// When to return packets.

@@ -355,6 +355,7 @@ const ASSIGNMENTS: &[(&str, AssignmentMethod)] = &[
     ("hash", AssignmentMethod::Hash),
     ("mask", AssignmentMethod::Mask),
 ];
+const SPREADS: &[(&str, Spread)] = &[("squid", Spread::Squid), ("stable", Spread::Stable)];
 const HASH_FIELDS: &[(&str, HashField)] = &[
     ("src_ip", HashField::SrcIp),
     ("dst_ip", HashField::DstIp),
@@ -375,6 +376,41 @@ const DEFINITION_KEYS: &[&str] = &[
 ];
 
 /// Pulls the definition keys out of a service entry and validates them.
+/// `type` + `id` and, when given (always for caches), the full definition.
+struct Head {
+    dynamic: bool,
+    id: u8,
+    definition: Option<ServiceDefinition>,
+}
+
+/// Pulls the definition keys out of a service entry and validates them. With `learnable`, a
+/// dynamic service with none of the definition keys has no definition (learnt from caches).
+fn head(
+    ctx: &mut Ctx<'_>,
+    map: &mut BTreeMap<String, Value>,
+    path: &FieldPath,
+    learnable: bool,
+) -> Option<Head> {
+    if learnable
+        && map.get("type").and_then(Value::as_str) == Some("dynamic")
+        && !DEFINITION_KEYS[2..].iter().any(|k| map.contains_key(*k))
+    {
+        let id: u8 = req(ctx, map, path, "id")?;
+        map.remove("type");
+        return Some(Head {
+            dynamic: true,
+            id,
+            definition: None,
+        });
+    }
+    let d = definition(ctx, map, path)?;
+    Some(Head {
+        dynamic: d.dynamic,
+        id: d.id,
+        definition: Some(d),
+    })
+}
+
 fn definition(
     ctx: &mut Ctx<'_>,
     map: &mut BTreeMap<String, Value>,
@@ -493,19 +529,16 @@ fn definition(
 fn check_duplicate(
     ctx: &mut Ctx<'_>,
     seen: &mut HashSet<(bool, u8)>,
-    def: &ServiceDefinition,
+    (dynamic, id): (bool, u8),
     path: &FieldPath,
 ) -> bool {
-    if seen.insert((def.dynamic, def.id)) {
+    if seen.insert((dynamic, id)) {
         return true;
     }
-    let kind = if def.dynamic { "dynamic" } else { "standard" };
+    let kind = if dynamic { "dynamic" } else { "standard" };
     ctx.err(
         &path.key("id"),
-        format!(
-            "service id conflict: {kind} service {} is defined twice",
-            def.id
-        ),
+        format!("service id conflict: {kind} service {id} is defined twice"),
     );
     false
 }
@@ -544,7 +577,7 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
     for (i, v) in list.into_iter().enumerate() {
         let path = sp.index(i);
         if let Some(s) = router_service(ctx, v, &path) {
-            if check_duplicate(ctx, &mut seen, &s.definition, &path) {
+            if check_duplicate(ctx, &mut seen, (s.dynamic, s.id), &path) {
                 services.push(s);
             }
         }
@@ -572,7 +605,7 @@ fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<Route
         "return",
     ]);
     let mut m = ctx.fields(v, path, &allowed)?;
-    let definition = definition(ctx, &mut m, path);
+    let head = head(ctx, &mut m, path, true);
     let password = {
         let p = opt(ctx, &mut m, path, "password");
         password(ctx, p, &path.key("password"))
@@ -587,8 +620,11 @@ fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<Route
         .unwrap_or_else(|| vec![AssignmentMethod::Hash, AssignmentMethod::Mask]);
     let return_methods = method_list(ctx, &mut m, path, "return", METHODS)
         .unwrap_or_else(|| vec![Method::Gre, Method::L2]);
+    let head = head?;
     Some(RouterService {
-        definition: definition?,
+        dynamic: head.dynamic,
+        id: head.id,
+        definition: head.definition,
         password,
         allowed_caches,
         closed,
@@ -653,7 +689,12 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     for (i, v) in list.into_iter().enumerate() {
         let path = sp.index(i);
         if let Some(s) = cache_service(ctx, v, &path) {
-            if check_duplicate(ctx, &mut seen, &s.definition, &path) {
+            if check_duplicate(
+                ctx,
+                &mut seen,
+                (s.definition.dynamic, s.definition.id),
+                &path,
+            ) {
                 services.push(s);
             }
         }
@@ -699,6 +740,41 @@ fn one<T: Copy>(
     }
 }
 
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A single name or a preference list of names (most preferred first).
+fn preference<T: Copy + PartialEq>(
+    ctx: &mut Ctx<'_>,
+    m: &mut BTreeMap<String, Value>,
+    path: &FieldPath,
+    key: &str,
+    table: &[(&str, T)],
+    default: T,
+) -> Vec<T> {
+    match opt::<OneOrMany>(ctx, m, path, key) {
+        None => vec![default],
+        Some(OneOrMany::One(n)) => {
+            let v = names(ctx, vec![n], &path.key(key), table);
+            if v.is_empty() {
+                vec![default]
+            } else {
+                v
+            }
+        }
+        Some(OneOrMany::Many(l)) => {
+            if l.is_empty() {
+                ctx.err(&path.key(key), "at least one method is needed");
+            }
+            names(ctx, l, &path.key(key), table)
+        }
+    }
+}
+
 fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheService> {
     let mut allowed: Vec<&str> = DEFINITION_KEYS.to_vec();
     allowed.extend([
@@ -709,6 +785,7 @@ fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheS
         "return",
         "slow_start_s",
         "return_policy",
+        "spread",
     ]);
     let mut m = ctx.fields(v, path, &allowed)?;
     let definition = definition(ctx, &mut m, path);
@@ -717,8 +794,8 @@ fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheS
         let p = opt(ctx, &mut m, path, "password");
         password(ctx, p, &path.key("password"))
     };
-    let forwarding = one(ctx, &mut m, path, "forwarding", METHODS, Method::Gre);
-    let assignment = one(
+    let forwarding = preference(ctx, &mut m, path, "forwarding", METHODS, Method::Gre);
+    let assignment = preference(
         ctx,
         &mut m,
         path,
@@ -726,7 +803,8 @@ fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheS
         ASSIGNMENTS,
         AssignmentMethod::Hash,
     );
-    let return_method = one(ctx, &mut m, path, "return", METHODS, Method::Gre);
+    let return_method = preference(ctx, &mut m, path, "return", METHODS, Method::Gre);
+    let spread = one(ctx, &mut m, path, "spread", SPREADS, Spread::Squid);
     let slow_start_s: u32 = opt(ctx, &mut m, path, "slow_start_s").unwrap_or(0);
     let rp = path.key("return_policy");
     let return_policy = match opt::<RawReturnPolicy>(ctx, &mut m, path, "return_policy") {
@@ -761,6 +839,7 @@ fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheS
         forwarding,
         assignment,
         return_method,
+        spread,
         slow_start_s,
         return_policy,
     })

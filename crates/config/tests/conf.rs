@@ -39,15 +39,23 @@ fn full_router_example_values() {
         vec!["192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()]
     );
     assert_eq!(r.transmit_t_ms, 10_000);
-    assert_eq!(r.services.len(), 2);
+    assert_eq!(r.services.len(), 3);
     let s0 = &r.services[0];
-    assert!(!s0.definition.dynamic);
+    assert!(!s0.dynamic);
+    assert_eq!(s0.definition.as_ref().unwrap().protocol, 6);
     assert_eq!(s0.password.as_deref(), Some(&b"s3cret"[..]));
     assert_eq!(s0.allowed_caches[0].to_string(), "192.0.2.0/24");
     let s70 = &r.services[1];
-    assert!(s70.definition.dynamic);
-    assert_eq!(s70.definition.ports, vec![443, 8443]);
-    assert_eq!(s70.definition.flags(), 0x0001 | 0x0010 | 0x0100 | 0x0400);
+    let d70 = s70.definition.as_ref().unwrap();
+    assert!(s70.dynamic && d70.dynamic);
+    assert_eq!(d70.ports, vec![443, 8443]);
+    assert_eq!(d70.flags(), 0x0001 | 0x0010 | 0x0100 | 0x0400);
+    // A dynamic service given only by id and type learns its definition from caches.
+    let s90 = &r.services[2];
+    assert_eq!(
+        (s90.dynamic, s90.id, s90.definition.as_ref()),
+        (true, 90, None)
+    );
     assert_eq!(s70.forwarding, vec![Method::Gre, Method::L2]);
 }
 
@@ -56,7 +64,9 @@ fn full_cache_example_values() {
     let text = std::fs::read_to_string(conf_dir().join("cache.yaml")).unwrap();
     let c = cache_from_str(&text).unwrap();
     assert_eq!(c.services[0].weight, 10_000);
-    assert_eq!(c.services[1].forwarding, Method::L2);
+    assert_eq!(c.services[0].forwarding, vec![Method::Gre]);
+    assert_eq!(c.services[1].forwarding, vec![Method::L2, Method::Gre]);
+    assert_eq!(c.services[1].spread, wccpd_config::Spread::Stable);
     assert_eq!(c.services[1].return_policy.max_load, Some(90));
     assert_eq!(c.services[1].return_policy.refuse_sources.len(), 1);
 }
@@ -183,7 +193,10 @@ fn syntax_error_has_a_position() {
 fn missing_sections_and_fields() {
     let ps = problems(router_from_str("log: {level: info}\n").unwrap_err());
     assert!(ps[0].message.contains("missing section `router`"), "{ps:?}");
-    let ps = problems(router_from_str("router:\n  services:\n    - type: dynamic\n").unwrap_err());
+    let ps = problems(
+        router_from_str("router:\n  services:\n    - type: dynamic\n      ports: [80]\n")
+            .unwrap_err(),
+    );
     assert!(
         ps.iter()
             .any(|p| p.message.contains("missing field `addresses`")),
