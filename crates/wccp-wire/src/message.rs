@@ -712,6 +712,15 @@ impl Message {
         }
     }
 
+    /// Resolves an address element of this message against its Address Table, if it has one
+    /// (see [`crate::Addr::resolve`]).
+    ///
+    /// # Errors
+    /// `Invalid { field: AddressIndex }` for an index outside the table.
+    pub fn resolve(&self, addr: crate::Addr) -> Result<core::net::IpAddr, Error> {
+        addr.resolve(self.address_table())
+    }
+
     /// Length of the emitted message.
     pub fn buffer_len(&self) -> usize {
         match self {
