@@ -173,6 +173,39 @@ fn invalid(field: FieldId, offset: u32, value: u32) -> Error {
     }
 }
 
+/// Octets a WCCP GRE encapsulation adds: outer IPv4 (20) + GRE (4) + redirect header (4).
+pub const WCCP_ENCAP_LEN: usize =
+    crate::ipv4::HEADER_LEN + HEADER_LEN + redirect_header::HEADER_LEN;
+
+/// Writes the 28-octet WCCP GRE encapsulation (outer IPv4 with protocol 47 and a valid checksum,
+/// GRE `0000 883e`, redirect header) into `buf[..28]`. `outer.payload_len` must already cover GRE +
+/// redirect header + inner packet; `outer.protocol` is forced to GRE.
+///
+/// # Errors
+/// `BufferLength` if `buf` is shorter than [`WCCP_ENCAP_LEN`].
+pub fn write_wccp_encap(
+    buf: &mut [u8],
+    outer: &crate::ipv4::Ipv4Repr,
+    redirect: &RedirectHeader,
+) -> Result<(), Error> {
+    let Some(hdr) = buf.get_mut(..WCCP_ENCAP_LEN) else {
+        return Err(Error::BufferLength {
+            need: WCCP_ENCAP_LEN as u32,
+            have: crate::error::sat_u32(buf.len()),
+        });
+    };
+    let (ip, rest) = hdr.split_at_mut(crate::ipv4::HEADER_LEN);
+    let (gre, rh) = rest.split_at_mut(HEADER_LEN);
+    let outer = crate::ipv4::Ipv4Repr {
+        protocol: crate::ipv4::PROTOCOL_GRE,
+        ..*outer
+    };
+    outer.emit(&mut crate::ipv4::Packet::new_unchecked(ip));
+    GreRepr::WCCP.emit(&mut Packet::new_unchecked(gre));
+    redirect.emit(&mut redirect_header::Packet::new_unchecked(rh));
+    Ok(())
+}
+
 /// What follows a WCCP GRE header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WccpPayload<'a> {
@@ -284,6 +317,45 @@ mod tests {
         assert!(decap_wccp(&[0x00, 0x00, 0x88]).is_err());
         assert!(decap_wccp(&[0x00, 0x00, 0x88, 0x3e]).is_err());
         assert!(decap_wccp(&[0x00, 0x00, 0x88, 0x3e, 1, 2, 3, 4]).is_err());
+    }
+
+    #[test]
+    fn encap_then_decap() {
+        use crate::ipv4::{Ipv4Repr, Packet as Ip};
+        use core::net::Ipv4Addr;
+        let inner = [
+            0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let mut frame = [0u8; WCCP_ENCAP_LEN + 20];
+        frame[WCCP_ENCAP_LEN..].copy_from_slice(&inner);
+        let outer = Ipv4Repr {
+            src: Ipv4Addr::new(192, 0, 2, 1),
+            dst: Ipv4Addr::new(192, 0, 2, 2),
+            protocol: 0,
+            ttl: 255,
+            payload_len: 28,
+        };
+        let rh = RedirectHeader {
+            flags: RedirectFlags::DYNAMIC,
+            service_id: 89,
+            alt_bucket: 0,
+            primary_bucket: 72,
+        };
+        write_wccp_encap(&mut frame, &outer, &rh).unwrap();
+        let ip = Ip::new_checked(&frame[..]).unwrap();
+        assert_eq!((ip.protocol(), ip.ttl(), ip.total_len()), (47, 255, 48));
+        assert!(ip.verify_checksum());
+        assert_eq!(
+            decap_wccp(ip.payload()).unwrap(),
+            WccpPayload::Redirect {
+                header: rh,
+                inner: &inner[..]
+            }
+        );
+        assert!(matches!(
+            write_wccp_encap(&mut [0u8; 27], &outer, &rh),
+            Err(Error::BufferLength { need: 28, have: 27 })
+        ));
     }
 
     #[test]

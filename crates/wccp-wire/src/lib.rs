@@ -78,7 +78,7 @@ pub use component::{
 };
 pub use cursor::{Cursor, CursorMut};
 pub use error::{Error, FieldId, Layer};
-pub use gre::{decap_wccp, GreRepr, Packet as GrePacket, WccpPayload};
+pub use gre::{decap_wccp, write_wccp_encap, GreRepr, Packet as GrePacket, WccpPayload};
 pub use ipv4::{Ipv4Repr, Packet as Ipv4Packet};
 pub use message::{
     Assignment, HereIAm, ISeeYou, Message, MessageRepr, MessageType, Packet as MessagePacket,

@@ -14,7 +14,7 @@
 //! 8 + Length are ignored); components are walked with [`Components`], and any overrun is an error;
 //! components of unknown type, and known components that do not belong in the message type, are
 //! skipped; when a component appears more than once **the first occurrence wins** and later copies
-//! are ignored ([R1]§4.1). The Address Table (17) is parsed before anything else, but addresses are
+//! are ignored (draft-mclaggan-wccp-v2rev1 §4.1). The Address Table (17) is parsed before anything else, but addresses are
 //! kept as raw [`crate::Addr`] element values and resolved on demand with
 //! [`crate::Addr::resolve`] (pass the message's `address_table`).
 //!

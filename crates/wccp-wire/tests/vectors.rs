@@ -393,6 +393,20 @@ fn wrong_message_type_for_repr() {
 }
 
 #[test]
+fn ats_unassigned_flag_is_kept_raw() {
+    let Message::HereIAm(h) = Message::parse(&vector("ats_here_i_am")).unwrap() else {
+        panic!("expected HERE_I_AM");
+    };
+    assert_eq!(h.identity.flags, wccp_wire::IdentityFlags::ATS_UNASSIGNED);
+    assert!(!h.identity.flags.unassigned());
+    assert!(h.identity.flags.unassigned_lenient());
+    let Message::HereIAm(h) = Message::parse(&vector("ats_here_i_am_2")).unwrap() else {
+        panic!("expected HERE_I_AM");
+    };
+    assert!(!h.identity.flags.unassigned_lenient());
+}
+
+#[test]
 fn identity_flags_in_vectors_are_decoded() {
     for (name, hex) in VECTORS {
         if let Ok(Message::HereIAm(h)) = Message::parse(&unhex(hex)) {

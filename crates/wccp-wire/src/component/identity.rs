@@ -118,9 +118,18 @@ impl IdentityFlags {
     /// V (2.01): the header version is the cache's minimum rather than maximum.
     pub const VERSION_MIN: Self = Self(0x0008);
 
+    /// U as Apache Traffic Server encodes it (0x8000, following the draft's MSB-first diagram;
+    /// PROTOCOL.md ambiguity A2). Kept as a raw bit; see [`IdentityFlags::unassigned_lenient`].
+    pub const ATS_UNASSIGNED: Self = Self(0x8000);
+
     /// Whether U is set.
     pub const fn unassigned(self) -> bool {
         self.0 & Self::UNASSIGNED.0 != 0
+    }
+
+    /// Whether U is set either as observed on the wire (0x0001) or as ATS sends it (0x8000).
+    pub const fn unassigned_lenient(self) -> bool {
+        self.0 & (Self::UNASSIGNED.0 | Self::ATS_UNASSIGNED.0) != 0
     }
 
     /// Whether V is set.
