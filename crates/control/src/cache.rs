@@ -172,7 +172,7 @@ struct Service {
     key_change: u32,
     built: Option<Built>,
     /// First time each cache was seen by every router (slow start).
-    first_seen: BTreeMap<u32, Instant>,
+    first_seen: BTreeMap<u32, Option<Instant>>,
     /// Re-evaluate a slow-start ramp at this time.
     ramp_check: Option<Instant>,
     shutdown: bool,
@@ -626,8 +626,13 @@ impl CacheAgent {
             changed_view = Some(s.view_change);
         }
         let members = s.candidates();
+        // Slow start applies to caches joining a group that already has an assignment; the
+        // caches present at the first assignment start at full weight.
+        let established = s.key_change > 0;
         for (addr, _) in &members {
-            s.first_seen.entry(addr.to_bits()).or_insert(now);
+            s.first_seen
+                .entry(addr.to_bits())
+                .or_insert(established.then_some(now));
         }
         s.first_seen
             .retain(|a, _| members.iter().any(|(m, _)| m.to_bits() == *a));
@@ -677,7 +682,7 @@ impl CacheAgent {
             .iter()
             .map(
                 |(a, w)| match (&s.cfg.slow_start, s.first_seen.get(&a.to_bits())) {
-                    (Some(ss), Some(&since)) if s.built.is_some() || s.key_change > 0 => {
+                    (Some(ss), Some(&Some(since))) => {
                         let el = now.saturating_since(since);
                         ramping |= ss.ramping(el);
                         ss.effective_weight(*w, el)
