@@ -721,6 +721,109 @@ impl Message {
         addr.resolve(self.address_table())
     }
 
+    /// Calls `f` with every address element of the message (identities, views, assignments,
+    /// masks and values, commands, query fields), in component order.
+    pub fn for_each_addr(&self, f: &mut dyn FnMut(crate::Addr)) {
+        use crate::component::{AltAssignmentBody, AssignmentData, Command, MaskValueSet};
+        fn sets(s: &[MaskValueSet], f: &mut dyn FnMut(crate::Addr)) {
+            for set in s {
+                f(set.mask.src_addr);
+                f(set.mask.dst_addr);
+                for v in &set.values {
+                    f(v.src_addr);
+                    f(v.dst_addr);
+                    f(v.cache);
+                }
+            }
+        }
+        fn body(b: &AltAssignmentBody, f: &mut dyn FnMut(crate::Addr)) {
+            match b {
+                AltAssignmentBody::Hash(h) => h.caches.iter().for_each(|a| f(*a)),
+                AltAssignmentBody::Mask(s) => sets(s, f),
+                AltAssignmentBody::AltMask(s) => {
+                    for set in s {
+                        f(set.mask.src_addr);
+                        f(set.mask.dst_addr);
+                        set.caches.iter().for_each(|c| f(c.cache));
+                    }
+                }
+                AltAssignmentBody::Unknown { .. } => {}
+            }
+        }
+        fn identity(i: &WebCacheIdentity, f: &mut dyn FnMut(crate::Addr)) {
+            f(i.addr);
+            if let AssignmentData::Mask(m) = &i.data {
+                sets(&m.sets, f);
+            }
+        }
+        fn commands(c: Option<&CommandExtension>, f: &mut dyn FnMut(crate::Addr)) {
+            for c in c.iter().flat_map(|c| &c.commands) {
+                if let Command::Shutdown(a) | Command::ShutdownResponse(a) = c {
+                    f(*a);
+                }
+            }
+        }
+        match self {
+            Message::HereIAm(m) => {
+                identity(&m.identity, f);
+                m.view.routers.iter().for_each(|r| f(r.addr));
+                m.view.caches.iter().for_each(|a| f(*a));
+                commands(m.command.as_ref(), f);
+            }
+            Message::ISeeYou(m) => {
+                f(m.identity.router.addr);
+                f(m.identity.sent_to);
+                m.identity.received_from.iter().for_each(|a| f(*a));
+                f(m.view.key.addr);
+                m.view.routers.iter().for_each(|a| f(*a));
+                m.view.caches.iter().for_each(|c| identity(c, f));
+                if let Some(map) = &m.assignment_map {
+                    sets(&map.sets, f);
+                }
+                if let Some(map) = &m.alt_assignment_map {
+                    body(&map.body, f);
+                }
+                commands(m.command.as_ref(), f);
+            }
+            Message::RedirectAssign(m) => match &m.assignment {
+                Assignment::Hash(a) => {
+                    f(a.key.addr);
+                    a.routers.iter().for_each(|r| f(r.addr));
+                    a.hash.caches.iter().for_each(|c| f(*c));
+                }
+                Assignment::Alternate(a) => {
+                    f(a.key.addr);
+                    a.routers.iter().for_each(|r| f(r.addr));
+                    body(&a.body, f);
+                }
+            },
+            Message::RemovalQuery(m) => {
+                f(m.query.router);
+                f(m.query.sent_to);
+                f(m.query.target);
+            }
+        }
+    }
+
+    /// With an Address Table, checks that every address element is a valid index into it
+    /// (PROTOCOL.md §2.1); without one, always `Ok`. Parsing does not do this by itself, so that a
+    /// receiver can decide how strict to be.
+    ///
+    /// # Errors
+    /// `Invalid { layer: AddressTable, field: AddressIndex, value }` for the first bad element.
+    pub fn check_addresses(&self) -> Result<(), Error> {
+        let Some(table) = self.address_table() else {
+            return Ok(());
+        };
+        let mut first = Ok(());
+        self.for_each_addr(&mut |a| {
+            if first.is_ok() {
+                first = a.resolve(Some(table)).map(|_| ());
+            }
+        });
+        first
+    }
+
     /// Length of the emitted message.
     pub fn buffer_len(&self) -> usize {
         match self {

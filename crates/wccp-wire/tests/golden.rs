@@ -168,9 +168,10 @@ fn golden_removal_query() {
 /// Extension, TRANSMIT_T / TIMER_SCALE, an unknown capability, and an IPv6 Address Table.
 #[test]
 fn golden_i_see_you_2_01_mask_ipv6() {
+    // With an Address Table, mask address fields are indices too: entry 3 is the mask ::1741.
     let mask = MaskElement {
         src_addr: Addr(0),
-        dst_addr: Addr(0x1741),
+        dst_addr: Addr::from_index(3),
         src_port: 0,
         dst_port: 0,
     };
@@ -257,25 +258,44 @@ fn golden_i_see_you_2_01_mask_ipv6() {
         address_table: Some(AddressTable::ipv6(&[
             "2001:db8::1".parse::<Ipv6Addr>().unwrap(),
             "2001:db8::2".parse::<Ipv6Addr>().unwrap(),
+            "::1741".parse::<Ipv6Addr>().unwrap(),
         ])),
     };
     check(
         &isy,
-        "0000000b 02010118
+        "0000000b 02010128
          0000 0004 00000000
          0001 0018 017bf006 00000012 00501f90 00000000 00000000 00000000
          0002 0014 00000001 00000007 00000001 00000001 00000002
          0004 0028 00000008 00000002 00000001 00000001 00000001 00000001
                    00000002 0000 0003 00000000 0001 0000
-         000e 0024 00000001 00000000 00001741 0000 0000 00000001
+         000e 0024 00000001 00000000 00000003 0000 0000 00000001
                    00000000 00000001 0000 0000 00000002
-         0010 0028 0002 0024 00000001 00000000 00001741 0000 0000 00000001
+         0010 0028 0002 0024 00000001 00000000 00000003 0000 0000 00000001
                    00000002 00000002 00000000 00000005
          0008 0020 0002 0004 00000002 0004 0004 ea6001f4 0005 0004 05010501 0063 0004 01020304
          000f 0008 0002 0004 00000002
-         0011 0028 0002 0010 00000002 20010db8000000000000000000000001
-                   20010db8000000000000000000000002",
+         0011 0038 0002 0010 00000003 20010db8000000000000000000000001
+                   20010db8000000000000000000000002 00000000000000000000000000001741",
     );
+    // Every address element is a valid index; one out-of-range index is reported.
+    let msg = Message::ISeeYou(isy.clone());
+    msg.check_addresses().unwrap();
+    let mut n = 0;
+    msg.for_each_addr(&mut |_| n += 1);
+    // router, sent-to, received-from, key, view router, view cache, map (mask src/dst, value
+    // src/dst/cache), alt map (mask src/dst, cache), command.
+    assert_eq!(n, 1 + 1 + 1 + 1 + 1 + 1 + 5 + 3 + 1);
+    let mut bad = isy.clone();
+    bad.identity.received_from = vec![Addr::from_index(9)];
+    assert!(matches!(
+        Message::ISeeYou(bad).check_addresses(),
+        Err(Error::Invalid {
+            field: wccp_wire::FieldId::AddressIndex,
+            value: 9,
+            ..
+        })
+    ));
     // Addresses resolve through the table.
     let t = isy.address_table.as_ref();
     assert_eq!(
@@ -287,10 +307,10 @@ fn golden_i_see_you_2_01_mask_ipv6() {
         "::".parse::<std::net::IpAddr>().unwrap()
     );
     assert!(matches!(
-        Addr(3).resolve(t),
+        Addr(4).resolve(t),
         Err(Error::Invalid {
             field: wccp_wire::FieldId::AddressIndex,
-            value: 3,
+            value: 4,
             ..
         })
     ));
