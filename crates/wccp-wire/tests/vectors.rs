@@ -418,3 +418,29 @@ fn identity_flags_in_vectors_are_decoded() {
         }
     }
 }
+
+/// Snapshot of every parsed vector (`{:#?}` of the `Message`) in `tests/snapshots/*.txt`, so any
+/// change in decoding shows up as a reviewable diff. Regenerate with `UPDATE_SNAPSHOTS=1`.
+#[test]
+fn parsed_vectors_match_snapshots() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut mismatched = Vec::new();
+    for (name, hex) in VECTORS {
+        let msg = Message::parse(&unhex(hex)).unwrap();
+        let text = format!("{msg:#?}\n");
+        let path = dir.join(format!("{name}.txt"));
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else {
+            let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1)", path.display())
+            });
+            if want != text {
+                mismatched.push((*name).to_owned());
+            }
+        }
+    }
+    assert!(mismatched.is_empty(), "snapshots differ: {mismatched:?}");
+}

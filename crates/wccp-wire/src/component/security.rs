@@ -21,7 +21,7 @@ pub const NONE_LEN: usize = 4;
 pub const MD5_LEN: usize = 20;
 
 /// Security Info component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Security {
     /// `WCCP2_NO_SECURITY` (body 4 octets).
     #[default]
@@ -29,6 +29,21 @@ pub enum Security {
     /// `WCCP2_MD5_SECURITY` with its digest (body 20 octets). Emitters normally write zeros and
     /// then call [`crate::sign`].
     Md5([u8; 16]),
+}
+
+impl core::fmt::Debug for Security {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Security::None => f.write_str("None"),
+            Security::Md5(d) => {
+                f.write_str("Md5(")?;
+                for b in d {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
 }
 
 impl Security {
