@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod squid;
+
 use std::net::Ipv4Addr;
 
 use wccp_control::cache::{CacheAgent, CacheConfig, ServiceConfig, ServiceDef};
