@@ -4,7 +4,6 @@
 //! [`LaunchHandle`]; [`LaunchHandle::wait`] blocks until it returns (`rte_eal_wait_lcore`).
 //! A panic inside the closure never unwinds into C: the trampoline catches it and `wait` reports
 //! it as [`LcoreError::Panicked`].
-use std::any::Any;
 use std::ffi::{c_int, c_void};
 use std::fmt;
 use std::marker::PhantomData;
@@ -69,7 +68,7 @@ pub enum LaunchError {
 }
 
 /// How a launched closure ended, other than by returning.
-#[derive(thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LcoreError {
     /// The closure panicked; the payload's message, when it was a string.
@@ -79,21 +78,7 @@ pub enum LcoreError {
         lcore: LcoreId,
         /// The panic message (or a placeholder for non-string payloads).
         message: String,
-        /// The original payload, for `std::panic::resume_unwind`.
-        payload: Box<dyn Any + Send>,
     },
-}
-
-impl fmt::Debug for LcoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Panicked { lcore, message, .. } => f
-                .debug_struct("Panicked")
-                .field("lcore", lcore)
-                .field("message", message)
-                .finish_non_exhaustive(),
-        }
-    }
 }
 
 /// Closure and result slot shared between the launching thread and the lcore.
@@ -216,10 +201,12 @@ where
                     .map(|s| (*s).to_owned())
                     .or_else(|| payload.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic payload".to_owned());
+                // The payload is dropped here, on the main lcore; only its message is kept, so
+                // that the error is `Send + Sync`.
+                drop(payload);
                 Err(LcoreError::Panicked {
                     lcore: self.lcore,
                     message,
-                    payload,
                 })
             }
             None => unreachable!("lcore returned without running the trampoline"),
