@@ -261,7 +261,7 @@ impl Frame<'_> {
             .ok_or(Error::MissingComponent(T::TYPE.layer()))
     }
 
-    fn expect(&self, t: MessageType) -> Result<(), Error> {
+    fn expect_type(&self, t: MessageType) -> Result<(), Error> {
         if self.msg_type == t {
             Ok(())
         } else {
@@ -413,7 +413,7 @@ impl MessageRepr for HereIAm {
 
     fn parse(buf: &[u8]) -> Result<Self, Error> {
         let f = frame(buf)?;
-        f.expect(Self::TYPE)?;
+        f.expect_type(Self::TYPE)?;
         Self::from_frame(&f)
     }
 
@@ -488,7 +488,7 @@ impl MessageRepr for ISeeYou {
 
     fn parse(buf: &[u8]) -> Result<Self, Error> {
         let f = frame(buf)?;
-        f.expect(Self::TYPE)?;
+        f.expect_type(Self::TYPE)?;
         Self::from_frame(&f)
     }
 
@@ -565,7 +565,7 @@ impl MessageRepr for RedirectAssign {
 
     fn parse(buf: &[u8]) -> Result<Self, Error> {
         let f = frame(buf)?;
-        f.expect(Self::TYPE)?;
+        f.expect_type(Self::TYPE)?;
         Self::from_frame(&f)
     }
 
@@ -620,7 +620,7 @@ impl MessageRepr for RemovalQuery {
 
     fn parse(buf: &[u8]) -> Result<Self, Error> {
         let f = frame(buf)?;
-        f.expect(Self::TYPE)?;
+        f.expect_type(Self::TYPE)?;
         Self::from_frame(&f)
     }
 
