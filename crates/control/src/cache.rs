@@ -59,6 +59,10 @@ pub use status::{
 
 use crate::{Datagram, DropReason, Event, Instant, Machine, Output, ServiceKey};
 
+/// An I_SEE_YOU whose Receive ID is less than this much behind the last one is older (reordered
+/// or duplicated); further back counts as newer (wrap-around).
+const STALE_WINDOW: u32 = 1 << 16;
+
 /// Weight assumed for a cache whose identity element carries none (2.01 "no data").
 const UNKNOWN_WEIGHT: u16 = DEFAULT_WEIGHT;
 
@@ -102,6 +106,8 @@ struct RouterState {
     ra_sent: Option<Instant>,
     /// Mask values per cache from the router's Assignment Map, if it sends one.
     map_counts: Vec<(Ipv4Addr, usize)>,
+    /// The previous I_SEE_YOU was dropped as stale.
+    stale_seen: bool,
 }
 
 impl RouterState {
@@ -120,6 +126,7 @@ impl RouterState {
             reason: None,
             ra_sent: None,
             map_counts: Vec::new(),
+            stale_seen: false,
         }
     }
 
@@ -461,6 +468,24 @@ impl CacheAgent {
                 peer,
                 DropReason::NotAllowed,
                 "router is incompatible; not joining it".to_owned(),
+            );
+        }
+        // A reordered, older I_SEE_YOU would make us echo a stale Receive ID and report a stale
+        // membership: drop one. Two in a row mean the router restarted its counter: accept.
+        let r = &mut self.services[si].routers[ri];
+        let last = r.receive_id;
+        let back = last.wrapping_sub(isy.identity.router.receive_id);
+        let older = last != 0 && back != 0 && back < STALE_WINDOW;
+        let restarted = older && r.stale_seen;
+        r.stale_seen = older && !restarted;
+        if older && !restarted {
+            return self.drop_msg(
+                peer,
+                DropReason::Stale,
+                format!(
+                    "Receive ID {} older than {last}",
+                    isy.identity.router.receive_id
+                ),
             );
         }
         let table = isy.address_table.as_ref();

@@ -777,3 +777,53 @@ fn slow_start_ramps_a_joining_cache() {
         "full weight after the ramp: {shares:?}"
     );
 }
+
+#[test]
+fn reordered_older_i_see_you_is_stale() {
+    let mut a = agent(&[R1], web_cache());
+    tick(&mut a, 0);
+    let mut r1 = FakeRouter::new(R1);
+    let old = r1.isy(US);
+    r1.change = 2;
+    r1.caches = vec![listed(US, 10000, true)];
+    let new = r1.isy(US);
+    a.handle_datagram(ms(1), new.clone());
+    drain(&mut a);
+    a.handle_datagram(ms(2), old);
+    assert!(matches!(
+        events(&drain(&mut a)).as_slice(),
+        [Event::Dropped {
+            reason: DropReason::Stale,
+            ..
+        }]
+    ));
+    let st = a.status();
+    assert_eq!(
+        (
+            st.services[0].routers[0].receive_id,
+            st.services[0].routers[0].change_number
+        ),
+        (102, 2)
+    );
+    // A duplicate of the latest is harmless; a restarted router (ids from 1 again) is accepted.
+    a.handle_datagram(ms(3), new);
+    assert!(events(&drain(&mut a)).is_empty());
+    let mut restarted = FakeRouter::new(R1);
+    restarted.receive_id = 0;
+    restarted.caches = vec![listed(US, 10000, true)];
+    a.handle_datagram(ms(4), restarted.isy(US));
+    assert!(matches!(
+        events(&drain(&mut a)).as_slice(),
+        [Event::Dropped {
+            reason: DropReason::Stale,
+            ..
+        }]
+    ));
+    a.handle_datagram(ms(10_004), restarted.isy(US));
+    drain(&mut a);
+    assert_eq!(
+        a.status().services[0].routers[0].receive_id,
+        2,
+        "second low id in a row: restart"
+    );
+}

@@ -312,6 +312,14 @@ pub struct SlowStart {
 }
 
 impl SlowStart {
+    /// A ramp over `duration` starting at 10 % of the full weight.
+    pub const fn over(duration: Duration) -> SlowStart {
+        SlowStart {
+            duration,
+            initial_permille: 100,
+        }
+    }
+
     /// The effective weight of a cache whose configured weight is `full`, `elapsed` after it
     /// joined. Never 0 for a non-zero `full` (a weight-0 cache would get nothing at all), never
     /// more than `full`, non-decreasing in `elapsed`, and exactly `full` once `elapsed >=
