@@ -47,9 +47,10 @@ pub struct SmokeArgs {
     /// Vdev pair to forward between.
     #[arg(long, value_enum, default_value_t = VdevKind::Null)]
     pub vdev_kind: VdevKind,
-    /// EAL lcore list: the first is the main lcore, the next one forwards.
-    #[arg(long, default_value = "0-1")]
-    pub lcores: String,
+    /// EAL `--lcores` list: the first is the main lcore, the next one forwards (default: lcores
+    /// 0 and 1 on the first two CPUs this process may use).
+    #[arg(long)]
+    pub lcores: Option<String>,
     /// Use anonymous memory instead of hugepages (also chosen when fewer than 64 are free).
     #[arg(long)]
     pub no_huge: bool,
@@ -64,7 +65,7 @@ impl Default for SmokeArgs {
             packets: 1_000_000,
             seconds: 10,
             vdev_kind: VdevKind::Null,
-            lcores: "0-1".to_owned(),
+            lcores: None,
             no_huge: false,
             file_prefix: None,
         }
@@ -202,11 +203,12 @@ pub fn run(args: &SmokeArgs) -> anyhow::Result<SmokeReport> {
         .file_prefix
         .clone()
         .unwrap_or_else(|| format!("wccpd-smoke-{}", std::process::id()));
-    let mut eal_args = EalArgs::new()
-        .no_pci()
-        .lcores(&args.lcores)
-        .file_prefix(&prefix)
-        .log_level("lib.eal:error");
+    let mut eal_args = EalArgs::new().no_pci();
+    eal_args = match &args.lcores {
+        Some(spec) => eal_args.lcores(spec),
+        None => eal_args.auto_lcores(2),
+    };
+    eal_args = eal_args.file_prefix(&prefix).log_level("lib.eal:error");
     if args.no_huge || free_hugepages() < 64 {
         tracing::info!("using --no-huge");
         eal_args = eal_args.no_huge().no_shconf().memory_mb(256).iova_va();

@@ -42,6 +42,35 @@ pub fn is_running() -> bool {
     STATE.load(Ordering::Acquire) == STATE_RUNNING
 }
 
+/// CPUs this process may run on, from `Cpus_allowed_list` in `/proc/self/status` (for example
+/// `0-1,4`); empty when unreadable.
+#[must_use]
+pub fn allowed_cpus() -> Vec<u32> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Vec::new();
+    };
+    let Some(list) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+    else {
+        return Vec::new();
+    };
+    parse_cpu_list(list.trim())
+}
+
+fn parse_cpu_list(list: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        let mut ends = part.splitn(2, '-').map(|n| n.trim().parse::<u32>());
+        match (ends.next(), ends.next()) {
+            (Some(Ok(a)), None) => out.push(a),
+            (Some(Ok(a)), Some(Ok(b))) if a <= b && b - a < 4096 => out.extend(a..=b),
+            _ => return Vec::new(),
+        }
+    }
+    out
+}
+
 /// Device names behind all ethdev ports.
 fn probed_devices() -> Vec<String> {
     crate::ethdev::Port::ids()
@@ -198,6 +227,21 @@ impl EalArgs {
     #[must_use]
     pub fn lcores(self, spec: &str) -> Self {
         self.arg("--lcores").arg(spec)
+    }
+
+    /// `--lcores` with lcores `0..count` mapped onto the CPUs this process may run on
+    /// (`Cpus_allowed_list` in `/proc/self/status`), in order, wrapping around when there are
+    /// fewer CPUs than lcores (lcores then share a CPU). Falls back to CPU 0 when the list
+    /// cannot be read.
+    #[must_use]
+    pub fn auto_lcores(self, count: usize) -> Self {
+        let cpus = allowed_cpus();
+        let cpus = if cpus.is_empty() { vec![0] } else { cpus };
+        let spec = (0..count.max(1))
+            .map(|i| format!("{i}@{}", cpus[i % cpus.len()]))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.lcores(&spec)
     }
 
     /// `--iova-mode=va`.
@@ -378,6 +422,17 @@ mod tests {
             ]
         );
         assert_eq!(a.vdev_names(), ["net_tap0", "net_null1"]);
+    }
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0-1,4"), [0, 1, 4]);
+        assert_eq!(parse_cpu_list("3"), [3]);
+        assert!(parse_cpu_list("x").is_empty());
+        assert!(parse_cpu_list("4-2").is_empty());
+        let a = EalArgs::new().auto_lcores(2);
+        assert_eq!(a.args()[1], "--lcores");
+        assert!(a.args()[2].starts_with("0@") && a.args()[2].contains(",1@"));
     }
 
     #[test]

@@ -16,14 +16,14 @@ pub fn free_hugepages() -> u64 {
         .unwrap_or(0)
 }
 
-/// EAL arguments for a test: `--no-pci`, lcores 0-1, a file prefix unique to this process, and
+/// EAL arguments for a test: `--no-pci`, lcores 0 and 1 on the first two allowed CPUs, a file prefix unique to this process, and
 /// hugepages with `--in-memory` when at least 64 are free, else `--no-huge --no-shconf -m 256`
 /// (also forced by setting `HDPDK_NO_HUGE`).
 pub fn eal_args(scenario: &str) -> EalArgs {
     let prefix = format!("hdpdk-{scenario}-{}", std::process::id());
     let base = EalArgs::new()
         .no_pci()
-        .lcores("0-1")
+        .auto_lcores(2)
         .file_prefix(&prefix)
         .log_level("lib.eal:error");
     if free_hugepages() >= 64 && std::env::var_os("HDPDK_NO_HUGE").is_none() {
