@@ -48,6 +48,7 @@ pub fn run_router(config: &Path) -> anyhow::Result<()> {
         "router",
         &settings.control.socket_path,
         build::router_status,
+        |_, _| {},
     )
 }
 
@@ -71,6 +72,7 @@ pub fn run_cache(config: &Path) -> anyhow::Result<()> {
         "cache",
         &settings.control.socket_path,
         build::cache_status,
+        |m, now| m.shutdown(now),
     )
 }
 
@@ -106,8 +108,10 @@ fn init_logging(level: config::LogLevel) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
+    use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -119,6 +123,7 @@ fn serve<M: Machine + 'static>(
     role: &'static str,
     socket: &Path,
     status: fn(&M) -> Value,
+    shutdown: fn(&mut M, control::Instant),
 ) -> anyhow::Result<()> {
     let tables = Arc::new(LatestTables::new());
     let (driver, handle) = Driver::bind(machine, DriverOptions::default(), tables.clone())
@@ -138,7 +143,7 @@ fn serve<M: Machine + 'static>(
             .spawn(move || control_loop(&listener, &handle, &stop, role, status, &tables))?
     };
     tracing::info!(socket = %socket.display(), "control socket ready");
-    driver.run();
+    driver.run_with_shutdown(shutdown);
     stop.store(true, Ordering::SeqCst);
     let _ = server.join();
     let _ = std::fs::remove_file(socket);
@@ -210,8 +215,11 @@ fn answer<M: 'static>(
     let req: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
     let reply = match req.get("request").and_then(Value::as_str) {
         Some("status") => {
-            match handle.query(QUERY_TIMEOUT, move |m, stats| status_object(status(m), stats)) {
+            match handle.query(QUERY_TIMEOUT, move |m, stats| {
+                status_object(status(m), stats)
+            }) {
                 Ok(mut v) => {
+                    normalize(role, &mut v);
                     v.insert("role".into(), json!(role));
                     if role == "router" {
                         v.insert("tables".into(), tables_json(tables));
@@ -298,14 +306,41 @@ fn field<'a>(v: &'a Value, keys: &[&str]) -> &'a Value {
 }
 
 fn service_name(svc: &Value) -> String {
+    if let Some(name) = field(svc, &["service"]).as_str() {
+        return match name {
+            "standard 0" => "web-cache".into(),
+            other => other.into(),
+        };
+    }
     let id = field(svc, &["id", "service_id"]);
-    let dynamic = field(svc, &["dynamic"]).as_bool().unwrap_or_else(|| {
-        field(svc, &["type", "service_type"]).as_str() == Some("dynamic")
-    });
+    let dynamic = field(svc, &["dynamic"])
+        .as_bool()
+        .unwrap_or_else(|| field(svc, &["type"]).as_str() == Some("dynamic"));
     match (dynamic, id.as_u64()) {
         (false, Some(0)) => "web-cache".into(),
-        (true, Some(n)) => format!("{n} (dynamic)"),
+        (true, Some(n)) => format!("dynamic {n}"),
         _ => s(id),
+    }
+}
+
+/// Adds the keys `show --json` promises on top of the machine's own status: on the router,
+/// `services[].assignment.key = {address, change_number}`.
+fn normalize(role: &str, v: &mut Map<String, Value>) {
+    if role != "router" {
+        return;
+    }
+    if let Some(Value::Array(services)) = v.get_mut("services") {
+        for svc in services {
+            if let Some(Value::Object(a)) = svc.get_mut("assignment") {
+                if !a.contains_key("key") {
+                    let key = json!({
+                        "address": a.get("address").cloned().unwrap_or(Value::Null),
+                        "change_number": a.get("change_number").cloned().unwrap_or(Value::Null),
+                    });
+                    a.insert("key".into(), key);
+                }
+            }
+        }
     }
 }
 
@@ -323,7 +358,9 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
     for svc in services {
         writeln!(out)?;
         writeln!(out, "Service Identifier: {}", service_name(svc))?;
-        let caches = field(svc, &["caches", "clients"]).as_array().unwrap_or(&empty);
+        let caches = field(svc, &["caches", "clients"])
+            .as_array()
+            .unwrap_or(&empty);
         let routers = field(svc, &["routers"]).as_array().unwrap_or(&empty);
         let pairs: [(&str, &[&str]); 5] = [
             ("Change Number:", &["change_number", "member_change_number"]),
@@ -332,13 +369,61 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
             ("Assignment Method:", &["assignment_method"]),
             ("Password:", &["security", "password"]),
         ];
-        writeln!(out, "    {:<38}{}", "Number of Cache Engines:", caches.len())?;
+        if role == "router" {
+            writeln!(
+                out,
+                "    {:<38}{}",
+                "Number of Cache Engines:",
+                caches.len()
+            )?;
+        }
         writeln!(out, "    {:<38}{}", "Number of Routers:", routers.len())?;
+        let counters = field(svc, &["counters"]);
+        if counters.is_object() {
+            writeln!(
+                out,
+                "    {:<38}{} in, {} out",
+                "Control Messages:",
+                s(field(counters, &["messages_in"])),
+                s(field(counters, &["messages_out"]))
+            )?;
+            if let Some(drops) = field(counters, &["drops"]).as_object() {
+                for (reason, n) in drops {
+                    writeln!(out, "    {:<38}{}", format!("Dropped ({reason}):"), s(n))?;
+                }
+            }
+        }
         for (label, keys) in &pairs {
             let v = field(svc, keys);
             if !v.is_null() {
                 writeln!(out, "    {label:<38}{}", s(v))?;
             }
+        }
+        let seen = field(svc, &["caches_seen"]);
+        if let Some(list) = seen.as_array() {
+            let names: Vec<String> = list.iter().map(s).collect();
+            writeln!(out, "    {:<38}{}", "Caches Seen:", names.join(", "))?;
+        }
+        if let Some(list) = field(svc, &["buckets"]).as_array() {
+            for b in list {
+                writeln!(
+                    out,
+                    "    {:<38}{} -> {}",
+                    "Buckets:",
+                    s(field(b, &["addr", "address"])),
+                    s(field(b, &["buckets"]))
+                )?;
+            }
+        }
+        let own_key = field(svc, &["assignment_key"]);
+        if own_key.is_object() {
+            writeln!(
+                out,
+                "    {:<38}{} change {}",
+                "Assignment Key:",
+                s(field(own_key, &["address"])),
+                s(field(own_key, &["change_number"]))
+            )?;
         }
         let asg = field(svc, &["assignment"]);
         let key = field(asg, &["key"]);
@@ -363,12 +448,24 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
                 if r.is_object() {
                     writeln!(
                         out,
-                        "        {:<20} receive id {}  change {}  usable {}",
+                        "        {:<20} state {}  receive id {}  change {}",
                         s(field(r, &["address", "id"])),
+                        s(field(r, &["state", "usable"])),
                         s(field(r, &["receive_id"])),
                         s(field(r, &["change_number"])),
-                        s(field(r, &["usable", "seen"])),
                     )?;
+                    for (label, keys) in [
+                        ("reason", &["reason"][..]),
+                        ("last I_SEE_YOU age ms", &["last_i_see_you_age_ms"][..]),
+                        ("forwarding", &["forwarding"][..]),
+                        ("assignment", &["assignment"][..]),
+                        ("return", &["packet_return"][..]),
+                    ] {
+                        let v = field(r, keys);
+                        if !v.is_null() {
+                            writeln!(out, "            {label}: {}", s(v))?;
+                        }
+                    }
                 } else {
                     writeln!(out, "        {}", s(r))?;
                 }
@@ -394,8 +491,12 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
                 ("Buckets:", &["buckets"][..]),
                 ("Weight:", &["weight"][..]),
                 ("Redirection:", &["forwarding", "forwarding_method"][..]),
+                ("Assignment:", &["assignment"][..]),
                 ("Packet Return:", &["return", "return_method"][..]),
-                ("Last HERE_I_AM age:", &["last_seen_ms", "age_ms"][..]),
+                (
+                    "Last HERE_I_AM (ms ago):",
+                    &["last_heard_ms_ago", "age_ms"][..],
+                ),
             ] {
                 let v = field(c, keys);
                 if !v.is_null() {
@@ -409,7 +510,10 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(out)?;
             let name = service_name(t);
             if field(t, &["published"]).as_bool() != Some(true) {
-                writeln!(out, "Redirection table {name}: flushed (forwarding normally)")?;
+                writeln!(
+                    out,
+                    "Redirection table {name}: flushed (forwarding normally)"
+                )?;
                 continue;
             }
             writeln!(out, "Redirection table {name}:")?;
@@ -451,31 +555,108 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
 
 /// Config -> state machine conversions (the only part that knows both `config` and `control`).
 mod build {
-    use super::*;
+    use std::time::Duration;
 
+    use control::cache::{
+        AssignMethod, CacheAgent, CacheConfig, HashFields, MaskConfig, Method, ServiceConfig,
+        ServiceDef, SpreadAlgorithm,
+    };
+    use serde_json::Value;
+
+    fn hash_fields(list: &[config::HashField]) -> HashFields {
+        let mut h = HashFields::NONE;
+        for f in list {
+            match f {
+                config::HashField::SrcIp => h.src_ip = true,
+                config::HashField::DstIp => h.dst_ip = true,
+                config::HashField::SrcPort => h.src_port = true,
+                config::HashField::DstPort => h.dst_port = true,
+            }
+        }
+        h
+    }
+
+    fn method(m: config::Method) -> Method {
+        match m {
+            config::Method::Gre => Method::Gre,
+            config::Method::L2 => Method::L2,
+        }
+    }
+
+    /// The cache agent's configuration from a validated file.
+    pub(super) fn cache_config(s: &config::CacheSettings) -> CacheConfig {
+        let services = s
+            .services
+            .iter()
+            .map(|svc| {
+                let d = &svc.definition;
+                let service = if d.dynamic {
+                    ServiceDef::Dynamic {
+                        id: d.id,
+                        priority: d.priority,
+                        protocol: d.protocol,
+                        ports: d.ports.clone(),
+                        ports_source: d.ports_are == config::PortsAre::Source,
+                        primary: hash_fields(&d.hash),
+                        alternate: hash_fields(&d.alt_hash),
+                    }
+                } else {
+                    ServiceDef::Standard(d.id)
+                };
+                ServiceConfig {
+                    service,
+                    weight: svc.weight,
+                    password: svc.password.clone(),
+                    forwarding: svc.forwarding.iter().map(|m| method(*m)).collect(),
+                    assignment: svc
+                        .assignment
+                        .iter()
+                        .map(|a| match a {
+                            config::AssignmentMethod::Hash => AssignMethod::Hash,
+                            config::AssignmentMethod::Mask => AssignMethod::Mask,
+                        })
+                        .collect(),
+                    packet_return: svc.return_method.iter().map(|m| method(*m)).collect(),
+                    mask: MaskConfig::default(),
+                    spread: match svc.spread {
+                        config::Spread::Squid => SpreadAlgorithm::Squid,
+                        config::Spread::Stable => SpreadAlgorithm::Stable,
+                    },
+                    slow_start: (svc.slow_start_s > 0).then(|| assign::spread::SlowStart {
+                        duration: Duration::from_secs(u64::from(svc.slow_start_s)),
+                        initial_permille: 100,
+                    }),
+                }
+            })
+            .collect();
+        let mut c = CacheConfig::new(s.address, s.routers.clone(), services);
+        c.transmit_t = Duration::from_millis(u64::from(s.transmit_t_ms));
+        c
+    }
+
+    pub(super) fn cache(s: &config::CacheSettings) -> anyhow::Result<CacheAgent> {
+        Ok(CacheAgent::new(cache_config(s))?)
+    }
+
+    pub(super) fn cache_status(m: &CacheAgent) -> Value {
+        serde_json::to_value(m.status()).unwrap_or(Value::Null)
+    }
+
+    // TODO(hdaemon): wire control::router::Router once it lands (config -> RouterConfig).
     pub(super) fn router(settings: &config::RouterSettings) -> anyhow::Result<Placeholder> {
         let _ = settings;
         anyhow::bail!("the router state machine has not landed yet")
-    }
-
-    pub(super) fn cache(settings: &config::CacheSettings) -> anyhow::Result<Placeholder> {
-        let _ = settings;
-        anyhow::bail!("the cache agent state machine has not landed yet")
     }
 
     pub(super) fn router_status(_m: &Placeholder) -> Value {
         Value::Null
     }
 
-    pub(super) fn cache_status(_m: &Placeholder) -> Value {
-        Value::Null
-    }
-
-    /// Stand-in until `control::router::Router` / `control::cache::CacheAgent` exist.
+    /// Stand-in until `control::router::Router` exists.
     #[derive(Debug)]
     pub(super) struct Placeholder;
 
-    impl Machine for Placeholder {
+    impl control::Machine for Placeholder {
         fn handle_datagram(&mut self, _: control::Instant, _: control::Datagram) {}
         fn handle_timeout(&mut self, _: control::Instant) {}
         fn poll_timeout(&self) -> Option<control::Instant> {

@@ -326,7 +326,14 @@ impl<M: Machine + 'static> Driver<M> {
     }
 
     /// Runs until [`DriverHandle::stop`] (or the stop flag) and returns the machine.
-    pub fn run(mut self) -> M {
+    pub fn run(self) -> M {
+        self.run_with_shutdown(|_, _| {})
+    }
+
+    /// Like [`Driver::run`], but once stopped calls `shutdown` with the machine (e.g.
+    /// `CacheAgent::shutdown`, which queues SHUTDOWN HERE_I_AMs) and sends what it queued
+    /// before closing the sockets.
+    pub fn run_with_shutdown(mut self, shutdown: impl FnOnce(&mut M, Instant)) -> M {
         let now = self.now();
         self.machine.handle_timeout(now);
         self.drain();
@@ -356,6 +363,9 @@ impl<M: Machine + 'static> Driver<M> {
             }
             self.drain();
         }
+        let now = self.now();
+        shutdown(&mut self.machine, now);
+        self.drain();
         self.handle.stop.store(true, Ordering::SeqCst);
         for r in self.readers.drain(..) {
             let _ = r.join();

@@ -1,0 +1,293 @@
+//! Shared helpers for the root package's integration tests: network-namespace pairs joined by a
+//! veth, child processes run inside them, temporary directories, polling. Everything created
+//! is removed by `Drop`, also when a test fails.
+//!
+//! Namespaces are named `hdaemon-<role>-<pid>-<n>`; veths `hdm<n><pid>{r,c}` (15 characters
+//! at most). Tests that need root or `ip` skip (with a message) when they are missing.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Whether this process can create namespaces (root and `ip` present).
+pub fn can_netns() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    root && (Path::new("/usr/sbin/ip").exists() || Path::new("/sbin/ip").exists())
+}
+
+/// Runs a command, panicking with its output on failure.
+pub fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh directory under the system temp dir, world-writable (Squid drops privileges).
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("hdaemon-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        run("chmod", &["0777", p.to_str().unwrap()]);
+        TempDir(p)
+    }
+
+    /// A path inside.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Two namespaces, "router" and "cache", joined by a veth pair on 10.231.X.0/24 (router .1,
+/// cache .2), IPv6 disabled, everything up. Deleted on drop.
+#[derive(Debug)]
+pub struct NetnsPair {
+    /// Router namespace name.
+    pub router_ns: String,
+    /// Cache namespace name.
+    pub cache_ns: String,
+    /// Router-side veth name.
+    pub router_if: String,
+    /// Router address.
+    pub router_ip: String,
+    /// Cache address.
+    pub cache_ip: String,
+}
+
+impl NetnsPair {
+    /// Creates the pair. Panics (after cleaning up what was made) on failure.
+    pub fn new() -> NetnsPair {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let x = (pid.wrapping_mul(7).wrapping_add(n * 13)) % 250 + 1;
+        let short = pid % 100_000;
+        let pair = NetnsPair {
+            router_ns: format!("hdaemon-r-{pid}-{n}"),
+            cache_ns: format!("hdaemon-c-{pid}-{n}"),
+            router_if: format!("hdm{n}r{short}"),
+            router_ip: format!("10.231.{x}.1"),
+            cache_ip: format!("10.231.{x}.2"),
+        };
+        let cache_if = format!("hdm{n}c{short}");
+        // From here on, Drop cleans up whatever was created.
+        run("ip", &["netns", "add", &pair.router_ns]);
+        run("ip", &["netns", "add", &pair.cache_ns]);
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &pair.router_if,
+                "netns",
+                &pair.router_ns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &cache_if,
+                "netns",
+                &pair.cache_ns,
+            ],
+        );
+        for (ns, ifname, ip) in [
+            (&pair.router_ns, &pair.router_if, &pair.router_ip),
+            (&pair.cache_ns, &cache_if, &pair.cache_ip),
+        ] {
+            for key in ["all", "default", "lo"] {
+                let _ = Command::new("ip")
+                    .args(["netns", "exec", ns, "sysctl", "-qw"])
+                    .arg(format!("net.ipv6.conf.{key}.disable_ipv6=1"))
+                    .status();
+            }
+            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+            run(
+                "ip",
+                &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifname],
+            );
+            run("ip", &["-n", ns, "link", "set", ifname, "up"]);
+        }
+        pair
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end inside it (and so the pair).
+        for ns in [&self.router_ns, &self.cache_ns] {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A child process running inside a namespace, killed on drop. Its stdout and stderr go to
+/// `log`, printed on drop when the test is failing.
+#[derive(Debug)]
+pub struct NsChild {
+    /// The process (`ip netns exec` execs the command, so this is the command itself).
+    pub child: Option<Child>,
+    /// Where its output goes.
+    pub log: PathBuf,
+    /// A label for messages.
+    pub name: String,
+}
+
+impl NsChild {
+    /// Starts `program args...` in namespace `ns`.
+    pub fn spawn(name: &str, ns: &str, program: &str, args: &[&str], log: PathBuf) -> NsChild {
+        let out = fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, program])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        NsChild {
+            child: Some(child),
+            log,
+            name: name.to_string(),
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Sends SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits up to `timeout` for the exit; returns the exit
+    /// status if it exited.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: &str,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut()?;
+        let _ = Command::new("kill")
+            .args([format!("-{signal}"), c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// The output so far.
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NsChild {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("---- {} output ({}) ----", self.name, self.log.display());
+            let out = self.output();
+            let tail: Vec<&str> = out.lines().rev().take(60).collect();
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// Polls `f` every 200 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `wccpd show --json -s socket` through the real binary; `None` while the daemon is not up.
+pub fn show_json(socket: &Path) -> Option<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
+        .args(["show", "--json", "-s"])
+        .arg(socket)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// `wccpd show -s socket` (text).
+pub fn show_text(socket: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
+        .args(["show", "-s"])
+        .arg(socket)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The first service of a status object.
+pub fn service0(status: &Value) -> &Value {
+    &status["services"][0]
+}
+
+/// The router's entry for cache `ip` in service 0, if listed.
+pub fn router_cache<'a>(status: &'a Value, ip: &str) -> Option<&'a Value> {
+    service0(status)["caches"]
+        .as_array()?
+        .iter()
+        .find(|c| c["address"] == ip)
+}

@@ -1,0 +1,261 @@
+//! The real `wccpd router` and `wccpd cache` binaries in two network namespaces joined by a
+//! veth: join, assignment, removal, and MD5 right / wrong, asserted through `wccpd show --json`.
+//! TRANSMIT_T is 1 s (`timers.transmit_t_ms`), so each scenario takes seconds. Needs root (CI).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const T_MS: u64 = 1000;
+
+struct Setup {
+    // Field order = drop order: processes first, then namespaces, then files.
+    router: NsChild,
+    cache: NsChild,
+    net: NetnsPair,
+    router_sock: std::path::PathBuf,
+    cache_sock: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+fn security(password: Option<&str>) -> String {
+    password
+        .map(|p| format!("      password: {p}\n"))
+        .unwrap_or_default()
+}
+
+fn start(tag: &str, router_pw: Option<&str>, cache_pw: Option<&str>) -> Setup {
+    let dir = TempDir::new(tag);
+    let net = NetnsPair::new();
+    let router_sock = dir.join("router.sock");
+    let cache_sock = dir.join("cache.sock");
+    let router_conf = dir.join("router.yaml");
+    let cache_conf = dir.join("cache.yaml");
+    std::fs::write(
+        &router_conf,
+        format!(
+            "router:\n  addresses: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n{pw}log:\n  level: debug\n",
+            r = net.router_ip,
+            s = router_sock.display(),
+            pw = security(router_pw),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &cache_conf,
+        format!(
+            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n{pw}log:\n  level: debug\n",
+            c = net.cache_ip,
+            r = net.router_ip,
+            s = cache_sock.display(),
+            pw = security(cache_pw),
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_wccpd");
+    let router = NsChild::spawn(
+        "router",
+        &net.router_ns,
+        bin,
+        &["router", "-c", router_conf.to_str().unwrap()],
+        dir.join("router.log"),
+    );
+    let cache = NsChild::spawn(
+        "cache",
+        &net.cache_ns,
+        bin,
+        &["cache", "-c", cache_conf.to_str().unwrap()],
+        dir.join("cache.log"),
+    );
+    Setup {
+        router,
+        cache,
+        net,
+        router_sock,
+        cache_sock,
+        _dir: dir,
+    }
+}
+
+/// Router status once the daemon answers (fails the test if it never does).
+fn router_status(s: &mut Setup) -> Value {
+    let sock = s.router_sock.clone();
+    let st = wait_for(Duration::from_secs(10), || show_json(&sock));
+    assert!(s.router.running(), "router exited:\n{}", s.router.output());
+    st.unwrap_or_else(|| panic!("router control socket never answered"))
+}
+
+fn usable(st: &Value, ip: &str) -> bool {
+    router_cache(st, ip).is_some_and(|c| c["usable"] == true)
+}
+
+/// The router's published table for service 0: (address, buckets) per target.
+fn table_targets(st: &Value) -> Option<Vec<(String, u64)>> {
+    let t = st["tables"].as_array()?.iter().find(|t| t["id"] == 0)?;
+    if t["published"] != true {
+        return None;
+    }
+    Some(
+        t["targets"]
+            .as_array()?
+            .iter()
+            .filter(|x| x["drained"] != true)
+            .map(|x| {
+                (
+                    x["address"].as_str().unwrap_or("").to_string(),
+                    x["buckets"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn join_assignment_and_removal() {
+    if !can_netns() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let mut s = start("join", None, None);
+    let cache_ip = s.net.cache_ip.clone();
+    router_status(&mut s);
+    let sock = s.router_sock.clone();
+
+    // Join: the cache becomes usable at the router within a few T.
+    let st = wait_for(Duration::from_secs(8), || {
+        show_json(&sock).filter(|st| usable(st, &cache_ip))
+    })
+    .unwrap_or_else(|| panic!("cache never usable at the router: {:#?}", show_json(&sock)));
+    let svc = service0(&st);
+    assert_eq!(svc["id"], 0);
+    assert!(svc["change_number"].as_u64().unwrap_or(0) >= 1, "{svc:#}");
+    assert!(s.cache.running(), "cache exited:\n{}", s.cache.output());
+
+    // Assignment: 1.5 T after the membership settles, the designated cache (the only one)
+    // assigns all 256 buckets to itself; the router accepts it and publishes the table.
+    let st = wait_for(Duration::from_secs(10), || {
+        show_json(&sock).filter(|st| {
+            table_targets(st) == Some(vec![(cache_ip.clone(), 256)])
+                && service0(st)["assignment"]["key"]["address"] == cache_ip.as_str()
+        })
+    })
+    .unwrap_or_else(|| panic!("no assignment at the router: {:#?}", show_json(&sock)));
+    let svc = service0(&st);
+    assert!(
+        svc["assignment"]["key"]["change_number"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
+    let c = router_cache(&st, &cache_ip).unwrap();
+    assert_eq!(c["buckets"], 256, "{c:#}");
+    // The cache agrees: it is designated and its key matches the router's.
+    let cst = show_json(&s.cache_sock).expect("cache control socket");
+    let csvc = service0(&cst);
+    assert_eq!(csvc["designated"], true, "{csvc:#}");
+    assert_eq!(
+        csvc["assignment_key"]["address"],
+        cache_ip.as_str(),
+        "{csvc:#}"
+    );
+    // The text view names the cache, its state and its buckets.
+    let text = show_text(&s.router_sock);
+    assert!(text.contains("web-cache"), "{text}");
+    assert!(
+        text.contains(&cache_ip) && text.contains("Usable"),
+        "{text}"
+    );
+    assert!(text.contains("256"), "{text}");
+
+    // Removal: kill the cache (no SHUTDOWN); within 3 T (+ slack) the router no longer counts
+    // it as a member (it may keep it listed as not usable with reason `timed_out`) and no
+    // bucket is redirected any more (table flushed, or its target drained).
+    s.cache.kill();
+    let killed = std::time::Instant::now();
+    let st = wait_for(Duration::from_millis(3 * T_MS + 4000), || {
+        show_json(&sock)
+            .filter(|st| !usable(st, &cache_ip) && table_targets(st).is_none_or(|t| t.is_empty()))
+    })
+    .unwrap_or_else(|| panic!("cache not removed after 3 T: {:#?}", show_json(&sock)));
+    let waited = killed.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2 * T_MS),
+        "removed after only {waited:?}: {st:#}"
+    );
+    if let Some(c) = router_cache(&st, &cache_ip) {
+        assert_eq!(c["reason"], "timed_out", "{c:#}");
+        assert_eq!(c["buckets"], 0, "{c:#}");
+    }
+    assert!(
+        service0(&st)["assignment"].is_null() || table_targets(&st).is_none_or(|t| t.is_empty()),
+        "{st:#}"
+    );
+
+    // SIGTERM stops the router cleanly and removes its control socket.
+    let status = s.router.signal_and_wait("TERM", Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "router did not exit cleanly: {status:?}"
+    );
+    assert!(!s.router_sock.exists(), "control socket left behind");
+}
+
+#[test]
+fn md5_same_password_joins() {
+    if !can_netns() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let mut s = start("md5ok", Some("s3cret"), Some("s3cret"));
+    let cache_ip = s.net.cache_ip.clone();
+    router_status(&mut s);
+    let sock = s.router_sock.clone();
+    let st = wait_for(Duration::from_secs(8), || {
+        show_json(&sock).filter(|st| usable(st, &cache_ip))
+    })
+    .unwrap_or_else(|| panic!("cache never usable with MD5: {:#?}", show_json(&sock)));
+    assert_eq!(
+        st["driver"]["drops"]["security"].as_u64().unwrap_or(0),
+        0,
+        "{st:#}"
+    );
+}
+
+#[test]
+fn md5_wrong_password_never_joins() {
+    if !can_netns() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let mut s = start("md5bad", Some("s3cret"), Some("wrong"));
+    let cache_ip = s.net.cache_ip.clone();
+    router_status(&mut s);
+    let sock = s.router_sock.clone();
+    // Several HERE_I_AMs arrive and are dropped for security.
+    let st = wait_for(Duration::from_secs(8), || {
+        show_json(&sock).filter(|st| st["driver"]["drops"]["security"].as_u64().unwrap_or(0) >= 3)
+    })
+    .unwrap_or_else(|| panic!("no security drops counted: {:#?}", show_json(&sock)));
+    assert!(
+        !usable(&st, &cache_ip),
+        "cache usable despite a wrong password: {st:#}"
+    );
+    assert!(
+        router_cache(&st, &cache_ip).is_none()
+            || router_cache(&st, &cache_ip).is_some_and(|c| c["reason"] == "md5_failure"),
+        "{st:#}"
+    );
+    // The text view says why.
+    let text = show_text(&s.router_sock);
+    assert!(text.contains("dropped security"), "{text}");
+    assert!(
+        text.contains(&cache_ip),
+        "the drop detail names the sender: {text}"
+    );
+    // The cache side never hears a valid I_SEE_YOU either.
+    let cst = show_json(&s.cache_sock).expect("cache control socket");
+    assert_ne!(service0(&cst)["routers"][0]["state"], "joined", "{cst:#}");
+}
