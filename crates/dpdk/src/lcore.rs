@@ -82,20 +82,17 @@ pub enum LcoreError {
 }
 
 /// Closure and result slot shared between the launching thread and the lcore.
-struct Slot<F, T> {
-    f: Option<F>,
+struct Slot<T> {
+    f: Option<Box<dyn FnOnce() -> T + Send>>,
     result: Option<std::thread::Result<T>>,
 }
 
 /// Entry point run by EAL on the worker lcore.
-extern "C" fn trampoline<F, T>(arg: *mut c_void) -> c_int
-where
-    F: FnOnce() -> T,
-{
-    // SAFETY: `arg` is the `Box<Slot<F, T>>` leaked by `launch` for exactly this launch; the
+extern "C" fn trampoline<T>(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Box<Slot<T>>` leaked by `launch` for exactly this launch; the
     // launching side does not touch it until `rte_eal_wait_lcore` has returned, so this is the
     // only reference while the closure runs.
-    let slot = unsafe { &mut *arg.cast::<Slot<F, T>>() };
+    let slot = unsafe { &mut *arg.cast::<Slot<T>>() };
     let Some(f) = slot.f.take() else {
         return -1;
     };
@@ -107,20 +104,17 @@ where
 }
 
 /// A closure running on a worker lcore. Dropping the handle waits for the closure to end.
+///
+/// The closure is boxed, so handles of different closures with the same result type can live
+/// in one `Vec`.
 #[must_use = "dropping a LaunchHandle blocks until the lcore returns"]
-pub struct LaunchHandle<'eal, F, T>
-where
-    F: FnOnce() -> T,
-{
+pub struct LaunchHandle<'eal, T> {
     lcore: LcoreId,
-    slot: *mut Slot<F, T>,
+    slot: *mut Slot<T>,
     _eal: PhantomData<&'eal Eal>,
 }
 
-impl<F, T> fmt::Debug for LaunchHandle<'_, F, T>
-where
-    F: FnOnce() -> T,
-{
+impl<T> fmt::Debug for LaunchHandle<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LaunchHandle")
             .field("lcore", &self.lcore)
@@ -136,7 +130,7 @@ where
 ///
 /// [`LaunchError`] when called off the main lcore, when `lcore` is not an enabled worker, or when
 /// it is still busy.
-pub fn launch<F, T>(eal: &Eal, lcore: LcoreId, f: F) -> Result<LaunchHandle<'_, F, T>, LaunchError>
+pub fn launch<F, T>(eal: &Eal, lcore: LcoreId, f: F) -> Result<LaunchHandle<'_, T>, LaunchError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -147,8 +141,8 @@ where
     if !eal.worker_lcores().contains(&lcore) {
         return Err(LaunchError::NotAWorker(lcore));
     }
-    let slot = Box::into_raw(Box::new(Slot {
-        f: Some(f),
+    let slot: *mut Slot<T> = Box::into_raw(Box::new(Slot {
+        f: Some(Box::new(f)),
         result: None,
     }));
     // SAFETY: EAL runs (`eal` exists), we are on the main lcore (checked above) as the function
@@ -156,7 +150,7 @@ where
     // that stays alive until `rte_eal_wait_lcore` for this lcore returns (see `LaunchHandle`).
     let ret = unsafe {
         dpdk_sys::rte_eal_remote_launch(
-            Some(trampoline::<F, T>),
+            Some(trampoline::<T>),
             slot.cast::<c_void>(),
             lcore.as_u32(),
         )
@@ -176,10 +170,7 @@ where
     })
 }
 
-impl<F, T> LaunchHandle<'_, F, T>
-where
-    F: FnOnce() -> T,
-{
+impl<T> LaunchHandle<'_, T> {
     /// The lcore the closure runs on.
     #[must_use]
     pub fn lcore(&self) -> LcoreId {
@@ -229,10 +220,7 @@ where
     }
 }
 
-impl<F, T> Drop for LaunchHandle<'_, F, T>
-where
-    F: FnOnce() -> T,
-{
+impl<T> Drop for LaunchHandle<'_, T> {
     fn drop(&mut self) {
         let _ = self.join();
     }

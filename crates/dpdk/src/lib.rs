@@ -15,6 +15,57 @@
 //! * The fast path (`rx_burst`, `tx_burst`, ring enqueue/dequeue, mbuf edits) does not allocate,
 //!   lock or block; bursts are fixed-capacity arrays ([`Burst`]).
 //!
+//! # Threading
+//!
+//! | type | `Send` | `Sync` | DPDK rule |
+//! |---|---|---|---|
+//! | [`Eal`] | no | no | init, cleanup and remote launches happen on the main lcore |
+//! | [`Mempool`] | yes | yes | mempool get/put are MT-safe |
+//! | [`Mbuf`], [`Burst`] | yes | no | one owner at a time; freeing is MT-safe |
+//! | [`RxQueue`], [`TxQueue`] | yes | no | a queue is polled by one thread at a time |
+//! | [`RingProducer`], [`RingConsumer`] | yes | no | SP/SC rings have one enqueuer, one dequeuer |
+//! | [`Port`] | yes | no | control-path calls for one port are not concurrent |
+//!
+//! These are checked at compile time:
+//!
+//! ```
+//! fn send<T: Send>() {}
+//! send::<dpdk::Mbuf>();
+//! send::<dpdk::Burst>();
+//! send::<dpdk::RxQueue>();
+//! send::<dpdk::TxQueue>();
+//! send::<dpdk::RingProducer>();
+//! send::<dpdk::RingConsumer>();
+//! send::<dpdk::Port>();
+//! fn sync<T: Send + Sync>() {}
+//! sync::<dpdk::Mempool>();
+//! ```
+//!
+//! ```compile_fail
+//! fn sync<T: Sync>() {}
+//! sync::<dpdk::RxQueue>();
+//! ```
+//!
+//! ```compile_fail
+//! fn sync<T: Sync>() {}
+//! sync::<dpdk::TxQueue>();
+//! ```
+//!
+//! ```compile_fail
+//! fn sync<T: Sync>() {}
+//! sync::<dpdk::Mbuf>();
+//! ```
+//!
+//! ```compile_fail
+//! fn sync<T: Sync>() {}
+//! sync::<dpdk::RingConsumer>();
+//! ```
+//!
+//! ```compile_fail
+//! fn send<T: Send>() {}
+//! send::<dpdk::Eal>();
+//! ```
+//!
 //! # What it must never do
 //!
 //! Create an mbuf handle from a null pointer, forget a collection of mbufs, unwind into C, or

@@ -230,6 +230,8 @@ fn child() {
     port.set_promiscuous(true).unwrap();
     assert!(port.is_promiscuous().unwrap());
     let mac = port.mac_address().unwrap();
+    assert_ne!(mac.0, [0; 6]);
+    assert!(port.link().unwrap().up, "TAP link up after start");
     println!(
         "{} up, mac {mac}, link {:?}",
         port.id(),
