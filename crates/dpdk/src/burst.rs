@@ -158,10 +158,23 @@ impl<const N: usize> Burst<N> {
         }
     }
 
-    /// Frees all mbufs held.
+    /// Frees all mbufs held (one `rte_pktmbuf_free_bulk` call).
     pub fn clear(&mut self) {
         let len = self.len;
+        if len == 0 {
+            return;
+        }
+        if crate::eal::is_running() {
+            let (ptr, _) = self.held_ptr();
+            self.len = 0;
+            // SAFETY: EAL runs (checked); slots `0..len` hold owned, valid, non-null mbuf
+            // pointers (type invariant, `Mbuf` is `repr(transparent)`); with `len` reset they
+            // are freed exactly once here and never dropped again.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(ptr, u32::try_from(len).unwrap_or(0)) };
+            return;
+        }
         self.len = 0;
+        // EAL is gone: dropping each `Mbuf` leaks it (see `Mbuf::drop`).
         for slot in &mut self.slots[..len] {
             // SAFETY: slots `0..len` were initialised (type invariant) and, with `len` already
             // reset, are dropped exactly once.
