@@ -76,6 +76,13 @@ impl MaskTuple {
     }
 }
 
+impl From<&wire::MaskElement> for MaskTuple {
+    /// The mask of a wire Mask Element (address elements taken as IPv4 masks).
+    fn from(m: &wire::MaskElement) -> Self {
+        MaskTuple::new(m.src_addr.0, m.dst_addr.0, m.src_port, m.dst_port)
+    }
+}
+
 /// A Value Element (2.17): a value tuple and the cache that gets matching packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ValueElement {
@@ -94,6 +101,48 @@ pub struct MaskSet {
     pub values: Vec<ValueElement>,
 }
 
+impl From<&wire::MaskValueSet> for MaskSet {
+    /// A wire Mask/Value Set Element (address elements taken as IPv4 values).
+    fn from(s: &wire::MaskValueSet) -> Self {
+        MaskSet {
+            mask: MaskTuple::from(&s.mask),
+            values: s
+                .values
+                .iter()
+                .map(|v| ValueElement {
+                    value: MaskTuple::new(v.src_addr.0, v.dst_addr.0, v.src_port, v.dst_port),
+                    cache: v.cache.0,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl MaskSet {
+    /// The wire form of this set.
+    pub fn to_wire(&self) -> wire::MaskValueSet {
+        wire::MaskValueSet {
+            mask: wire::MaskElement {
+                src_addr: wire::Addr(self.mask.src_addr),
+                dst_addr: wire::Addr(self.mask.dst_addr),
+                src_port: self.mask.src_port,
+                dst_port: self.mask.dst_port,
+            },
+            values: self
+                .values
+                .iter()
+                .map(|v| wire::ValueElement {
+                    src_addr: wire::Addr(v.value.src_addr),
+                    dst_addr: wire::Addr(v.value.dst_addr),
+                    src_port: v.value.src_port,
+                    dst_port: v.value.dst_port,
+                    cache: wire::Addr(v.cache),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One Web-Cache Value Element of a 2.01 Alternate Mask/Value Set (2.18).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CacheVsns {
@@ -110,6 +159,23 @@ pub struct AltMaskSet {
     pub mask: MaskTuple,
     /// Per cache, its VSNs.
     pub caches: Vec<CacheVsns>,
+}
+
+impl From<&wire::AltMaskValueSet> for AltMaskSet {
+    /// A wire 2.01 Alternate Mask/Value Set Element.
+    fn from(s: &wire::AltMaskValueSet) -> Self {
+        AltMaskSet {
+            mask: MaskTuple::from(&s.mask),
+            caches: s
+                .caches
+                .iter()
+                .map(|c| CacheVsns {
+                    cache: c.cache.0,
+                    vsns: c.vsns.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Why mask data cannot be used.
@@ -618,6 +684,41 @@ mod tests {
                 bits: 4
             })
         );
+    }
+
+    #[test]
+    fn wire_conversions() {
+        let w = wire::MaskValueSet {
+            mask: wire::MaskElement {
+                src_addr: wire::Addr(0),
+                dst_addr: wire::Addr(0x1741),
+                src_port: 0,
+                dst_port: 0,
+            },
+            values: vec![wire::ValueElement {
+                src_addr: wire::Addr(0),
+                dst_addr: wire::Addr(0x40),
+                src_port: 0,
+                dst_port: 0,
+                cache: wire::Addr(0x0ac8_0002),
+            }],
+        };
+        let s = MaskSet::from(&w);
+        assert_eq!(s.mask, MaskTuple::new(0, 0x1741, 0, 0));
+        assert_eq!(s.values[0].value.dst_addr, 0x40);
+        assert_eq!(s.values[0].cache, 0x0ac8_0002);
+        assert_eq!(s.to_wire(), w);
+        let alt = wire::AltMaskValueSet {
+            mask: w.mask,
+            caches: vec![wire::CacheValueElement {
+                cache: wire::Addr(7),
+                vsns: vec![0, 63],
+            }],
+        };
+        let a = AltMaskSet::from(&alt);
+        let e = expand_alternate(&[a]).unwrap();
+        assert_eq!(e[0].values[1].value.dst_addr, 0x1741);
+        assert_eq!(e[0].values[1].cache, 7);
     }
 
     #[test]

@@ -212,6 +212,41 @@ impl ServiceDef {
         }
     }
 
+    /// The definition a Service Info component (type 1) describes.
+    ///
+    /// # Errors
+    /// As [`ServiceDef::from_fields`].
+    pub fn from_wire(info: &wire::ServiceInfo) -> Result<ServiceDef, ServiceError> {
+        let service_type = match info.service_type {
+            wire::ServiceType::Standard => 0,
+            wire::ServiceType::Dynamic => 1,
+        };
+        ServiceDef::from_fields(
+            service_type,
+            info.id,
+            info.priority,
+            info.protocol,
+            info.flags.bits(),
+            info.ports,
+        )
+    }
+
+    /// The Service Info component for this definition (standard services: id only, every other
+    /// field zero, as on the wire).
+    pub fn to_wire(&self) -> wire::ServiceInfo {
+        if !self.dynamic {
+            return wire::ServiceInfo::standard(self.id);
+        }
+        wire::ServiceInfo {
+            service_type: wire::ServiceType::Dynamic,
+            id: self.id,
+            priority: self.priority,
+            protocol: self.protocol,
+            flags: wire::ServiceFlags(self.flags),
+            ports: self.ports,
+        }
+    }
+
     /// Whether the port list applies: PORTS_DEFINED and protocol TCP or UDP.
     pub const fn ports_active(&self) -> bool {
         self.flags & flags::PORTS_DEFINED != 0
@@ -383,6 +418,17 @@ mod tests {
             ServiceDef::from_fields(1, 96, 1, 6, 0x1_0000, [0; 8]),
             Err(ServiceError::ReservedFlags { flags: 0x1_0000 })
         );
+    }
+
+    #[test]
+    fn wire_round_trip() {
+        let d = tv6();
+        let w = d.to_wire();
+        assert_eq!(w.flags.bits(), 0x12);
+        assert_eq!(ServiceDef::from_wire(&w), Ok(d));
+        let s = ServiceDef::WEB_CACHE.to_wire();
+        assert_eq!(s, wire::ServiceInfo::standard(0));
+        assert_eq!(ServiceDef::from_wire(&s), Ok(ServiceDef::WEB_CACHE));
     }
 
     #[test]

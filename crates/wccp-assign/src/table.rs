@@ -267,6 +267,20 @@ impl RedirectTable {
         RedirectTable::hash(service, targets, buckets)
     }
 
+    /// A hash table from the wire cache list + bucket octets (Assignment Info, Alternate
+    /// Assignment type 0). Address elements are taken as IPv4 addresses.
+    ///
+    /// # Errors
+    /// As [`RedirectTable::hash`].
+    pub fn from_wire_hash(
+        service: ServiceDef,
+        hash: &wire::HashBuckets,
+        method: ForwardingMethod,
+    ) -> Result<RedirectTable, TableError> {
+        let caches: Vec<Ipv4Addr> = hash.caches.iter().map(|a| a.to_ipv4()).collect();
+        RedirectTable::from_hash_assignment(service, &caches, &hash.buckets, method)
+    }
+
     /// A mask table from Mask/Value Sets naming caches by address (2.17; for 2.01 alternate
     /// sets expand them first with [`crate::mask::expand_alternate`]). The targets are the
     /// distinct cache addresses in order of first appearance, each forwarded with `method`.
@@ -355,6 +369,19 @@ impl RedirectTable {
             if !keep(t.addr) {
                 t.drained = true;
             }
+        }
+        self
+    }
+
+    /// The same table with each target's forwarding method set to `f(address)` (per-cache
+    /// negotiated methods).
+    #[must_use]
+    pub fn with_methods(
+        mut self,
+        mut f: impl FnMut(Ipv4Addr) -> ForwardingMethod,
+    ) -> RedirectTable {
+        for t in &mut self.targets {
+            t.method = f(t.addr);
         }
         self
     }
@@ -638,6 +665,34 @@ mod tests {
     }
 
     #[test]
+    fn from_wire_hash_buckets() {
+        let mut hb = wire::HashBuckets {
+            caches: vec![wire::Addr::from_ipv4(a("10.200.0.2"))],
+            ..Default::default()
+        };
+        assert!(matches!(
+            RedirectTable::from_wire_hash(svc(SRC_IP_HASH), &hb, ForwardingMethod::Gre)
+                .unwrap()
+                .lookup(&FlowKey::default()),
+            Lookup::Forward
+        ));
+        hb.buckets = [0; 256];
+        let t =
+            RedirectTable::from_wire_hash(svc(SRC_IP_HASH), &hb, ForwardingMethod::Gre).unwrap();
+        assert_eq!(t.targets()[0].addr, a("10.200.0.2"));
+        assert_eq!(t.share_counts(), vec![256]);
+        hb.buckets[255] = 1;
+        assert_eq!(
+            RedirectTable::from_wire_hash(svc(SRC_IP_HASH), &hb, ForwardingMethod::Gre),
+            Err(TableError::BucketOutOfRange {
+                bucket: 255,
+                value: 1,
+                caches: 1
+            })
+        );
+    }
+
+    #[test]
     fn drained_target_forwards_and_closed_flag() {
         let mut buckets = [0u8; 256];
         for (i, b) in buckets.iter_mut().enumerate() {
@@ -746,6 +801,15 @@ mod tests {
                 .unwrap()
                 .with_encap(|i, tg| vec![i as u8, tg.addr.octets()[3]]);
         assert_eq!(t.targets()[1].encap, vec![1, 3]);
+        let t = t.with_methods(|a| {
+            if a.octets()[3] == 3 {
+                ForwardingMethod::L2
+            } else {
+                ForwardingMethod::Gre
+            }
+        });
+        assert_eq!(t.targets()[0].method, ForwardingMethod::Gre);
+        assert_eq!(t.targets()[1].method, ForwardingMethod::L2);
         // No hash flags: every packet in bucket 0.
         assert!(matches!(
             t.lookup(&FlowKey::new(9, 9, 9, 9)),
