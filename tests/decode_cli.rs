@@ -459,7 +459,7 @@ fn pcapng_exchanges_decode_in_order() {
     }
     // Signed exchange with a wrong password: every frame invalid, the binary exits non-zero.
     let p = data_dir().join("squidfix_md5.pcap");
-    let o = wccpd(&["decode", "--password", "nottheone", p.to_str().unwrap()]);
+    let o = wccpd(&["decode", "--password", "notthis", p.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("MD5 digest invalid for 7 message(s)"));
 }
