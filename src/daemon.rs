@@ -76,6 +76,11 @@ pub fn run_cache(config: &Path) -> anyhow::Result<()> {
     )
 }
 
+/// Renders a status object (as returned by [`request`]) as text, like `show` does.
+pub fn render_status(status: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
+    render_text(status, out)
+}
+
 /// Ask the daemon at `socket` for its state and print it.
 pub fn show(socket: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let status = request(socket, "status")?;
@@ -554,13 +559,14 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 /// Config -> state machine conversions (the only part that knows both `config` and `control`).
-mod build {
+pub mod build {
     use std::time::Duration;
 
     use control::cache::{
         AssignMethod, CacheAgent, CacheConfig, HashFields, MaskConfig, Method, ServiceConfig,
         ServiceDef, SpreadAlgorithm,
     };
+    use control::router::{self, Router, RouterConfig};
     use serde_json::Value;
 
     fn hash_fields(list: &[config::HashField]) -> HashFields {
@@ -584,7 +590,7 @@ mod build {
     }
 
     /// The cache agent's configuration from a validated file.
-    pub(super) fn cache_config(s: &config::CacheSettings) -> CacheConfig {
+    pub fn cache_config(s: &config::CacheSettings) -> CacheConfig {
         let services = s
             .services
             .iter()
@@ -642,31 +648,55 @@ mod build {
         serde_json::to_value(m.status()).unwrap_or(Value::Null)
     }
 
-    // TODO(hdaemon): wire control::router::Router once it lands (config -> RouterConfig).
-    pub(super) fn router(settings: &config::RouterSettings) -> anyhow::Result<Placeholder> {
-        let _ = settings;
-        anyhow::bail!("the router state machine has not landed yet")
+    /// The router's configuration from a validated file.
+    pub fn router_config(s: &config::RouterSettings) -> anyhow::Result<RouterConfig> {
+        let mut services = Vec::new();
+        for svc in &s.services {
+            let key = control::ServiceKey {
+                dynamic: svc.dynamic,
+                id: svc.id,
+            };
+            let definition = match (&svc.definition, svc.dynamic) {
+                (_, false) => assign::service::ServiceDef::well_known(svc.id),
+                (None, true) => None,
+                (Some(d), true) => Some(
+                    assign::service::ServiceDef::dynamic(
+                        d.id,
+                        d.priority,
+                        d.protocol,
+                        d.flags(),
+                        d.wire_ports(),
+                    )
+                    .map_err(|e| anyhow::anyhow!("service {}: {e:?}", d.id))?,
+                ),
+            };
+            let mut c = router::ServiceConfig::new(key);
+            c.definition = definition;
+            c.password = svc.password.clone();
+            c.allowed_caches = svc
+                .allowed_caches
+                .iter()
+                .map(|p| router::Prefix::new(p.addr, p.len))
+                .collect();
+            c.closed = svc.closed;
+            c.offer.forwarding = config::method_bits(&svc.forwarding);
+            c.offer.assignment = config::assignment_bits(&svc.assignment);
+            c.offer.packet_return = config::method_bits(&svc.return_methods);
+            c.timer_base = Duration::from_millis(u64::from(s.transmit_t_ms));
+            services.push(c);
+        }
+        Ok(RouterConfig {
+            addresses: s.addresses.clone(),
+            router_id: s.addresses.first().copied(),
+            services,
+        })
     }
 
-    pub(super) fn router_status(_m: &Placeholder) -> Value {
-        Value::Null
+    pub(super) fn router(s: &config::RouterSettings) -> anyhow::Result<Router> {
+        Ok(Router::new(router_config(s)?)?)
     }
 
-    /// Stand-in until `control::router::Router` exists.
-    #[derive(Debug)]
-    pub(super) struct Placeholder;
-
-    impl control::Machine for Placeholder {
-        fn handle_datagram(&mut self, _: control::Instant, _: control::Datagram) {}
-        fn handle_timeout(&mut self, _: control::Instant) {}
-        fn poll_timeout(&self) -> Option<control::Instant> {
-            None
-        }
-        fn poll_output(&mut self) -> Option<control::Output> {
-            None
-        }
-        fn local_addresses(&self) -> Vec<std::net::Ipv4Addr> {
-            Vec::new()
-        }
+    pub(super) fn router_status(m: &Router) -> Value {
+        serde_json::to_value(m.status()).unwrap_or(Value::Null)
     }
 }

@@ -1,0 +1,147 @@
+//! The `wccpd` binary's failure paths (no root needed): configuration errors name field and
+//! line, the dpdk transport is refused clearly, `show` without a daemon explains itself; and
+//! `show`'s text rendering of a router status.
+
+use std::process::Command;
+
+fn wccpd(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A file in the temp dir, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn to_str(&self) -> Option<&str> {
+        self.0.to_str()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn temp(name: &str, text: &str) -> TempFile {
+    let p = std::env::temp_dir().join(format!("hdaemon-cli-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    TempFile(p)
+}
+
+#[test]
+fn config_errors_are_all_reported_with_lines() {
+    let p = temp(
+        "bad-router.yaml",
+        "router:\n  addresses: [10.0.0.1]\n  control:\n    transport: carrier-pigeon\n  services:\n    - id: 0\n      type: standard\n      password: waytoolongpassword\n    - id: 0\n      type: standard\n",
+    );
+    let (ok, out) = wccpd(&["router", "-c", p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("3 configuration problem(s)"), "{out}");
+    assert!(
+        out.contains("line 4 column 5: router.control.transport"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 8 column 7: router.services[0].password"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 9 column 7: router.services[1].id"),
+        "{out}"
+    );
+
+    let p = temp(
+        "bad-cache.yaml",
+        "cache:\n  address: 10.0.0.2\n  routers: [10.0.0.1]\n  services:\n    - id: 60\n      type: dynamic\n      protocol: tcp\n      ports: [1,2,3,4,5,6,7,8,9]\n      forwarding: pigeon\n",
+    );
+    let (ok, out) = wccpd(&["cache", "-c", p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        out.contains("line 8 column 7: cache.services[0].ports"),
+        "{out}"
+    );
+    assert!(out.contains("cache.services[0].forwarding"), "{out}");
+}
+
+#[test]
+fn dpdk_transport_is_refused_clearly() {
+    let p = temp(
+        "dpdk-router.yaml",
+        "router:\n  addresses: [10.0.0.1]\n  control:\n    transport: dpdk\n  services:\n    - id: 0\n      type: standard\n",
+    );
+    let (ok, out) = wccpd(&["router", "-c", p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        out.contains("dpdk control transport comes with the data-plane issue"),
+        "{out}"
+    );
+}
+
+#[test]
+fn missing_file_and_missing_daemon() {
+    let (ok, out) = wccpd(&["router", "-c", "/nonexistent/hdaemon.yaml"]);
+    assert!(!ok);
+    assert!(
+        out.contains("cannot read /nonexistent/hdaemon.yaml"),
+        "{out}"
+    );
+    let (ok, out) = wccpd(&["show", "-s", "/nonexistent/hdaemon.sock"]);
+    assert!(!ok);
+    assert!(out.contains("is wccpd running?"), "{out}");
+}
+
+#[test]
+fn text_rendering_of_a_router_status() {
+    let st = serde_json::json!({
+        "role": "router",
+        "services": [{
+            "id": 0, "dynamic": false, "change_number": 2, "receive_id": 17,
+            "assignment_method": "hash",
+            "assignment": {"address": "10.1.1.2", "change_number": 1, "method": "hash",
+                           "age_ms": 1500, "key": {"address": "10.1.1.2", "change_number": 1}},
+            "routers": [],
+            "caches": [
+                {"address": "10.1.1.2", "usable": true, "reason": null, "buckets": 256,
+                 "weight": 10000, "last_heard_ms_ago": 300, "forwarding": "gre"},
+                {"address": "10.1.1.3", "usable": false, "reason": "md5_failure", "buckets": 0,
+                 "weight": 10000, "last_heard_ms_ago": 100, "forwarding": null}
+            ],
+            "counters": {"messages_in": 9, "messages_out": 8, "drops": {"security": 4}}
+        }],
+        "tables": [{"id": 0, "dynamic": false, "published": true, "closed": false,
+                    "targets": [{"address": "10.1.1.2", "method": "gre", "drained": false,
+                                 "buckets": 256}]}],
+        "driver": {"received": 9, "sent": 8, "send_errors": 0, "drops": {"security": 4},
+                   "last_drop": {"security": "10.1.1.3: MD5 digest mismatch"}}
+    });
+    let mut out = Vec::new();
+    wccpd::daemon::render_status(&st, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for want in [
+        "Service Identifier: web-cache",
+        "Number of Cache Engines:              2",
+        "Change Number:                        2",
+        "Receive ID:                           17",
+        "Assignment Key:                       10.1.1.2 change 1",
+        "Assignment Age:                       1500 ms",
+        "Cache ID: 10.1.1.2",
+        "State:                        Usable",
+        "Buckets:                      256",
+        "Cache ID: 10.1.1.3",
+        "State:                        NOT Usable",
+        "Reason:                       md5_failure",
+        "Dropped (security):                   4",
+        "10.1.1.2             gre  buckets 256",
+        "dropped security: 4 (last: 10.1.1.3: MD5 digest mismatch)",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
