@@ -113,6 +113,29 @@ fn wrong_echo_removes_a_usable_cache_fig5() {
 }
 
 #[test]
+fn duplicated_or_reordered_hia_does_not_evict() {
+    let mut r = web_router();
+    let mut c = FakeCache::web_cache(2);
+    join(&mut r, &mut c, secs(1));
+    let n = c.change_number;
+    let hia = c.here_i_am();
+    c.hear(&sends(&feed(&mut r, secs(11), hia.clone()))[0]);
+    // The network delivers the same HIA again: it echoes an ID we sent before the last one.
+    let out = feed(&mut r, secs(11), hia);
+    assert!(!events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::MembershipChanged { .. })));
+    let isy = c.hear(&sends(&out)[0]);
+    assert_eq!(isy.view.change_number, n);
+    assert_eq!(isy.view.caches.len(), 1);
+    // An ID we never sent is still invalid.
+    let mut wrong = c.clone();
+    wrong.receive_id = 999;
+    let isy = c.hear(&sends(&feed(&mut r, secs(12), wrong.here_i_am()))[0]);
+    assert!(isy.view.caches.is_empty());
+}
+
+#[test]
 fn echo_must_name_this_router() {
     let mut r = web_router();
     let mut c = FakeCache::web_cache(2);

@@ -62,6 +62,8 @@ struct Cache {
     version: Version,
     last_isy_id: Option<u32>,
     last_rq_id: Option<u32>,
+    /// The last few Receive IDs sent to this cache (ISY and RQ), newest last.
+    recent_ids: VecDeque<u32>,
     usable: bool,
     reason: Option<NotUsable>,
     last_heard: Instant,
@@ -71,6 +73,20 @@ struct Cache {
     /// Removed (timed out / shut down): kept for status until `gone_at + GONE_KEEP`.
     gone_at: Option<Instant>,
 }
+
+impl Cache {
+    fn remember(&mut self, id: u32) {
+        if self.recent_ids.len() == RECENT_IDS {
+            self.recent_ids.pop_front();
+        }
+        self.recent_ids.push_back(id);
+    }
+}
+
+/// How many past Receive IDs of a cache are remembered. A usable cache whose HERE_I_AM echoes
+/// one of them (a duplicated or reordered datagram) stays usable; only an echo we never sent it
+/// makes it invalid (FIG. 5 op. 518).
+const RECENT_IDS: usize = 4;
 
 /// How long a removed cache stays visible in status output.
 const GONE_KEEP: Duration = Duration::from_secs(300);
@@ -227,6 +243,7 @@ impl Group {
                     }
                     c.last_isy_id = None;
                     c.last_rq_id = None;
+                    c.recent_ids.clear();
                     c.caps = None;
                 }
                 changed |= usable;
@@ -420,9 +437,13 @@ impl Group {
             .iter()
             .find(|r| ctx.is_ours(r.addr.to_ipv4(), dg.local))
             .map(|r| r.receive_id);
+        // The echo must be the last ID we sent it (ISY, or RQ for caches that adopt it); a
+        // usable cache may also echo an older one of ours (duplicated / reordered HIA).
         let rid_ok = match (self.caches.get(&addr), echoed) {
             (Some(c), Some(e)) if c.gone_at.is_none() => {
-                c.last_isy_id == Some(e) || c.last_rq_id == Some(e)
+                c.last_isy_id == Some(e)
+                    || c.last_rq_id == Some(e)
+                    || (c.usable && c.recent_ids.contains(&e))
             }
             _ => false,
         };
@@ -474,6 +495,7 @@ impl Group {
             version: hia.version,
             last_isy_id: None,
             last_rq_id: None,
+            recent_ids: VecDeque::with_capacity(RECENT_IDS),
             usable: false,
             reason: Some(NotUsable::BadReceiveId),
             last_heard: ctx.now,
@@ -487,6 +509,7 @@ impl Group {
             c.gone_at = None;
             c.last_isy_id = None;
             c.last_rq_id = None;
+            c.recent_ids.clear();
         }
         c.reply_to = peer;
         c.local = dg.local;
@@ -633,6 +656,7 @@ impl Group {
         let (local, peer) = (c.local, c.reply_to);
         if let Some(c) = self.caches.get_mut(&addr) {
             c.last_isy_id = Some(id);
+            c.remember(id);
         }
         if let Some(bytes) = self.finish(ctx, peer, isy.to_vec()) {
             self.send(ctx, local, peer, bytes);
@@ -663,6 +687,7 @@ impl Group {
         let (local, peer) = (c.local, c.reply_to);
         if let Some(c) = self.caches.get_mut(&addr) {
             c.last_rq_id = Some(id);
+            c.remember(id);
             c.query_sent = true;
         }
         if let Some(bytes) = self.finish(ctx, peer, rq.to_vec()) {
