@@ -145,7 +145,7 @@ fn forward(
     budget: u64,
     deadline: Instant,
     stop: &AtomicBool,
-) -> FwdCounts {
+) -> (FwdCounts, RxQueue) {
     let mut c = FwdCounts::default();
     let mut burst: Burst = Burst::new();
     let mut iter = 0u32;
@@ -164,7 +164,8 @@ fn forward(
         c.tx += out.sent as u64;
         c.dropped += out.dropped as u64;
     }
-    c
+    // The RX queue goes back to the main lcore, which drains what is still in flight.
+    (c, rx)
 }
 
 /// A test frame: broadcast Ethernet header, EtherType 0x88B5, sequence number, filler.
@@ -250,7 +251,8 @@ pub fn run(args: &SmokeArgs) -> anyhow::Result<SmokeReport> {
             let h = dpdk::launch(&eal, worker, move || {
                 forward(rx, tx, budget, deadline, &stop2)
             })?;
-            (h.wait()?, 0)
+            let (counts, _rx) = h.wait()?;
+            (counts, 0)
         }
         VdevKind::Ring => {
             // Worker: B -> B (what A sent comes back to A).
@@ -262,10 +264,10 @@ pub fn run(args: &SmokeArgs) -> anyhow::Result<SmokeReport> {
             let verified =
                 generate_and_check(&pool, &mut in_tx[0], &mut in_rx[0], budget, deadline);
             stop.store(true, Ordering::Relaxed);
-            let counts = h.wait()?;
-            // Drain what is still in flight back on A.
+            let (counts, mut b_rx) = h.wait()?;
+            // Drop what is still in flight in either direction (after a time-out).
             let mut burst: Burst = Burst::new();
-            while in_rx[0].rx_burst(&mut burst) > 0 {
+            while in_rx[0].rx_burst(&mut burst) + b_rx.rx_burst(&mut burst) > 0 {
                 burst.clear();
             }
             (counts, verified?)
