@@ -20,7 +20,7 @@ use core::fmt;
 use std::net::Ipv4Addr;
 
 use crate::hash::{alternate_bucket, primary_bucket, FlowKey};
-use crate::mask::{MaskError, MaskMatcher, MaskSet, MaskTuple};
+use crate::mask::{expand_alternate, AltMaskSet, MaskError, MaskMatcher, MaskSet, MaskTuple};
 use crate::service::ServiceDef;
 
 /// Most targets a table can name: bucket octets carry a 7-bit cache index (2.8).
@@ -171,6 +171,11 @@ pub enum TableError {
     },
     /// Invalid mask data.
     Mask(MaskError),
+    /// An Alternate Assignment type other than 0 (hash), 1 (mask), 2 (alternate mask).
+    UnknownAssignmentType {
+        /// The assignment type field.
+        kind: u16,
+    },
 }
 
 impl fmt::Display for TableError {
@@ -189,6 +194,9 @@ impl fmt::Display for TableError {
                 write!(f, "{count} caches in one assignment (at most {MAX_TARGETS})")
             }
             TableError::Mask(e) => e.fmt(f),
+            TableError::UnknownAssignmentType { kind } => {
+                write!(f, "Alternate Assignment: unknown assignment type {kind}")
+            }
         }
     }
 }
@@ -279,6 +287,53 @@ impl RedirectTable {
     ) -> Result<RedirectTable, TableError> {
         let caches: Vec<Ipv4Addr> = hash.caches.iter().map(|a| a.to_ipv4()).collect();
         RedirectTable::from_hash_assignment(service, &caches, &hash.buckets, method)
+    }
+
+    /// A table from the body of an Alternate Assignment (type 13) or Alternate Assignment Map
+    /// (type 16): hash buckets, mask sets, or 2.01 alternate mask sets (expanded with
+    /// [`crate::mask::expand_alternate`]).
+    ///
+    /// # Errors
+    /// [`TableError::BucketOutOfRange`], [`TableError::Mask`], [`TableError::TooManyTargets`],
+    /// or [`TableError::UnknownAssignmentType`].
+    pub fn from_wire_alt_body(
+        service: ServiceDef,
+        body: &wire::AltAssignmentBody,
+        method: ForwardingMethod,
+    ) -> Result<RedirectTable, TableError> {
+        match body {
+            wire::AltAssignmentBody::Hash(h) => RedirectTable::from_wire_hash(service, h, method),
+            wire::AltAssignmentBody::Mask(sets) => {
+                let plain: Vec<MaskSet> = sets.iter().map(MaskSet::from).collect();
+                RedirectTable::from_mask_sets(service, &plain, method)
+            }
+            wire::AltAssignmentBody::AltMask(sets) => {
+                let alt: Vec<AltMaskSet> = sets.iter().map(AltMaskSet::from).collect();
+                let plain = expand_alternate(&alt)?;
+                RedirectTable::from_mask_sets(service, &plain, method)
+            }
+            wire::AltAssignmentBody::Unknown { kind, .. } => {
+                Err(TableError::UnknownAssignmentType { kind: *kind })
+            }
+        }
+    }
+
+    /// A table from the assignment of a REDIRECT_ASSIGN (Assignment Info or Alternate
+    /// Assignment), every target forwarded with `method`.
+    ///
+    /// # Errors
+    /// As [`RedirectTable::from_wire_alt_body`].
+    pub fn from_wire_assignment(
+        service: ServiceDef,
+        assignment: &wire::Assignment,
+        method: ForwardingMethod,
+    ) -> Result<RedirectTable, TableError> {
+        match assignment {
+            wire::Assignment::Hash(a) => RedirectTable::from_wire_hash(service, &a.hash, method),
+            wire::Assignment::Alternate(a) => {
+                RedirectTable::from_wire_alt_body(service, &a.body, method)
+            }
+        }
     }
 
     /// A mask table from Mask/Value Sets naming caches by address (2.17; for 2.01 alternate
@@ -689,6 +744,86 @@ mod tests {
                 value: 1,
                 caches: 1
             })
+        );
+    }
+
+    #[test]
+    fn from_wire_assignments() {
+        let cache = wire::Addr::from_ipv4(a("10.0.0.2"));
+        let hash = wire::Assignment::Hash(wire::AssignmentInfo {
+            hash: wire::HashBuckets {
+                caches: vec![cache],
+                buckets: [0; 256],
+            },
+            ..Default::default()
+        });
+        let t = RedirectTable::from_wire_assignment(svc(SRC_IP_HASH), &hash, ForwardingMethod::Gre)
+            .unwrap();
+        assert_eq!(t.share_counts(), vec![256]);
+        let alt = |body| {
+            wire::Assignment::Alternate(wire::AlternateAssignment {
+                key: wire::AssignmentKey::default(),
+                routers: vec![],
+                body,
+            })
+        };
+        let mask = wire::MaskElement {
+            src_addr: wire::Addr(0),
+            dst_addr: wire::Addr(1),
+            src_port: 0,
+            dst_port: 0,
+        };
+        let m = alt(wire::AltAssignmentBody::Mask(vec![wire::MaskValueSet {
+            mask,
+            values: vec![wire::ValueElement {
+                src_addr: wire::Addr(0),
+                dst_addr: wire::Addr(1),
+                src_port: 0,
+                dst_port: 0,
+                cache,
+            }],
+        }]));
+        let t = RedirectTable::from_wire_assignment(svc(0), &m, ForwardingMethod::Gre).unwrap();
+        assert!(matches!(
+            t.lookup(&FlowKey::new(0, 1, 0, 0)),
+            Lookup::Redirect { target: 0, .. }
+        ));
+        assert_eq!(t.lookup(&FlowKey::new(0, 2, 0, 0)), Lookup::Forward);
+        let am = alt(wire::AltAssignmentBody::AltMask(vec![
+            wire::AltMaskValueSet {
+                mask,
+                caches: vec![wire::CacheValueElement {
+                    cache,
+                    vsns: vec![0],
+                }],
+            },
+        ]));
+        let t = RedirectTable::from_wire_assignment(svc(0), &am, ForwardingMethod::Gre).unwrap();
+        assert!(matches!(
+            t.lookup(&FlowKey::new(0, 2, 0, 0)),
+            Lookup::Redirect { target: 0, .. }
+        ));
+        assert_eq!(t.lookup(&FlowKey::new(0, 1, 0, 0)), Lookup::Forward);
+        let bad_vsn = alt(wire::AltAssignmentBody::AltMask(vec![
+            wire::AltMaskValueSet {
+                mask,
+                caches: vec![wire::CacheValueElement {
+                    cache,
+                    vsns: vec![2],
+                }],
+            },
+        ]));
+        assert!(matches!(
+            RedirectTable::from_wire_assignment(svc(0), &bad_vsn, ForwardingMethod::Gre),
+            Err(TableError::Mask(MaskError::VsnOutOfRange { vsn: 2, .. }))
+        ));
+        let unknown = alt(wire::AltAssignmentBody::Unknown {
+            kind: 9,
+            data: vec![],
+        });
+        assert_eq!(
+            RedirectTable::from_wire_assignment(svc(0), &unknown, ForwardingMethod::Gre),
+            Err(TableError::UnknownAssignmentType { kind: 9 })
         );
     }
 

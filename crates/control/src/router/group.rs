@@ -6,7 +6,6 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use assign::mask::{expand_alternate, AltMaskSet, MaskSet};
 use assign::service::ServiceDef;
 use assign::table::{ForwardingMethod, RedirectTable};
 use wire::{
@@ -784,35 +783,18 @@ impl Group {
                 ),
             );
         }
-        let (method, built, map) = match body {
-            AltAssignmentBody::Hash(h) => (
-                AssignMethod::Hash,
-                RedirectTable::from_wire_hash(def, &h, ForwardingMethod::Gre),
-                IsyMap::None,
+        let (method, map) = match &body {
+            AltAssignmentBody::Hash(_) => (AssignMethod::Hash, IsyMap::None),
+            AltAssignmentBody::Mask(sets) => (
+                AssignMethod::Mask,
+                IsyMap::Map(AssignmentMap { sets: sets.clone() }),
             ),
-            AltAssignmentBody::Mask(sets) => {
-                let plain: Vec<MaskSet> = sets.iter().map(MaskSet::from).collect();
-                (
-                    AssignMethod::Mask,
-                    RedirectTable::from_mask_sets(def, &plain, ForwardingMethod::Gre),
-                    IsyMap::Map(AssignmentMap { sets }),
-                )
-            }
-            AltAssignmentBody::AltMask(sets) => {
-                let alt: Vec<AltMaskSet> = sets.iter().map(AltMaskSet::from).collect();
-                let built = expand_alternate(&alt)
-                    .map_err(assign::table::TableError::from)
-                    .and_then(|plain| {
-                        RedirectTable::from_mask_sets(def, &plain, ForwardingMethod::Gre)
-                    });
-                (
-                    AssignMethod::Mask,
-                    built,
-                    IsyMap::Alt(Box::new(wire::AlternateAssignmentMap {
-                        body: AltAssignmentBody::AltMask(sets),
-                    })),
-                )
-            }
+            AltAssignmentBody::AltMask(_) => (
+                AssignMethod::Mask,
+                IsyMap::Alt(Box::new(wire::AlternateAssignmentMap {
+                    body: body.clone(),
+                })),
+            ),
             AltAssignmentBody::Unknown { kind, .. } => {
                 return self.drop_msg(
                     ctx,
@@ -822,6 +804,8 @@ impl Group {
                 )
             }
         };
+        // Per-target forwarding methods are applied when publishing.
+        let built = RedirectTable::from_wire_alt_body(def, &body, ForwardingMethod::Gre);
         if let Some(m) = &self.method {
             if m.assignment != method {
                 return self.drop_msg(
