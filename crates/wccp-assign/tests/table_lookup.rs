@@ -56,7 +56,7 @@ proptest! {
         for (o, s) in b.iter_mut().zip(&seed) {
             *o = match s % 3 {
                 0 => 0xFF,
-                1 => (s / 3) % n | 0x80,
+                1 => ((s / 3) % n) | 0x80,
                 _ => (s / 3) % n,
             };
         }
