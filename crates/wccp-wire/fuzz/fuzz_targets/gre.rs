@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
     let inner = match decap_wccp(data) {
         Ok(WccpPayload::Redirect { header, inner }) => {
             assert_eq!(&data[..4], &[0x00, 0x00, 0x88, 0x3e]);
-            assert_ne!(data[4] >> 4, 4, "a redirect header was read where IPv4 starts");
+            assert_ne!(
+                data[4] >> 4,
+                4,
+                "a redirect header was read where IPv4 starts"
+            );
             assert_eq!(&header.to_bytes()[..], &data[4..8]);
             assert_eq!(inner, &data[8..]);
             inner
@@ -35,8 +39,20 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => data,
     };
     if let Ok(ip) = Ipv4Packet::new_checked(inner) {
-        let _ = (ip.version(), ip.ihl(), ip.header_len(), ip.dscp_ecn(), ip.total_len());
-        let _ = (ip.ident(), ip.flags_frag(), ip.ttl(), ip.protocol(), ip.checksum());
+        let _ = (
+            ip.version(),
+            ip.ihl(),
+            ip.header_len(),
+            ip.dscp_ecn(),
+            ip.total_len(),
+        );
+        let _ = (
+            ip.ident(),
+            ip.flags_frag(),
+            ip.ttl(),
+            ip.protocol(),
+            ip.checksum(),
+        );
         let _ = (ip.src(), ip.dst(), ip.verify_checksum());
         let _ = ip.payload();
         let _ = Ipv4Repr::parse(&ip);
