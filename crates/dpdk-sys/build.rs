@@ -47,6 +47,9 @@ fn main() {
         build.flag(flag);
     }
     build.compile("dpdk_shim");
+    // The shim finds `rte_eth_from_rings` in the already loaded net_ring PMD with dlopen/dlsym
+    // (part of libc since glibc 2.34; libdl is kept for older systems).
+    println!("cargo:rustc-link-lib=dl");
 
     let bindings = bindgen::Builder::default()
         .header("csrc/wrapper.h")

@@ -305,6 +305,7 @@ impl Eal {
         for (index, a) in args.args.into_iter().enumerate() {
             cstrings.push(CString::new(a).map_err(|_| EalError::NulInArgument { index })?);
         }
+        let argc = i32::try_from(cstrings.len()).map_err(|_| EalError::InvalidArguments)?;
         if STATE
             .compare_exchange(
                 STATE_NEW,
@@ -318,7 +319,6 @@ impl Eal {
         }
         let argv: Vec<*mut c_char> = cstrings.into_iter().map(CString::into_raw).collect();
         let argv: &'static mut [*mut c_char] = Vec::leak(argv);
-        let argc = i32::try_from(argv.len()).map_err(|_| EalError::InvalidArguments)?;
         // SAFETY: `argv` holds `argc` valid NUL-terminated strings (built from `CString`s above)
         // and is leaked, so it outlives EAL as `rte_eal_init` requires; the STATE exchange above
         // guarantees this is the only call in the process.
