@@ -94,7 +94,13 @@ fn tap_in_netns() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "child failed: {status}");
+    let name = ns.0.clone();
     drop(ns);
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&name),
+        "namespace {name} deleted by the guard"
+    );
     println!("tap test done in {:?}", started.elapsed());
 }
 
