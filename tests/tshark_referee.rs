@@ -573,55 +573,7 @@ const FIELDS: &[&str] = &[
 type TsharkFrame = std::collections::BTreeMap<&'static str, Vec<String>>;
 
 fn run_tshark(pcap: &Path) -> Vec<TsharkFrame> {
-    let mut cmd = Command::new(TSHARK);
-    cmd.arg("-r").arg(pcap).args([
-        "-n",
-        "-T",
-        "fields",
-        "-E",
-        "separator=\t",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=|",
-    ]);
-    // Our dissector settings must not depend on the user's profile.
-    cmd.args(["-o", "udp.try_heuristic_first:FALSE"]);
-    for f in FIELDS {
-        cmd.args(["-e", f]);
-    }
-    let out = match cmd.output() {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "tshark is required for this test but could not be run ({e}); install it with \
-             `apt-get install tshark` (CI does)"
-        ),
-    };
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("tshark output is UTF-8")
-        .lines()
-        .map(|line| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            FIELDS
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let v = cols.get(i).copied().unwrap_or("");
-                    let list = if v.is_empty() {
-                        Vec::new()
-                    } else {
-                        v.split('|').map(str::to_owned).collect()
-                    };
-                    (*f, list)
-                })
-                .collect()
-        })
-        .collect()
+    run_tshark_fields(pcap, FIELDS)
 }
 
 fn nums(f: &TsharkFrame, key: &str) -> Vec<u64> {
@@ -932,4 +884,210 @@ fn referee_notices_a_broken_message() {
         "{:?}",
         outcome.errors
     );
+}
+
+/// Fields for the GRE comparison.
+const GRE_FIELDS: &[&str] = &[
+    "frame.number",
+    "ip.src",
+    "ip.dst",
+    "gre.proto",
+    "gre.wccp.dynamic_service",
+    "gre.wccp.alternative_bucket_used",
+    "gre.wccp.redirect_header_valid",
+    "gre.wccp.service_id",
+    "gre.wccp.alternative_bucket",
+    "gre.wccp.primary_bucket",
+    "tcp.srcport",
+    "tcp.dstport",
+    "_ws.malformed",
+    "_ws.expert.severity",
+];
+
+fn run_tshark_fields(pcap: &Path, fields: &[&'static str]) -> Vec<TsharkFrame> {
+    let mut cmd = Command::new(TSHARK);
+    cmd.arg("-r").arg(pcap).args([
+        "-n",
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=|",
+    ]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "tshark is required for this test but could not be run ({e}); apt-get install tshark"
+        )
+    });
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let v = cols.get(i).copied().unwrap_or("");
+                    let list = if v.is_empty() {
+                        Vec::new()
+                    } else {
+                        v.split('|').map(str::to_owned).collect()
+                    };
+                    (*f, list)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn tshark_agrees_on_gre_redirect_headers() {
+    use wire::{gre::write_wccp_encap, Ipv4Repr, RedirectFlags, RedirectHeader};
+    let router = Ipv4Addr::new(10, 254, 127, 194);
+    let cache = Ipv4Addr::new(10, 254, 214, 82);
+    let client = SocketAddrV4::new(Ipv4Addr::new(10, 254, 127, 195), 1291);
+    let server = SocketAddrV4::new(Ipv4Addr::new(10, 254, 108, 228), 80);
+    // Inner packet: IPv4 + a 20-octet TCP SYN header.
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&client.port().to_be_bytes());
+    tcp[2..4].copy_from_slice(&server.port().to_be_bytes());
+    tcp[12] = 0x50;
+    tcp[13] = 0x02;
+    tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    let inner = wccpd::pcap::ethernet_ipv4(*client.ip(), *server.ip(), 6, &tcp).expect("inner")
+        [14..]
+        .to_vec();
+    let headers = [
+        RedirectHeader {
+            flags: RedirectFlags(0x05),
+            service_id: 89,
+            alt_bucket: 0,
+            primary_bucket: 72,
+        },
+        RedirectHeader {
+            flags: RedirectFlags::DYNAMIC,
+            service_id: 123,
+            alt_bucket: 0,
+            primary_bucket: 0,
+        },
+        RedirectHeader::default(),
+        RedirectHeader {
+            flags: RedirectFlags::DYNAMIC.union(RedirectFlags::ALT_BUCKET_USED),
+            service_id: 90,
+            alt_bucket: 0x11,
+            primary_bucket: 0x22,
+        },
+    ];
+    let path = temp_pcap("gre");
+    let mut w = wccpd::pcap::PcapWriter::new(std::fs::File::create(&path).expect("create"))
+        .expect("pcap header");
+    for (i, h) in headers.iter().enumerate() {
+        let mut pkt = vec![0u8; wire::gre::WCCP_ENCAP_LEN + inner.len()];
+        let outer = Ipv4Repr {
+            src: router,
+            dst: cache,
+            protocol: 47,
+            ttl: 255,
+            payload_len: u16::try_from(pkt.len() - 20).expect("fits"),
+        };
+        write_wccp_encap(&mut pkt, &outer, h).expect("encap");
+        pkt[wire::gre::WCCP_ENCAP_LEN..].copy_from_slice(&inner);
+        // Ethernet header in front (locally administered MACs).
+        let mut frame = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+        frame.extend_from_slice(&pkt);
+        let ts = std::time::Duration::from_millis(1000 + u64::try_from(i).expect("small"));
+        w.write_frame(ts, &frame).expect("frame");
+    }
+    w.finish().expect("flush");
+    let frames = run_tshark_fields(&path, GRE_FIELDS);
+    let mut out = Vec::new();
+    let outcome = wccpd::decode::decode_input(path.to_str().expect("path"), None, true, &mut out)
+        .expect("decode");
+    std::fs::remove_file(&path).expect("remove");
+    assert_eq!(outcome.gre_packets, headers.len());
+    let ours: Value = serde_json::from_slice(&out).expect("json");
+    let ours = ours.as_array().expect("array");
+    assert_eq!(frames.len(), headers.len());
+    for ((h, f), o) in headers.iter().zip(&frames).zip(ours) {
+        let ctx = format!("header {:02x?}", h.to_bytes());
+        assert!(f["_ws.malformed"].is_empty(), "{ctx}: {f:?}");
+        assert!(
+            nums(f, "_ws.expert.severity")
+                .iter()
+                .all(|s| *s < SEVERITY_ERROR),
+            "{ctx}: {f:?}"
+        );
+        let g = &o["gre"];
+        let rh = &g["redirect_header"];
+        assert_eq!(nums(f, "gre.proto"), vec![0x883e], "{ctx}");
+        assert_eq!(
+            nums(f, "gre.wccp.dynamic_service"),
+            vec![u64::from(rh["dynamic"] == true)],
+            "{ctx}"
+        );
+        assert_eq!(
+            nums(f, "gre.wccp.alternative_bucket_used"),
+            vec![u64::from(rh["alternate_used"] == true)],
+            "{ctx}"
+        );
+        assert_eq!(
+            nums(f, "gre.wccp.redirect_header_valid"),
+            vec![u64::from(rh["unavailable"] == true)],
+            "{ctx}"
+        );
+        assert_eq!(
+            nums(f, "gre.wccp.service_id"),
+            vec![u(&rh["service_id"])],
+            "{ctx}"
+        );
+        assert_eq!(
+            nums(f, "gre.wccp.alternative_bucket"),
+            vec![u(&rh["alt_bucket"])],
+            "{ctx}"
+        );
+        assert_eq!(
+            nums(f, "gre.wccp.primary_bucket"),
+            vec![u(&rh["primary_bucket"])],
+            "{ctx}"
+        );
+        // Outer then inner addresses.
+        assert_eq!(
+            f["ip.src"],
+            vec![
+                router.to_string(),
+                g["inner"]["src"].as_str().expect("src").to_owned()
+            ],
+            "{ctx}"
+        );
+        assert_eq!(
+            f["ip.dst"],
+            vec![
+                cache.to_string(),
+                g["inner"]["dst"].as_str().expect("dst").to_owned()
+            ],
+            "{ctx}"
+        );
+        assert_eq!(
+            nums(f, "tcp.srcport"),
+            vec![u(&g["inner"]["src_port"])],
+            "{ctx}"
+        );
+        assert_eq!(
+            nums(f, "tcp.dstport"),
+            vec![u(&g["inner"]["dst_port"])],
+            "{ctx}"
+        );
+    }
 }
