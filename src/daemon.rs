@@ -49,6 +49,11 @@ pub fn run_router(config: &Path) -> anyhow::Result<()> {
         &settings.control.socket_path,
         build::router_status,
         |_, _| {},
+        extra(json!({
+            "router_id": settings.addresses.first().map(ToString::to_string),
+            "addresses": settings.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "transmit_t_ms": settings.transmit_t_ms,
+        })),
     )
 }
 
@@ -73,6 +78,10 @@ pub fn run_cache(config: &Path) -> anyhow::Result<()> {
         &settings.control.socket_path,
         build::cache_status,
         |m, now| m.shutdown(now),
+        extra(json!({
+            "seed_routers": settings.routers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "transmit_t_ms": settings.transmit_t_ms,
+        })),
     )
 }
 
@@ -109,6 +118,13 @@ pub fn request(socket: &Path, what: &str) -> anyhow::Result<Value> {
     Ok(v)
 }
 
+fn extra(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 fn init_logging(level: config::LogLevel) {
     use tracing_subscriber::EnvFilter;
     let filter =
@@ -129,6 +145,7 @@ fn serve<M: Machine + 'static>(
     socket: &Path,
     status: fn(&M) -> Value,
     shutdown: fn(&mut M, control::Instant),
+    extra: Map<String, Value>,
 ) -> anyhow::Result<()> {
     let tables = Arc::new(LatestTables::new());
     let (driver, handle) = Driver::bind(machine, DriverOptions::default(), tables.clone())
@@ -145,7 +162,15 @@ fn serve<M: Machine + 'static>(
         let tables = Arc::clone(&tables);
         std::thread::Builder::new()
             .name("wccp-ctl".into())
-            .spawn(move || control_loop(&listener, &handle, &stop, role, status, &tables))?
+            .spawn(move || {
+                let ctx = Served {
+                    role,
+                    status,
+                    tables,
+                    extra,
+                };
+                control_loop(&listener, &handle, &stop, &ctx);
+            })?
     };
     tracing::info!(socket = %socket.display(), "control socket ready");
     driver.run_with_shutdown(shutdown);
@@ -180,18 +205,25 @@ fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(l)
 }
 
+/// What the control socket serves besides the machine's own status.
+struct Served<M> {
+    role: &'static str,
+    status: fn(&M) -> Value,
+    tables: Arc<LatestTables>,
+    /// Static facts from the configuration merged into every status (e.g. `router_id`).
+    extra: Map<String, Value>,
+}
+
 fn control_loop<M: 'static>(
     listener: &UnixListener,
     handle: &DriverHandle<M>,
     stop: &AtomicBool,
-    role: &'static str,
-    status: fn(&M) -> Value,
-    tables: &Arc<LatestTables>,
+    ctx: &Served<M>,
 ) {
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = answer(stream, handle, role, status, tables) {
+                if let Err(e) = answer(stream, handle, ctx) {
                     tracing::debug!(error = %e, "control connection failed");
                 }
             }
@@ -209,10 +241,9 @@ fn control_loop<M: 'static>(
 fn answer<M: 'static>(
     stream: UnixStream,
     handle: &DriverHandle<M>,
-    role: &'static str,
-    status: fn(&M) -> Value,
-    tables: &LatestTables,
+    ctx: &Served<M>,
 ) -> anyhow::Result<()> {
+    let (role, status) = (ctx.role, ctx.status);
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
@@ -226,8 +257,11 @@ fn answer<M: 'static>(
                 Ok(mut v) => {
                     normalize(role, &mut v);
                     v.insert("role".into(), json!(role));
+                    for (k, x) in &ctx.extra {
+                        v.entry(k.clone()).or_insert_with(|| x.clone());
+                    }
                     if role == "router" {
-                        v.insert("tables".into(), tables_json(tables));
+                        v.insert("tables".into(), tables_json(&ctx.tables));
                     }
                     Value::Object(v)
                 }
@@ -353,9 +387,18 @@ fn normalize(role: &str, v: &mut Map<String, Value>) {
 fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
     let role = field(st, &["role"]).as_str().unwrap_or("router");
     writeln!(out, "Global WCCP information ({role}):")?;
-    let id = field(st, &["router_id", "address", "identity", "cache_address"]);
+    let id = field(st, &["router_id", "address"]);
     if !id.is_null() {
-        writeln!(out, "    {:<38}{}", "Identifier:", s(id))?;
+        let label = if role == "router" {
+            "Router Identifier:"
+        } else {
+            "Cache Identifier:"
+        };
+        writeln!(out, "    {label:<38}{}", s(id))?;
+    }
+    let t = field(st, &["transmit_t_ms"]);
+    if !t.is_null() {
+        writeln!(out, "    {:<38}{} ms", "TRANSMIT_T:", s(t))?;
     }
     writeln!(out, "    {:<38}2.0", "Protocol Version:")?;
     let empty = Vec::new();
