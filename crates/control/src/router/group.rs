@@ -522,10 +522,11 @@ impl Group {
         let (usable, reason) = if shutdown {
             (false, Some(NotUsable::Shutdown))
         } else {
-            match (&caps, rid_ok) {
-                (Err(_), _) => (false, Some(NotUsable::CapabilityMismatch)),
-                (Ok(_), false) => (false, Some(NotUsable::BadReceiveId)),
-                (Ok(_), true) => (true, None),
+            // Checked in the order echoed Receive ID, then capabilities.
+            match (rid_ok, &caps) {
+                (false, _) => (false, Some(NotUsable::BadReceiveId)),
+                (true, Err(_)) => (false, Some(NotUsable::CapabilityMismatch)),
+                (true, Ok(_)) => (true, None),
             }
         };
         c.usable = usable;
