@@ -1610,3 +1610,81 @@ fn shift_error(e: wire::Error, by: usize) -> wire::Error {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_parsing() {
+        assert_eq!(parse_hex("0a0B").unwrap(), vec![0x0a, 0x0b]);
+        assert_eq!(parse_hex(" 0x0a 0b\n").unwrap(), vec![0x0a, 0x0b]);
+        assert_eq!(parse_hex("0a:0b-0c").unwrap(), vec![0x0a, 0x0b, 0x0c]);
+        assert!(matches!(
+            parse_hex("0a0"),
+            Err(DecodeError::Hex { position: 3, .. })
+        ));
+        assert!(matches!(
+            parse_hex("0ag0"),
+            Err(DecodeError::Hex { position: 2, .. })
+        ));
+        assert!(matches!(parse_hex("  "), Err(DecodeError::Hex { .. })));
+    }
+
+    #[test]
+    fn bucket_ranges() {
+        assert_eq!(ranges(&[0, 1, 2, 3]), "0-3");
+        assert_eq!(ranges(&[0, 2, 3, 4, 9]), "0, 2-4, 9");
+        assert_eq!(ranges(&[]), "");
+    }
+
+    #[test]
+    fn flag_names() {
+        assert_eq!(
+            service_flag_names(ServiceFlags(0x0012)),
+            vec!["DST_IP_HASH", "PORTS_DEFINED"]
+        );
+        assert_eq!(
+            service_flag_names(ServiceFlags(0x8000_0100)),
+            vec!["SRC_IP_ALT_HASH".to_owned(), "0x80000000".to_owned()]
+        );
+    }
+
+    #[test]
+    fn tree_renders_json_and_text() {
+        let n = Node::obj(
+            "",
+            "Root",
+            vec![
+                Node::leaf("a", "Field A", 1),
+                Node::leaf_text("b", "Field B", "x", "x (explained)"),
+                Node::arr(
+                    "list",
+                    "Items",
+                    vec![Node::leaf("", "Item 1", "p"), Node::leaf("", "Item 2", "q")],
+                ),
+                Node::leaf_text("m", "Multi", 0, "line one\nline two"),
+            ],
+        );
+        assert_eq!(
+            n.to_json(),
+            json!({"a": 1, "b": "x", "list": ["p", "q"], "m": 0})
+        );
+        let mut out = Vec::new();
+        n.write_text(&mut out, 0).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Root\n    Field A: 1\n    Field B: x (explained)\n    Items: 2 entries\n        \
+             Item 1: p\n        Item 2: q\n    Multi: line one\n        line two\n"
+        );
+    }
+
+    #[test]
+    fn gre_non_wccp_is_skipped_and_truncation_names_offset() {
+        // GRE carrying plain IPv4 (0x0800) is not a WCCP redirect.
+        assert_eq!(gre_node(&[0, 0, 0x08, 0x00, 0x45]).unwrap(), None);
+        // WCCP GRE with a redirect header but a truncated inner IPv4 header.
+        let e = gre_node(&[0, 0, 0x88, 0x3e, 0x01, 0x7b, 0, 0, 0x45, 0, 0]).unwrap_err();
+        assert!(e.to_string().contains("offset 8"), "{e}");
+    }
+}
