@@ -818,3 +818,29 @@ fn status_shape() {
     assert_eq!(s.caches[0].forwarding, Some("gre"));
     assert_eq!(NotUsable::TimedOut.as_str(), "timed_out");
 }
+
+#[test]
+fn pending_caches_are_excluded_from_redirection() {
+    let (mut r, _c) = assigned();
+    let d = FakeCache::web_cache(3);
+    let out = feed(&mut r, secs(27), d.here_i_am());
+    let p = publishes(&out);
+    assert_eq!(
+        p.len(),
+        1,
+        "members list updated without a membership change"
+    );
+    let t = p[0].1.clone().unwrap();
+    assert!(t.is_member(u32::from(d.addr)));
+    assert!(!events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::MembershipChanged { .. })));
+    // Nothing new to publish on its next HIA.
+    assert!(publishes(&feed(&mut r, secs(28), d.here_i_am())).is_empty());
+    // It goes silent: removed from the members list at 28 + 30.
+    tick(&mut r, secs(55));
+    let p = publishes(&tick(&mut r, secs(58)));
+    assert!(p
+        .iter()
+        .any(|(_, t)| t.as_ref().is_some_and(|t| !t.is_member(u32::from(d.addr)))));
+}

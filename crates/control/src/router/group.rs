@@ -257,6 +257,8 @@ impl Group {
             self.membership_changed(ctx);
         } else {
             self.reset_if_empty();
+            // A pending cache that went away leaves the members list.
+            self.republish(ctx);
         }
         if self.flush_at.is_some_and(|f| now >= f) {
             self.flush(ctx);
@@ -538,9 +540,9 @@ impl Group {
         }
         if was_usable != usable || (usable && old_view_routers != self.view_routers()) {
             self.membership_changed(ctx);
-        } else if usable {
-            // Weight or identity changes do not move the change number, but the members list
-            // of the table may need the (new) address.
+        } else {
+            // No membership change, but a new cache joins the members list (its own traffic is
+            // never redirected); a no-op when the table is unchanged.
             self.republish(ctx);
         }
         self.send_i_see_you(ctx, addr, shutdown);
