@@ -92,9 +92,13 @@ fn usable(st: &Value, ip: &str) -> bool {
     router_cache(st, ip).is_some_and(|c| c["usable"] == true)
 }
 
-/// The router's published table for service 0: (address, buckets) per target.
+/// The router's published table for its first service: (address, buckets) per active target.
 fn table_targets(st: &Value) -> Option<Vec<(String, u64)>> {
-    let t = st["tables"].as_array()?.iter().find(|t| t["id"] == 0)?;
+    let svc = service0(st);
+    let t = st["tables"]
+        .as_array()?
+        .iter()
+        .find(|t| t["id"] == svc["id"] && t["dynamic"] == svc["dynamic"])?;
     if t["published"] != true {
         return None;
     }
@@ -258,4 +262,132 @@ fn md5_wrong_password_never_joins() {
     // The cache side never hears a valid I_SEE_YOU either.
     let cst = show_json(&s.cache_sock).expect("cache control socket");
     assert_ne!(service0(&cst)["routers"][0]["state"], "joined", "{cst:#}");
+}
+
+#[test]
+fn two_caches_split_the_buckets_and_the_lowest_assigns() {
+    if !can_netns() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    // Cache A at .2 (started by `start`), cache B at .3 in the same namespace.
+    let mut s = start("two", None, None);
+    let a_ip = s.net.cache_ip.clone();
+    let b_ip = s.net.host(3);
+    s.net.add_cache_address(&b_ip);
+    let b_sock = s._dir.join("cache-b.sock");
+    let b_conf = s._dir.join("cache-b.yaml");
+    std::fs::write(
+        &b_conf,
+        format!(
+            "cache:\n  address: {b_ip}\n  routers: [{r}]\n  control:\n    socket_path: {}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n",
+            b_sock.display(),
+            r = s.net.router_ip,
+        ),
+    )
+    .unwrap();
+    let mut b = NsChild::spawn(
+        "cache-b",
+        &s.net.cache_ns,
+        env!("CARGO_BIN_EXE_wccpd"),
+        &["cache", "-c", b_conf.to_str().unwrap()],
+        s._dir.join("cache-b.log"),
+    );
+    router_status(&mut s);
+    let sock = s.router_sock.clone();
+    // Both usable, and an assignment from A (the lowest address) covering both, 256 buckets.
+    let st = wait_for(Duration::from_secs(15), || {
+        show_json(&sock).filter(|st| {
+            let Some(t) = table_targets(st) else {
+                return false;
+            };
+            usable(st, &a_ip)
+                && usable(st, &b_ip)
+                && t.len() == 2
+                && t.iter().all(|(_, n)| *n > 0)
+                && t.iter().map(|(_, n)| n).sum::<u64>() == 256
+        })
+    })
+    .unwrap_or_else(|| panic!("no two-cache assignment: {:#?}", show_json(&sock)));
+    assert!(b.running(), "cache B exited:\n{}", b.output());
+    let svc = service0(&st);
+    assert_eq!(
+        svc["assignment"]["key"]["address"],
+        a_ip.as_str(),
+        "{svc:#}"
+    );
+    let t = table_targets(&st).unwrap();
+    // Equal weights: an even split.
+    assert!(t.iter().all(|(_, n)| *n == 128), "{t:?}");
+    // B agrees that A is designated.
+    let bst = show_json(&b_sock).expect("cache B control socket");
+    assert_eq!(service0(&bst)["designated"], false, "{bst:#}");
+    assert_eq!(service0(&bst)["designated_cache"], a_ip.as_str(), "{bst:#}");
+}
+
+#[test]
+fn dynamic_service_learnt_by_the_router_with_mask_assignment() {
+    if !can_netns() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let dir = TempDir::new("dyn");
+    let net = NetnsPair::new();
+    let router_sock = dir.join("router.sock");
+    let cache_sock = dir.join("cache.sock");
+    let router_conf = dir.join("router.yaml");
+    let cache_conf = dir.join("cache.yaml");
+    // The router names the service only by id/type: it learns the definition from the cache.
+    std::fs::write(
+        &router_conf,
+        format!(
+            "router:\n  addresses: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 90\n      type: dynamic\n",
+            r = net.router_ip,
+            s = router_sock.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &cache_conf,
+        format!(
+            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 90\n      type: dynamic\n      protocol: tcp\n      ports: [443]\n      hash: [src_ip]\n      assignment: mask\n",
+            c = net.cache_ip,
+            r = net.router_ip,
+            s = cache_sock.display(),
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_wccpd");
+    let mut router = NsChild::spawn(
+        "router",
+        &net.router_ns,
+        bin,
+        &["router", "-c", router_conf.to_str().unwrap()],
+        dir.join("router.log"),
+    );
+    let _cache = NsChild::spawn(
+        "cache",
+        &net.cache_ns,
+        bin,
+        &["cache", "-c", cache_conf.to_str().unwrap()],
+        dir.join("cache.log"),
+    );
+    let ip = net.cache_ip.clone();
+    let st = wait_for(Duration::from_secs(12), || {
+        show_json(&router_sock).filter(|st| {
+            let svc = service0(st);
+            svc["assignment"]["key"]["address"] == ip.as_str()
+                && router_cache(st, &ip).is_some_and(|c| c["usable"] == true)
+        })
+    });
+    assert!(router.running(), "router exited:\n{}", router.output());
+    let st = st.unwrap_or_else(|| panic!("no mask assignment: {:#?}", show_json(&router_sock)));
+    let svc = service0(&st);
+    assert_eq!(svc["id"], 90);
+    assert_eq!(svc["dynamic"], true);
+    assert_eq!(svc["assignment_method"], "mask", "{svc:#}");
+    let t = table_targets(&st).expect("published table");
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(t[0].0, ip);
+    assert!(t[0].1 > 0, "{t:?}");
 }

@@ -78,6 +78,8 @@ pub struct NetnsPair {
     pub cache_ns: String,
     /// Router-side veth name.
     pub router_if: String,
+    /// Cache-side veth name.
+    pub cache_if: String,
     /// Router address.
     pub router_ip: String,
     /// Cache address.
@@ -95,10 +97,11 @@ impl NetnsPair {
             router_ns: format!("hdaemon-r-{pid}-{n}"),
             cache_ns: format!("hdaemon-c-{pid}-{n}"),
             router_if: format!("hdm{n}r{short}"),
+            cache_if: format!("hdm{n}c{short}"),
             router_ip: format!("10.231.{x}.1"),
             cache_ip: format!("10.231.{x}.2"),
         };
-        let cache_if = format!("hdm{n}c{short}");
+        let cache_if = pair.cache_if.clone();
         // From here on, Drop cleans up whatever was created.
         run("ip", &["netns", "add", &pair.router_ns]);
         run("ip", &["netns", "add", &pair.cache_ns]);
@@ -137,6 +140,30 @@ impl NetnsPair {
             run("ip", &["-n", ns, "link", "set", ifname, "up"]);
         }
         pair
+    }
+}
+
+impl NetnsPair {
+    /// `10.231.X.<host>` on the pair's subnet.
+    pub fn host(&self, host: u8) -> String {
+        let (net, _) = self.router_ip.rsplit_once('.').unwrap_or(("10.231.0", "1"));
+        format!("{net}.{host}")
+    }
+
+    /// Adds another address (on the same subnet) to the cache side's veth.
+    pub fn add_cache_address(&self, ip: &str) {
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.cache_ns,
+                "addr",
+                "add",
+                &format!("{ip}/24"),
+                "dev",
+                &self.cache_if,
+            ],
+        );
     }
 }
 
