@@ -600,6 +600,45 @@ mod tests {
     }
 
     #[test]
+    fn shutdown_hook_output_is_sent_before_the_sockets_close() {
+        let addr = Ipv4Addr::new(127, 0, 0, 1);
+        let probe = UdpSocket::bind((addr, 0)).unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let peer_addr = Ipv4Addr::new(127, 0, 0, 3);
+        let peer = UdpSocket::bind((peer_addr, port)).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let machine = Echo {
+            addr,
+            next: Instant(0),
+            ticks: 0,
+            out: VecDeque::new(),
+        };
+        let options = DriverOptions {
+            port,
+            max_wait: Duration::from_millis(50),
+        };
+        let (driver, handle) =
+            Driver::bind(machine, options, Arc::new(LatestTables::new())).unwrap();
+        let thread = std::thread::spawn(move || {
+            driver.run_with_shutdown(|m, _now| {
+                m.out.push_back(Output::Send(Datagram {
+                    local: Ipv4Addr::new(127, 0, 0, 1),
+                    peer: Ipv4Addr::new(127, 0, 0, 3),
+                    payload: b"bye".to_vec(),
+                }));
+            })
+        });
+        // The stop flag alone (as a signal handler sets it) is enough.
+        handle.stop_flag().store(true, Ordering::SeqCst);
+        let machine = thread.join().unwrap();
+        assert!(machine.out.is_empty());
+        let mut buf = [0u8; 16];
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"bye");
+    }
+
+    #[test]
     fn bind_without_address_fails() {
         struct None_;
         impl Machine for None_ {
