@@ -190,7 +190,14 @@ fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt as _;
+        if !meta.file_type().is_socket() {
+            anyhow::bail!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            );
+        }
         if UnixStream::connect(path).is_ok() {
             anyhow::bail!(
                 "{} is in use: another wccpd is running with this control socket",

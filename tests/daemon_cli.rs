@@ -145,3 +145,61 @@ fn text_rendering_of_a_router_status() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 }
+
+#[test]
+fn control_socket_path_that_is_a_regular_file_is_not_replaced() {
+    // Needs UDP 2048 on an address of this host: use a namespace when root, else skip.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let ns = format!("hdaemon-cli-{}", std::process::id());
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.0])
+                .status();
+        }
+    }
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap()
+        .success());
+    let _guard = Ns(ns.clone());
+    assert!(Command::new("ip")
+        .args(["-n", &ns, "link", "set", "lo", "up"])
+        .status()
+        .unwrap()
+        .success());
+    let precious = temp("precious.txt", "keep me");
+    let conf = temp(
+        "regular-file-socket.yaml",
+        &format!(
+            "cache:\n  address: 127.0.0.1\n  routers: [127.0.0.2]\n  control:\n    socket_path: {}\n  services:\n    - id: 0\n      type: standard\n",
+            precious.0.display()
+        ),
+    );
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            env!("CARGO_BIN_EXE_wccpd"),
+            "cache",
+            "-c",
+        ])
+        .arg(&conf.0)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("is not a socket"), "{text}");
+    assert_eq!(std::fs::read_to_string(&precious.0).unwrap(), "keep me");
+}
