@@ -172,7 +172,7 @@ mod tests {
     }
 
     proptest! {
-        /// [R1]'s formulation: the bucket is the XOR of every octet of the selected fields.
+        /// R1's formulation: the bucket is the XOR of every octet of the selected fields.
         #[test]
         fn fold_is_octet_xor(src: u32, dst: u32, sport: u16, dport: u16, f: u32) {
             let k = FlowKey::new(src, dst, sport, dport);

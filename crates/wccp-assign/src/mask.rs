@@ -253,7 +253,7 @@ enum Field {
     SrcAddr,
 }
 
-/// The VSN <-> value mapping of one mask (PROTOCOL.md 3.4, [R1] 7).
+/// The VSN <-> value mapping of one mask (PROTOCOL.md 3.4, R1 7).
 ///
 /// The set bits of the masks are collected in the order: destination-port mask bits 0..15, then
 /// source-port mask bits 0..15, then destination-address mask bits 0..31, then source-address mask

@@ -38,7 +38,7 @@ pub mod flags {
 pub const PROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
 pub const PROTO_UDP: u8 = 17;
-/// The priority implied for well-known (standard) services ([W] 5.6.2).
+/// The priority implied for well-known (standard) services (W 5.6.2).
 pub const STANDARD_PRIORITY: u8 = 240;
 
 /// One service group's traffic definition.
@@ -103,7 +103,7 @@ impl fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
-/// Which field of two dynamic definitions differs (PROTOCOL.md 2.3: [ATS] compares protocol,
+/// Which field of two dynamic definitions differs (PROTOCOL.md 2.3: ATS compares protocol,
 /// flags, priority and all 8 port slots).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,4 +1,4 @@
-//! Capability negotiation (PROTOCOL.md 2.10, [R1] 3.5): what the router advertises in
+//! Capability negotiation (PROTOCOL.md 2.10, R1 3.5): what the router advertises in
 //! I_SEE_YOU and whether a cache's choices in HERE_I_AM are acceptable.
 
 use assign::table::ForwardingMethod;
@@ -33,7 +33,7 @@ impl AssignMethod {
     }
 }
 
-/// What the first usable cache fixes for the whole group ([R1] 3.5.2-3.5.5).
+/// What the first usable cache fixes for the whole group (R1 3.5.2-3.5.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupMethod {
     /// Assignment method.
@@ -115,7 +115,7 @@ fn in_range<T: PartialOrd>(v: T, (lo, hi): (T, T)) -> bool {
 
 /// Checks a cache's capability choices against our offer and the group's fixed method.
 /// Absence of the component (or of an element) means the defaults GRE / hash / GRE /
-/// `default_t_ms` / 1 / 1 ([R1] 3.5).
+/// `default_t_ms` / 1 / 1 (R1 3.5).
 ///
 /// # Errors
 /// The first capability that is not acceptable.

@@ -71,7 +71,7 @@ pub struct Offer {
 }
 
 impl Default for Offer {
-    /// What a Cisco router offers ([CAP-R]): GRE|L2, hash|mask, GRE|L2, TRANSMIT_T 500..60000 ms,
+    /// What a Cisco router offers (CAP-R): GRE|L2, hash|mask, GRE|L2, TRANSMIT_T 500..60000 ms,
     /// scales 1..5.
     fn default() -> Self {
         Offer {
