@@ -675,6 +675,12 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
         Some(l) => ipv4_list(ctx, l, &p.key("routers")),
         None => Vec::new(),
     };
+    if let Some(i) = routers.iter().position(|r| Some(*r) == address) {
+        ctx.err(
+            &p.key("routers").index(i),
+            format!("{} is the cache's own address", routers[i]),
+        );
+    }
     let control = control(
         ctx,
         m.remove("control"),

@@ -225,3 +225,17 @@ fn standard_service_rejects_definition_keys() {
     assert_eq!(p.line, Some(6));
     assert!(p.message.contains("fixed by the protocol"));
 }
+
+#[test]
+fn cache_cannot_list_itself_as_a_router() {
+    let ps = problems(
+        cache_from_str(
+            "cache:\n  address: 10.0.0.2\n  routers:\n    - 10.0.0.1\n    - 10.0.0.2\n  services:\n    - id: 0\n      type: standard\n",
+        )
+        .unwrap_err(),
+    );
+    let p = find(&ps, "cache.routers[1]");
+    assert_eq!(p.line, Some(5));
+    assert!(p.message.contains("own address"), "{p}");
+    assert_eq!(ps.len(), 1);
+}
