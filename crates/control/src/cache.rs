@@ -178,6 +178,8 @@ struct Service {
     ra_due: Option<Instant>,
     key_change: u32,
     built: Option<Built>,
+    /// Caches listed by every joined router (recomputed on every change).
+    members: Vec<(Ipv4Addr, u16)>,
     /// First time each cache was seen by every router (slow start).
     first_seen: BTreeMap<u32, Option<Instant>>,
     /// Re-evaluate a slow-start ramp at this time.
@@ -218,6 +220,7 @@ impl CacheAgent {
                 ra_due: None,
                 key_change: 0,
                 built: None,
+                members: Vec::new(),
                 first_seen: BTreeMap::new(),
                 ramp_check: None,
                 shutdown: false,
@@ -651,6 +654,7 @@ impl CacheAgent {
             changed_view = Some(s.view_change);
         }
         let members = s.candidates();
+        s.members = members.clone();
         // Slow start applies to caches joining a group that already has an assignment; the
         // caches present at the first assignment start at full weight.
         let established = s.key_change > 0;
@@ -659,8 +663,11 @@ impl CacheAgent {
                 .entry(addr.to_bits())
                 .or_insert(established.then_some(now));
         }
-        s.first_seen
-            .retain(|a, _| members.iter().any(|(m, _)| m.to_bits() == *a));
+        s.first_seen.retain(|a, _| {
+            members
+                .binary_search_by_key(a, |(m, _)| m.to_bits())
+                .is_ok()
+        });
         let m = Membership {
             routers: s
                 .routers
@@ -669,7 +676,7 @@ impl CacheAgent {
                 .map(|r| (r.addr, r.change_number))
                 .collect(),
             caches: members,
-            designated: s.designated(),
+            designated: members_first(&s.members),
         };
         if s.membership.as_ref() != Some(&m) {
             let designated = m.designated == Some(me);
@@ -865,26 +872,32 @@ impl Service {
         let Some(first) = joined.next() else {
             return Vec::new();
         };
-        let mut c: Vec<(Ipv4Addr, u16)> = first
-            .caches
-            .iter()
-            .filter(|c| {
-                self.routers
-                    .iter()
-                    .filter(|r| r.joined())
-                    .all(|r| r.caches.iter().any(|o| o.addr == c.addr))
-            })
-            .map(|c| (c.addr, c.weight))
-            .collect();
-        c.sort_by_key(|(a, _)| spread::cache_order(*a));
-        c.dedup_by_key(|(a, _)| *a);
-        c.truncate(spread::MAX_CACHES);
-        c
+        // Address -> (weight from the first joined router, number of joined routers listing it).
+        let mut seen: BTreeMap<u32, (u16, usize)> = BTreeMap::new();
+        for c in &first.caches {
+            seen.entry(c.addr.to_bits()).or_insert((c.weight, 1));
+        }
+        let mut routers = 1;
+        for r in joined {
+            routers += 1;
+            let listed: BTreeSet<u32> = r.caches.iter().map(|c| c.addr.to_bits()).collect();
+            for a in listed {
+                if let Some(e) = seen.get_mut(&a) {
+                    e.1 += 1;
+                }
+            }
+        }
+        // BTreeMap order is numeric address order (PROTOCOL.md A6).
+        seen.into_iter()
+            .filter(|(_, (_, n))| *n == routers)
+            .map(|(a, (w, _))| (Ipv4Addr::from_bits(a), w))
+            .take(spread::MAX_CACHES)
+            .collect()
     }
 
     /// The designated cache: lowest candidate.
     fn designated(&self) -> Option<Ipv4Addr> {
-        self.candidates().first().map(|c| c.0)
+        members_first(&self.members)
     }
 
     /// Whether router `ri` should see us as assigned.
@@ -1039,6 +1052,11 @@ impl Machine for CacheAgent {
     fn local_addresses(&self) -> Vec<Ipv4Addr> {
         vec![self.cfg.address]
     }
+}
+
+/// The lowest of the (sorted) members.
+fn members_first(m: &[(Ipv4Addr, u16)]) -> Option<Ipv4Addr> {
+    m.first().map(|c| c.0)
 }
 
 /// An address element as IPv4 (resolving an Address Table index when present).

@@ -1,0 +1,282 @@
+//! Whole-group simulations: the real router and cache state machines, R routers × C caches, over
+//! a seeded network (delay, reordering, loss, duplication) in virtual time. Run with
+//! `cargo test -p wccp-control --test sim_convergence -- --nocapture` to see the timings
+//! (`SIM_TRACE=1` prints every event).
+//!
+//! Bounds asserted (T = TRANSMIT_T = 10 s):
+//! * A crashed cache is removed by every router 3·T after its last HERE_I_AM, and the router
+//!   publishes a table without its buckets at once: no traffic reaches it after 3·T (+ 1 s).
+//! * The complete new assignment needs the designated cache to *see* the change. Routers only
+//!   answer HERE_I_AMs, so it learns it at its next HERE_I_AM/I_SEE_YOU exchange, up to T later
+//!   (the slack), then waits 1.5·T: 3·T + T + 1.5·T (+ 1 s of network delay).
+//!
+//! * Under loss (0.5 % loss + 0.5 % duplication on top of reordering) each lost HERE_I_AM,
+//!   I_SEE_YOU or REDIRECT_ASSIGN on the critical path costs up to one more exchange (T);
+//!   the bounds get 2·T of slack there.
+//!
+//! Properties checked everywhere: all routers publish the same table; every bucket belongs to
+//! exactly one alive cache; exactly one cache (the numerically lowest) is designated; with no
+//! membership change no table changes at all.
+
+mod sim_support;
+
+use std::net::Ipv4Addr;
+
+use sim_support::*;
+
+const BOUND_GONE: u64 = 3 * T + 1_000;
+const BOUND_CONVERGED: u64 = 3 * T + T + 3 * T / 2 + 1_000;
+/// Caches starting within the first T: joined by 2·T, seen by the designated cache by 3·T.
+const BOUND_START: u64 = 2 * T + T + 3 * T / 2 + 1_000;
+
+fn summary(sim: &Sim) -> Vec<Option<Vec<(Ipv4Addr, usize)>>> {
+    sim.router_owners()
+        .into_iter()
+        .map(|o| {
+            o.map(|o| {
+                let mut m = std::collections::BTreeMap::new();
+                for a in o.iter().flatten() {
+                    *m.entry(a.to_bits()).or_insert(0usize) += 1;
+                }
+                m.into_iter()
+                    .map(|(a, n)| (Ipv4Addr::from_bits(a), n))
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+fn converge(sim: &mut Sim, within: u64, what: &str) -> u64 {
+    let start = sim.now;
+    let at = sim
+        .run_until_pred(start + within, Sim::converged)
+        .unwrap_or_else(|| {
+            panic!(
+                "{what}: no convergence within {within} ms; owners {:?}; events {:?}",
+                summary(sim),
+                sim.events
+            )
+        });
+    println!(
+        "{what}: converged after {:.3} s",
+        (at - start) as f64 / 1000.0
+    );
+    at - start
+}
+
+/// Crashes `node`; checks both bounds (plus `slack`); returns (no traffic to it, complete new
+/// table) in ms.
+fn crash_and_measure(sim: &mut Sim, node: usize, what: &str, slack: u64) -> (u64, u64) {
+    let (bound_gone, bound_conv) = (BOUND_GONE + slack, BOUND_CONVERGED + slack);
+    let addr = sim.nodes[node].addr;
+    let t0 = sim.now;
+    sim.crash(node);
+    let gone = sim
+        .run_until_pred(t0 + bound_gone, |s| s.nobody_uses(addr))
+        .unwrap_or_else(|| panic!("{what}: {addr} still used {bound_gone} ms after its crash"))
+        - t0;
+    let conv = sim
+        .run_until_pred(t0 + bound_conv, Sim::converged)
+        .unwrap_or_else(|| {
+            panic!(
+                "{what}: not re-converged {bound_conv} ms after the crash: {:?} {:?}",
+                summary(sim),
+                sim.events
+            )
+        })
+        - t0;
+    println!(
+        "{what}: crash of {addr}: no traffic to it after {:.3} s, complete new table after {:.3} s",
+        gone as f64 / 1000.0,
+        conv as f64 / 1000.0
+    );
+    (gone, conv)
+}
+
+/// `duration` ms without membership change: no table changes at all.
+fn assert_quiet(sim: &mut Sim, duration: u64, what: &str) {
+    let before = sim.router_owners();
+    let n = sim.changes.len();
+    let m = sim.router_membership.len();
+    let end = sim.now + duration;
+    sim.run_until(end);
+    assert_eq!(
+        sim.router_membership.len(),
+        m,
+        "{what}: membership changed: {:?}",
+        sim.events
+    );
+    let moved: Vec<(u64, usize)> = sim.changes[n..].iter().map(|c| (c.0, c.1)).collect();
+    assert!(
+        moved.is_empty(),
+        "{what}: tables changed without a membership change: {moved:?}"
+    );
+    assert_eq!(sim.router_owners(), before, "{what}");
+    assert!(sim.converged());
+}
+
+fn each_bucket_one_alive_cache(sim: &Sim) {
+    let alive = sim.alive_caches();
+    for (r, o) in sim.router_owners().into_iter().enumerate() {
+        let o = o.unwrap_or_else(|| panic!("router {r} has no table"));
+        for (b, owner) in o.iter().enumerate() {
+            let owner = owner.unwrap_or_else(|| panic!("router {r} bucket {b} unassigned"));
+            assert!(
+                alive.contains(&owner),
+                "router {r} bucket {b} -> {owner} (not alive)"
+            );
+        }
+    }
+}
+
+fn lowest_alive(sim: &Sim) -> Ipv4Addr {
+    sim.alive_caches()
+        .into_iter()
+        .min_by_key(|a| a.to_bits())
+        .unwrap()
+}
+
+fn single_designated_is_lowest(sim: &Sim) {
+    let d = sim.designated();
+    assert_eq!(d.len(), 1, "exactly one designated cache");
+    assert_eq!(sim.nodes[d[0]].addr, lowest_alive(sim));
+}
+
+#[test]
+fn sim_2x4_clean_converges_and_stays_put() {
+    let mut sim = Sim::new(2, 4, NetModel::CLEAN, 1);
+    sim.stagger(T);
+    // Each cache: first HIA at s < T -> ISY without it; HIA at s+T -> ISY listing it (membership
+    // change). The last change is before 2·T; the designated cache sees it at its next exchange
+    // (≤ T later) and assigns 1.5·T after that.
+    let t = converge(&mut sim, BOUND_START, "2x4 clean start");
+    assert!(
+        t >= 2 * T,
+        "nobody can be assigned before its second HERE_I_AM"
+    );
+    each_bucket_one_alive_cache(&sim);
+    single_designated_is_lowest(&sim);
+    assert_quiet(&mut sim, 10 * 60_000, "2x4 clean, 10 min");
+}
+
+fn crash_scenario(routers: usize, caches: usize, seed: u64, quiet: u64, net: NetModel) {
+    let kind = if net.loss_permille > 0 {
+        "lossy"
+    } else {
+        "reorder"
+    };
+    // Each lost HERE_I_AM, I_SEE_YOU or REDIRECT_ASSIGN on the critical path costs up to one
+    // more exchange (T); allow two under loss.
+    let slack = if net.loss_permille > 0 || net.dup_permille > 0 {
+        2 * T
+    } else {
+        0
+    };
+    let what = format!("{routers}x{caches} {kind} seed {seed}");
+    let mut sim = Sim::new(routers, caches, net, seed);
+    sim.stagger(T);
+    converge(&mut sim, BOUND_START + slack, &format!("{what}: start"));
+    each_bucket_one_alive_cache(&sim);
+    single_designated_is_lowest(&sim);
+    assert_quiet(&mut sim, quiet, &format!("{what}: steady"));
+
+    // A non-designated cache.
+    let designated = sim.designated();
+    let victim = sim
+        .cache_nodes()
+        .into_iter()
+        .rev()
+        .find(|i| !designated.contains(i))
+        .unwrap();
+    crash_and_measure(&mut sim, victim, &what, slack);
+    each_bucket_one_alive_cache(&sim);
+    single_designated_is_lowest(&sim);
+    assert_quiet(&mut sim, quiet, &format!("{what}: after crash"));
+
+    // The designated cache: the next lowest takes over.
+    let d = sim.designated()[0];
+    crash_and_measure(&mut sim, d, &format!("{what}, designated"), slack);
+    each_bucket_one_alive_cache(&sim);
+    single_designated_is_lowest(&sim);
+
+    // The first victim comes back: membership change, then a complete table again.
+    sim.restart(victim);
+    converge(&mut sim, BOUND_START + slack, &format!("{what}: rejoin"));
+    each_bucket_one_alive_cache(&sim);
+    assert_quiet(&mut sim, quiet, &format!("{what}: after rejoin"));
+    println!("{what}: {} datagrams delivered", sim.delivered);
+}
+
+#[test]
+fn sim_4x16_crashes_and_rejoin() {
+    crash_scenario(4, 16, 7, 2 * 60_000, NetModel::REORDER);
+}
+
+#[test]
+fn sim_8x32_crashes_and_rejoin() {
+    crash_scenario(8, 32, 42, 20_000, NetModel::REORDER);
+}
+
+#[test]
+fn sim_seeds_small_groups() {
+    for seed in 100..104u64 {
+        crash_scenario(2, 5, seed, 60_000, NetModel::REORDER);
+    }
+}
+
+#[test]
+fn sim_lossy_seeds() {
+    for seed in 200..203u64 {
+        crash_scenario(3, 8, seed, 60_000, NetModel::LOSSY);
+    }
+    crash_scenario(4, 16, 9, 60_000, NetModel::LOSSY);
+}
+
+/// With 0.5 % loss and 0.5 % duplication: tables only ever point at alive caches or nowhere,
+/// every table change follows a router membership change (within the 5·T a router may take to
+/// flush plus 1.5·T assignment wait), and once the network heals the group converges within the
+/// crash bound.
+#[test]
+fn sim_lossy_changes_follow_membership() {
+    let mut sim = Sim::new(4, 12, NetModel::LOSSY, 3);
+    sim.stagger(T);
+    let victim = sim.cache_nodes()[5];
+    sim.run_until(20 * T);
+    sim.crash(victim);
+    sim.run_until(40 * T);
+    let alive = sim.alive_caches();
+    for (t, r, owners) in &sim.changes {
+        assert!(
+            sim.router_membership
+                .iter()
+                .any(|&m| m <= *t && *t - m <= 5 * T + 3 * T / 2),
+            "router {r} table change at {t} without a recent membership change"
+        );
+        if *t > 20 * T + BOUND_GONE {
+            assert!(
+                owners.iter().flatten().all(|a| alive.contains(a)),
+                "router {r} at {t} sends to a crashed cache"
+            );
+        }
+    }
+    println!(
+        "4x12 lossy: {} table changes, {} router membership changes in 400 s, {} dropped",
+        sim.changes.len(),
+        sim.router_membership.len(),
+        sim.dropped
+    );
+    sim.heal();
+    converge(&mut sim, BOUND_CONVERGED, "4x12 lossy: after healing");
+    each_bucket_one_alive_cache(&sim);
+    single_designated_is_lowest(&sim);
+}
+
+/// Under 0.5 % loss/duplication nothing but real joins and crashes changes membership: a lost
+/// I_SEE_YOU or a duplicated HERE_I_AM (an older Receive ID echoed) must not evict a cache.
+#[test]
+fn sim_lossy_no_churn() {
+    let mut sim = Sim::new(4, 12, NetModel::LOSSY, 3);
+    sim.stagger(T);
+    converge(&mut sim, 12 * T, "4x12 lossy start");
+    assert_quiet(&mut sim, 5 * 60_000, "4x12 lossy steady");
+}
