@@ -827,3 +827,58 @@ fn reordered_older_i_see_you_is_stale() {
         "second low id in a row: restart"
     );
 }
+
+#[test]
+fn two_services_run_independently() {
+    let dynamic = ServiceConfig::new(ServiceDef::Dynamic {
+        id: 80,
+        priority: 240,
+        protocol: 6,
+        ports: vec![80, 8080],
+        ports_source: false,
+        primary: HashFields::SRC_IP,
+        alternate: HashFields::NONE,
+    });
+    let info80 = dynamic.service.service_info();
+    let cfg = CacheConfig::new(US, vec![R1], vec![web_cache(), dynamic]);
+    let mut a = CacheAgent::new(cfg).unwrap();
+    let h = hias(&tick(&mut a, 0));
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].1.service, ServiceInfo::standard(0));
+    assert_eq!(h[1].1.service, info80);
+    // Only service 80's router lists us: only it gets an assignment.
+    let mut r80 = FakeRouter::new(R1);
+    r80.service = info80;
+    r80.caches = vec![listed(US, 10000, true)];
+    a.handle_datagram(ms(1), r80.isy(US));
+    let out: Vec<_> = run_until(&mut a, 15_001)
+        .into_iter()
+        .map(|(_, o)| o)
+        .collect();
+    let r = ras(&out);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1.service, info80);
+    assert!(a.is_designated(ServiceKey {
+        dynamic: true,
+        id: 80
+    }));
+    assert!(!a.is_designated(SVC0));
+    let st = a.status();
+    assert_eq!(st.services.len(), 2);
+    assert_eq!(st.services[0].service, "standard 0");
+    assert_eq!(st.services[1].service, "dynamic 80");
+    assert_eq!(st.services[1].routers[0].receive_id, 101);
+    assert_eq!(st.services[0].routers[0].receive_id, 0);
+}
+
+#[test]
+fn status_is_serialisable() {
+    fn serialisable<T: serde::Serialize>(_: &T) {}
+    let a = agent(&[R1], web_cache());
+    let st = a.status();
+    serialisable(&st);
+    assert_eq!(st.address, US);
+    assert_eq!(st.services[0].routers[0].state, RouterLinkState::Joining);
+    assert!(!st.services[0].designated);
+    assert_eq!(st.services[0].designated_cache, None);
+}

@@ -154,6 +154,8 @@ pub struct Sim {
     pub router_membership: Vec<u64>,
     /// Print every event.
     pub trace: bool,
+    /// The service every cache joins.
+    pub service: CacheService,
     /// Caches not started yet: node -> start time.
     pending: BTreeMap<usize, u64>,
 }
@@ -171,6 +173,23 @@ impl Sim {
     /// `routers` routers and `caches` caches; cache `i` starts at `start[i]` ms (its first
     /// HERE_I_AM).
     pub fn new(routers: usize, caches: usize, net: NetModel, seed: u64) -> Sim {
+        Sim::with_service(
+            routers,
+            caches,
+            net,
+            seed,
+            CacheService::new(ServiceDef::Standard(0)),
+        )
+    }
+
+    /// Like [`Sim::new`], every cache joining with `service` (standard 0 with other options).
+    pub fn with_service(
+        routers: usize,
+        caches: usize,
+        net: NetModel,
+        seed: u64,
+        service: CacheService,
+    ) -> Sim {
         let mut sim = Sim {
             now: 0,
             nodes: Vec::new(),
@@ -185,6 +204,7 @@ impl Sim {
             delivered: 0,
             dropped: 0,
             pending: BTreeMap::new(),
+            service: service.clone(),
             events: BTreeMap::new(),
             router_membership: Vec::new(),
             trace: std::env::var_os("SIM_TRACE").is_some(),
@@ -200,7 +220,7 @@ impl Sim {
         }
         for i in 0..caches {
             let a = cache_addr(i);
-            sim.add(a, Kind::Cache(Box::new(new_cache(a, &raddrs))));
+            sim.add(a, Kind::Cache(Box::new(new_cache(a, &raddrs, &service))));
         }
         sim
     }
@@ -281,7 +301,8 @@ impl Sim {
             .map(|i| self.nodes[i].addr)
             .collect();
         let a = self.nodes[node].addr;
-        self.nodes[node].kind = Kind::Cache(Box::new(new_cache(a, &raddrs)));
+        let service = self.service.clone();
+        self.nodes[node].kind = Kind::Cache(Box::new(new_cache(a, &raddrs, &service)));
         self.nodes[node].alive = true;
         self.nodes[node].next = self.nodes[node].poll_timeout().map(|t| t.0);
     }
@@ -496,11 +517,11 @@ impl Sim {
     }
 }
 
-pub fn new_cache(addr: Ipv4Addr, routers: &[Ipv4Addr]) -> CacheAgent {
+pub fn new_cache(addr: Ipv4Addr, routers: &[Ipv4Addr], service: &CacheService) -> CacheAgent {
     CacheAgent::new(CacheConfig::new(
         addr,
         routers.to_vec(),
-        vec![CacheService::new(ServiceDef::Standard(0))],
+        vec![service.clone()],
     ))
     .unwrap()
 }
