@@ -35,7 +35,10 @@ mod tests {
     fn add_and_since() {
         let t = Instant(1_000) + Duration::from_millis(2_500);
         assert_eq!(t, Instant(3_500));
-        assert_eq!(t.saturating_since(Instant(1_000)), Duration::from_millis(2_500));
+        assert_eq!(
+            t.saturating_since(Instant(1_000)),
+            Duration::from_millis(2_500)
+        );
         assert_eq!(Instant(5).saturating_since(t), Duration::ZERO);
     }
 }

@@ -154,9 +154,15 @@ impl EalError {
 /// Builder for the EAL command line.
 ///
 /// Methods append arguments in call order; [`EalArgs::arg`] passes anything not covered.
+///
+/// PCI probing is **off** unless asked for: every argument list gets `--no-pci` unless
+/// [`EalArgs::pci_allow`] names a device. Probing without an allow-list would take over every
+/// DPDK-capable NIC of the machine, including the one it is managed through.
 #[derive(Debug, Clone)]
 pub struct EalArgs {
     args: Vec<String>,
+    /// PCI devices to probe (`-a BDF`); empty means `--no-pci`.
+    pci: Vec<String>,
 }
 
 impl Default for EalArgs {
@@ -171,6 +177,7 @@ impl EalArgs {
     pub fn new() -> Self {
         Self {
             args: vec!["wccpd".to_owned()],
+            pci: Vec::new(),
         }
     }
 
@@ -181,10 +188,20 @@ impl EalArgs {
         self
     }
 
-    /// `--no-pci`: do not probe PCI devices (always wanted with vdevs).
+    /// `--no-pci`: do not probe PCI devices. This is the default; the method exists so that
+    /// call sites can say so, and it cancels earlier [`EalArgs::pci_allow`] calls.
     #[must_use]
-    pub fn no_pci(self) -> Self {
-        self.arg("--no-pci")
+    pub fn no_pci(mut self) -> Self {
+        self.pci.clear();
+        self
+    }
+
+    /// `-a BDF`: probe this PCI device (for example `0000:03:00.0`); may be repeated. Only
+    /// devices named here are probed, and `--no-pci` is then not passed.
+    #[must_use]
+    pub fn pci_allow(mut self, bdf: &str) -> Self {
+        self.pci.push(bdf.to_owned());
+        self
     }
 
     /// `--in-memory`: no shared config or hugepage files (incompatible with `--no-huge`).
@@ -273,10 +290,22 @@ impl EalArgs {
         out
     }
 
-    /// The arguments as they will be passed (program name first).
+    /// The arguments as they will be passed (program name first, then `--no-pci` or the PCI
+    /// allow-list, then the rest in call order).
     #[must_use]
-    pub fn args(&self) -> &[String] {
-        &self.args
+    pub fn args(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.args.len() + 1 + 2 * self.pci.len());
+        out.extend(self.args.first().cloned());
+        if self.pci.is_empty() {
+            out.push("--no-pci".to_owned());
+        } else {
+            for bdf in &self.pci {
+                out.push("-a".to_owned());
+                out.push(bdf.clone());
+            }
+        }
+        out.extend(self.args.iter().skip(1).cloned());
+        out
     }
 }
 
@@ -301,8 +330,9 @@ impl Eal {
     /// when `rte_eal_init` fails (EAL may then be unusable for the rest of the process).
     pub fn init(args: EalArgs) -> Result<Self, EalError> {
         let vdevs = args.vdev_names();
-        let mut cstrings = Vec::with_capacity(args.args.len());
-        for (index, a) in args.args.into_iter().enumerate() {
+        let argv_strings = args.args();
+        let mut cstrings = Vec::with_capacity(argv_strings.len());
+        for (index, a) in argv_strings.into_iter().enumerate() {
             cstrings.push(CString::new(a).map_err(|_| EalError::NulInArgument { index })?);
         }
         let argc = i32::try_from(cstrings.len()).map_err(|_| EalError::InvalidArguments)?;
@@ -425,14 +455,30 @@ mod tests {
     }
 
     #[test]
+    fn no_pci_is_the_default_and_pci_is_an_explicit_allow_list() {
+        let plain = EalArgs::new().vdev("net_null0");
+        assert_eq!(plain.args(), ["wccpd", "--no-pci", "--vdev", "net_null0"]);
+        let nic = EalArgs::new()
+            .pci_allow("0000:03:00.0")
+            .pci_allow("0000:03:00.1");
+        assert_eq!(
+            nic.args(),
+            ["wccpd", "-a", "0000:03:00.0", "-a", "0000:03:00.1"]
+        );
+        assert!(!nic.args().iter().any(|a| a == "--no-pci"));
+        assert_eq!(nic.no_pci().args(), ["wccpd", "--no-pci"]);
+    }
+
+    #[test]
     fn cpu_lists_parse() {
         assert_eq!(parse_cpu_list("0-1,4"), [0, 1, 4]);
         assert_eq!(parse_cpu_list("3"), [3]);
         assert!(parse_cpu_list("x").is_empty());
         assert!(parse_cpu_list("4-2").is_empty());
         let a = EalArgs::new().auto_lcores(2);
-        assert_eq!(a.args()[1], "--lcores");
-        assert!(a.args()[2].starts_with("0@") && a.args()[2].contains(",1@"));
+        let args = a.args();
+        assert_eq!(args[2], "--lcores");
+        assert!(args[3].starts_with("0@") && args[3].contains(",1@"));
     }
 
     #[test]
