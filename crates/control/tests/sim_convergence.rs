@@ -322,3 +322,24 @@ fn sim_stable_spread_moves_only_what_must_move() {
         moved.len()
     );
 }
+
+/// Mask assignment end to end: caches prefer mask, routers offer it; the designated cache sends
+/// one 0x1741 set (Alternate Assignment) and every router ends up with the same value owners.
+#[test]
+fn sim_mask_assignment() {
+    use wccp_control::cache::{AssignMethod, ServiceConfig, ServiceDef};
+    let mut svc = ServiceConfig::new(ServiceDef::Standard(0));
+    svc.assignment = vec![AssignMethod::Mask, AssignMethod::Hash];
+    let mut sim = Sim::with_service(3, 6, NetModel::REORDER, 5, svc);
+    sim.stagger(T);
+    converge(&mut sim, BOUND_START, "3x6 mask start");
+    each_bucket_one_alive_cache(&sim);
+    assert!(sim.tables.values().all(|t| matches!(
+        t.as_deref().map(|t| t.distribution()),
+        Some(assign::table::Distribution::Mask(_))
+    )));
+    let victim = sim.cache_nodes()[4];
+    crash_and_measure(&mut sim, victim, "3x6 mask", 0);
+    each_bucket_one_alive_cache(&sim);
+    assert_quiet(&mut sim, 60_000, "3x6 mask steady");
+}

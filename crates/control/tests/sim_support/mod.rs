@@ -120,14 +120,31 @@ pub type Owners = [Option<Ipv4Addr>; 256];
 
 pub fn owners(t: &RedirectTable) -> Owners {
     let mut o = [None; 256];
-    if let assign::table::Distribution::Hash { buckets } = t.distribution() {
-        for (slot, b) in o.iter_mut().zip(buckets.iter()) {
-            *slot = b
-                .target()
-                .and_then(|i| t.targets().get(usize::from(i)))
-                .filter(|tg| !tg.drained)
-                .map(|tg| tg.addr);
+    let target = |i: u8| {
+        t.targets()
+            .get(usize::from(i))
+            .filter(|tg| !tg.drained)
+            .map(|tg| tg.addr)
+    };
+    match t.distribution() {
+        assign::table::Distribution::Hash { buckets } => {
+            for (slot, b) in o.iter_mut().zip(buckets.iter()) {
+                *slot = b.target().and_then(target);
+            }
         }
+        assign::table::Distribution::Mask(_) => {
+            // Slot i: the i-th of the 64 values of mask 0x1741 on the destination address
+            // (standard service 0), repeated four times.
+            let values: Vec<u32> = assign::spread::squid_mask_values().collect();
+            for (i, slot) in o.iter_mut().enumerate() {
+                let key = assign::hash::FlowKey::new(0x0A00_0001, values[i % 64], 40_000, 80);
+                *slot = match t.lookup(&key) {
+                    assign::table::Lookup::Redirect { target: i, .. } => target(i),
+                    assign::table::Lookup::Forward => None,
+                };
+            }
+        }
+        assign::table::Distribution::Empty => {}
     }
     o
 }
