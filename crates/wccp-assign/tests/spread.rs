@@ -284,3 +284,62 @@ fn slow_start_ramps_linearly() {
     assert_eq!(off.effective_weight(10000, Duration::ZERO), 10000);
     assert!(!off.ramping(Duration::ZERO));
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every bucket goes to a listed cache; weight-0 caches get nothing unless all are 0;
+        /// each share is close to 256·w/Σw. Squid's walk is greedy (every cache with a weight
+        /// gets a bucket in the first round), so the error grows with the number of caches:
+        /// within max(2, N) buckets, N = caches with a non-zero weight.
+        #[test]
+        fn squid_hash_is_proportional(weights in prop::collection::vec(0u16..=20000, 1..=32)) {
+            let t = squid_hash(&weights);
+            let c = bucket_counts(&t, weights.len());
+            prop_assert_eq!(c.iter().sum::<usize>(), 256);
+            let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+            let nz = weights.iter().filter(|&&w| w > 0).count();
+            let bound = (nz as f64).max(2.0);
+            for (i, &w) in weights.iter().enumerate() {
+                if total == 0 {
+                    prop_assert!(c[i] == 256 / weights.len() || c[i] == 256 / weights.len() + 1);
+                } else if w == 0 {
+                    prop_assert_eq!(c[i], 0);
+                } else {
+                    let exact = 256.0 * f64::from(w) / total as f64;
+                    prop_assert!((c[i] as f64 - exact).abs() <= bound, "cache {} got {} want {:.2}", i, c[i], exact);
+                }
+            }
+        }
+
+        /// The minimal-movement variant moves exactly the buckets that must move, from any
+        /// previous assignment.
+        #[test]
+        fn stable_moves_are_minimal(
+            weights in prop::collection::vec(1u16..=10000, 1..=16),
+            prev_raw in prop::collection::vec(0u8..24, 256),
+        ) {
+            let caches: Vec<(Ipv4Addr, u16)> =
+                weights.iter().enumerate().map(|(i, &w)| (ip(i as u8 + 1), w)).collect();
+            // Previous owners: addresses 1..=24, some of which are gone, some new.
+            let mut prev = [None; BUCKETS];
+            for (b, &r) in prev_raw.iter().enumerate() {
+                prev[b] = (r < 20).then(|| ip(r + 1));
+            }
+            let t = stable_hash(&caches, &prev);
+            prop_assert!(t.iter().all(|&i| usize::from(i) < caches.len()));
+            let now = owners(&caches, &t);
+            let counts = bucket_counts(&t, caches.len());
+            // Buckets that stay: for each present cache, min(previous count, new quota).
+            let kept: usize = caches
+                .iter()
+                .enumerate()
+                .map(|(i, (a, _))| prev.iter().filter(|p| **p == Some(*a)).count().min(counts[i]))
+                .sum();
+            let stayed = (0..BUCKETS).filter(|&b| prev[b].is_some() && prev[b] == now[b]).count();
+            prop_assert_eq!(stayed, kept);
+        }
+    }
+}

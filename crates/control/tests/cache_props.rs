@@ -1,0 +1,95 @@
+//! The cache agent and the packet-return parser never panic on peer input, and bad input leaves
+//! the agent's view of the group unchanged (PROTOCOL.md: "a bad message is counted and described
+//! in an Event, never lost state").
+
+mod cache_support;
+
+use cache_support::squid::*;
+use cache_support::*;
+use proptest::prelude::*;
+use wccp_control::packet_return::{self, ReturnPolicy};
+use wccp_control::{Datagram, Event, Machine};
+
+fn squid_isy() -> Vec<u8> {
+    unhex(SQUIDFIX_I_SEE_YOU_1)
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_are_dropped_not_fatal(payload in prop::collection::vec(any::<u8>(), 0..600)) {
+        let mut a = agent(&[R1], web_cache());
+        tick(&mut a, 0);
+        a.handle_datagram(ms(1), Datagram { local: US, peer: R1, payload });
+        let out = drain(&mut a);
+        prop_assert!(sent(&out).is_empty());
+        let all_drops = events(&out).iter().all(|e| matches!(e, Event::Dropped { .. }));
+        prop_assert!(all_drops, "only drop events");
+        prop_assert_eq!(a.status().services[0].routers[0].receive_id, 0);
+        run_until(&mut a, 100_000);
+    }
+
+    /// Real I_SEE_YOUs with a few octets changed: whatever happens, no panic, timers go on.
+    #[test]
+    fn mutated_i_see_you(edits in prop::collection::vec((0usize..600, any::<u8>()), 1..6)) {
+        let cache = std::net::Ipv4Addr::new(10, 200, 0, 2);
+        let router = std::net::Ipv4Addr::new(10, 200, 0, 1);
+        let mut a = wccp_control::cache::CacheAgent::new(wccp_control::cache::CacheConfig::new(
+            cache,
+            vec![router],
+            vec![web_cache()],
+        ))
+        .unwrap();
+        tick(&mut a, 0);
+        let mut p = squid_isy();
+        for (at, v) in edits {
+            let n = p.len();
+            p[at % n] = v;
+        }
+        a.handle_datagram(ms(1), Datagram { local: cache, peer: router, payload: p });
+        drain(&mut a);
+        let out = run_until(&mut a, 60_000);
+        // Unless the edit made the router offer no capability we accept, HIAs continue.
+        let st = a.status();
+        if st.services[0].routers[0].state != wccp_control::cache::RouterLinkState::Incompatible {
+            prop_assert!(!out.is_empty(), "HERE_I_AMs continue");
+        }
+    }
+
+    #[test]
+    fn packet_return_never_panics(pkt in prop::collection::vec(any::<u8>(), 0..200), load in any::<u32>()) {
+        let policy = ReturnPolicy { max_load: Some(50), ..ReturnPolicy::default() };
+        let _ = packet_return::process(&policy, &pkt, load, 1);
+    }
+
+    /// Any well-formed redirected packet round-trips through return and parse.
+    #[test]
+    fn packet_return_round_trip(
+        inner_len in 20usize..120,
+        hdr in prop::option::of(any::<[u8; 4]>()),
+        src in any::<u32>(),
+        dst in any::<u32>(),
+    ) {
+        // Outer IPv4 + GRE + optional redirect header + inner IPv4 (no options).
+        let hdr = hdr.map(|mut h| { if h[0] >> 4 == 4 { h[0] = 0x05; } h });
+        let mut inner = vec![0u8; inner_len];
+        inner[0] = 0x45;
+        inner[2..4].copy_from_slice(&(inner_len as u16).to_be_bytes());
+        inner[9] = 6;
+        inner[12..16].copy_from_slice(&src.to_be_bytes());
+        inner[16..20].copy_from_slice(&dst.to_be_bytes());
+        let total = 20 + 4 + hdr.map_or(0, |_| 4) + inner_len;
+        let mut pkt = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 255, 47, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        pkt[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        pkt.extend_from_slice(&[0, 0, 0x88, 0x3e]);
+        if let Some(h) = hdr { pkt.extend_from_slice(&h); }
+        pkt.extend_from_slice(&inner);
+        let r = packet_return::parse_redirected(&pkt).unwrap();
+        prop_assert_eq!(r.inner, &inner[..]);
+        let back = packet_return::build_return(&r, 9).unwrap();
+        prop_assert_eq!(packet_return::internet_checksum(&back[..20]), 0);
+        let again = packet_return::parse_redirected(&back).unwrap();
+        prop_assert_eq!(again.inner, &inner[..]);
+        prop_assert_eq!(again.redirect_header, Some(hdr.unwrap_or([0x04, 0, 0, 0])));
+        prop_assert_eq!((again.router, again.cache), (r.cache, r.router));
+    }
+}
