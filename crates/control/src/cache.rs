@@ -9,7 +9,7 @@
 //!   assigned or accepts an assignment of ours that gives us buckets; our weight; status 0) and
 //!   our Web-Cache View: each router with the last Receive ID heard from it (0 before the first
 //!   I_SEE_YOU) and every cache learnt from the routers' views; its change number is bumped
-//!   whenever that cache set changes.
+//!   whenever that cache set or the router list (a router given up, a router ID learnt) changes.
 //! * An I_SEE_YOU is accepted only from a configured router, with the configured security,
 //!   service definition, and our address among its Received-From addresses. Its Receive ID,
 //!   member change number, router list, cache list and assignment key are recorded. Capabilities
@@ -174,6 +174,8 @@ struct Service {
     rapid: Vec<(Instant, usize)>,
     view_change: u32,
     view_caches: BTreeSet<u32>,
+    /// Router IDs in our view (configured routers we have not given up on).
+    view_routers: Vec<Ipv4Addr>,
     membership: Option<Membership>,
     ra_due: Option<Instant>,
     key_change: u32,
@@ -216,6 +218,7 @@ impl CacheAgent {
                 rapid: Vec::new(),
                 view_change: 1,
                 view_caches: BTreeSet::new(),
+                view_routers: cfg.routers.clone(),
                 membership: None,
                 ra_due: None,
                 key_change: 0,
@@ -647,9 +650,16 @@ impl CacheAgent {
             .filter(|r| r.joined())
             .flat_map(|r| r.caches.iter().map(|c| c.addr.to_bits()))
             .collect();
+        let routers: Vec<Ipv4Addr> = s
+            .routers
+            .iter()
+            .filter(|r| r.link != RouterLinkState::Incompatible)
+            .map(|r| r.id)
+            .collect();
         let mut changed_view = None;
-        if caches != s.view_caches {
+        if caches != s.view_caches || routers != s.view_routers {
             s.view_caches = caches;
+            s.view_routers = routers;
             s.view_change = s.view_change.wrapping_add(1).max(1);
             changed_view = Some(s.view_change);
         }

@@ -249,10 +249,16 @@ fn capability_choice_one_value_per_offered_type() {
     b.handle_datagram(ms(1), r1.isy(US));
     assert!(matches!(
         events(&drain(&mut b)).as_slice(),
-        [Event::Dropped {
-            reason: DropReason::NotAllowed,
-            ..
-        }]
+        [
+            Event::Dropped {
+                reason: DropReason::NotAllowed,
+                ..
+            },
+            Event::MembershipChanged {
+                change_number: 2,
+                ..
+            }
+        ]
     ));
     let st = b.status();
     assert_eq!(
@@ -268,6 +274,7 @@ fn capability_choice_one_value_per_offered_type() {
     assert_eq!(h.len(), 1, "no more HIAs to the incompatible router");
     assert_eq!(h[0].0, R2);
     assert_eq!(echoed(&h[0].1, R1), None, "and it left our view");
+    assert_eq!(h[0].1.view.change_number, 2, "which is a view change");
 }
 
 #[test]

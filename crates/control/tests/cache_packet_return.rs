@@ -215,3 +215,33 @@ fn gre_optional_fields_are_skipped() {
         })
     ));
 }
+
+/// Cross-check with the wire crate's independent IPv4 and GRE views (the data plane's parsers):
+/// the return packet is a valid IPv4 datagram (checksum, protocol 47, cache -> router) carrying
+/// WCCP GRE with the original redirect header and inner packet.
+#[test]
+fn return_packet_parses_with_the_wire_views() {
+    let pkt = tv1();
+    let r = parse_redirected(&pkt).unwrap();
+    let out = build_return(&r, 0x1234).unwrap();
+    let ip = wire::Ipv4Packet::new_checked(&out[..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(ip.protocol(), 47);
+    assert_eq!((ip.src(), ip.dst()), (r.cache, r.router));
+    assert_eq!(ip.ttl(), 255);
+    assert_eq!(ip.ident(), 0x1234);
+    assert_eq!(ip.flags_frag(), 0, "DF clear, not fragmented");
+    assert_eq!(usize::from(ip.total_len()), out.len());
+    match wire::decap_wccp(ip.payload()).unwrap() {
+        wire::WccpPayload::Redirect { header, inner } => {
+            assert_eq!(header.service_id, 0x59);
+            assert_eq!(header.primary_bucket, 0x48);
+            assert_eq!(inner, r.inner);
+        }
+        other => panic!("redirect header expected, got {other:?}"),
+    }
+    // The original (the router's redirect) parses the same way: same views, same inner packet.
+    let orig = wire::Ipv4Packet::new_checked(&pkt[..]).unwrap();
+    assert!(orig.verify_checksum());
+    assert_eq!(wire::decap_wccp(orig.payload()).unwrap().inner(), r.inner);
+}
