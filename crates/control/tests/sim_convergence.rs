@@ -343,3 +343,55 @@ fn sim_mask_assignment() {
     each_bucket_one_alive_cache(&sim);
     assert_quiet(&mut sim, 60_000, "3x6 mask steady");
 }
+
+/// Slow start with minimal movement: a rejoining cache's share grows step by step (one new
+/// assignment per T) to its full share, and every step moves buckets only to it.
+#[test]
+fn sim_slow_start_with_stable_spread() {
+    use wccp_control::cache::{ServiceConfig, ServiceDef, SpreadAlgorithm};
+    let mut svc = ServiceConfig::new(ServiceDef::Standard(0));
+    svc.spread = SpreadAlgorithm::Stable;
+    svc.slow_start = Some(assign::spread::SlowStart::over(
+        std::time::Duration::from_secs(60),
+    ));
+    let mut sim = Sim::with_service(2, 4, NetModel::REORDER, 13, svc);
+    sim.stagger(T);
+    converge(&mut sim, BOUND_START, "2x4 slow start: start");
+    let designated = sim.designated();
+    let victim = sim
+        .cache_nodes()
+        .into_iter()
+        .rev()
+        .find(|i| !designated.contains(i))
+        .unwrap();
+    let addr = sim.nodes[victim].addr;
+    crash_and_measure(&mut sim, victim, "2x4 slow start", 0);
+    sim.restart(victim);
+    let mut prev = sim.router_owners()[0].unwrap();
+    let mut shares = Vec::new();
+    let end = sim.now + 12 * T;
+    while sim.now < end {
+        let t = sim.now + 1_000;
+        sim.run_until(t);
+        let now = sim.router_owners()[0].unwrap();
+        if now != prev {
+            let moved: Vec<usize> = (0..256).filter(|&b| now[b] != prev[b]).collect();
+            assert!(
+                moved.iter().all(|&b| now[b] == Some(addr)),
+                "a ramp step moved buckets elsewhere than to {addr}"
+            );
+            shares.push(now.iter().filter(|o| **o == Some(addr)).count());
+            prev = now;
+        }
+    }
+    println!("2x4 slow start: {addr} share per step {shares:?}");
+    assert!(shares.len() >= 4, "several ramp steps: {shares:?}");
+    assert!(shares[0] < 32, "starts below half its share: {shares:?}");
+    assert!(shares.windows(2).all(|w| w[0] < w[1]), "grows: {shares:?}");
+    assert_eq!(
+        *shares.last().unwrap(),
+        64,
+        "ends at the full quarter: {shares:?}"
+    );
+    assert!(sim.converged());
+}
