@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The redirect header is copied from the received packet; a WCCPv1-style packet without one
-//! (first nibble after GRE = 4) gets a header with only U (0x04) set ([R1]§3.13.1, "null redirect
+//! (first nibble after GRE = 4) gets a header with only U (0x04) set (R1 §3.13.1, "null redirect
 //! header").
 
 use core::fmt;

@@ -226,7 +226,10 @@ pub struct ServiceConfig {
     pub mask: MaskConfig,
     /// Bucket spreading when this cache is designated.
     pub spread: SpreadAlgorithm,
-    /// Optional slow start for caches joining the group (designated cache only).
+    /// Optional slow start for caches joining a group that already has an assignment
+    /// (designated cache only): while a newcomer ramps up, the assignment is recomputed every T.
+    /// Pair it with [`SpreadAlgorithm::Stable`]; with Squid's walk every ramp step reshuffles
+    /// most buckets.
     pub slow_start: Option<SlowStart>,
 }
 
