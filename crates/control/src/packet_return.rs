@@ -3,6 +3,9 @@
 //! encapsulated with protocol 0x883E, so the router forwards it normally instead of redirecting it
 //! again.
 //!
+//! Optionally the returned packet's destination is rewritten first (claims 37-38), with the
+//! inner IPv4 and TCP/UDP checksums fixed up.
+//!
 //! Pure: bytes in, a decision and bytes out. The caller (a cache's data path) supplies the current
 //! load figure.
 //!
@@ -172,6 +175,10 @@ pub struct ReturnPolicy {
     pub refuse_destinations: Vec<Prefix>,
     /// Return every packet while the load figure is strictly above this value (`None`: never).
     pub max_load: Option<u32>,
+    /// Return packets to these destinations with the destination rewritten to the given address
+    /// (the patent's claims 37-38: "a prohibited destination address may be modified"). The inner
+    /// IPv4 header checksum and the TCP/UDP checksum are fixed up.
+    pub rewrite_destinations: Vec<(Prefix, Ipv4Addr)>,
 }
 
 /// Why a packet is handed back.
@@ -183,6 +190,8 @@ pub enum RefuseReason {
     Destination,
     /// Load above `max_load`.
     Overload,
+    /// Inner destination matched `rewrite_destinations`: returned with a new destination.
+    Rewritten,
 }
 
 impl RefuseReason {
@@ -192,6 +201,7 @@ impl RefuseReason {
             RefuseReason::Source => "source",
             RefuseReason::Destination => "destination",
             RefuseReason::Overload => "overload",
+            RefuseReason::Rewritten => "rewritten",
         }
     }
 }
@@ -359,7 +369,7 @@ pub fn parse_redirected(pkt: &[u8]) -> Result<Redirected<'_>, ReturnError> {
 
 impl ReturnPolicy {
     /// Decides whether to serve or return `pkt` at the given load figure. Source prefixes are
-    /// checked first, then destination prefixes, then load.
+    /// checked first, then destination prefixes, then rewrite rules, then load.
     pub fn decide(&self, pkt: &Redirected<'_>, load: u32) -> Decision {
         if self
             .refuse_sources
@@ -373,12 +383,81 @@ impl ReturnPolicy {
             .any(|p| p.contains(pkt.inner_dst))
         {
             Decision::Refuse(RefuseReason::Destination)
+        } else if self.rewrite_for(pkt.inner_dst).is_some() {
+            Decision::Refuse(RefuseReason::Rewritten)
         } else if self.max_load.is_some_and(|m| load > m) {
             Decision::Refuse(RefuseReason::Overload)
         } else {
             Decision::Accept
         }
     }
+}
+
+impl ReturnPolicy {
+    /// The replacement destination for `dst`, if a rewrite rule matches (first match wins).
+    pub fn rewrite_for(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.rewrite_destinations
+            .iter()
+            .find(|(p, _)| p.contains(dst))
+            .map(|(_, to)| *to)
+    }
+}
+
+/// One's-complement sum of 16-bit words folded to 16 bits (no final inversion).
+fn ones_sum(mut sum: u32) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Incremental checksum update for one 32-bit field changing from `old` to `new` (RFC 1624
+/// eqn. 3: `HC' = ~(~HC + ~m + m')`).
+fn checksum_adjust(csum: u16, old: u32, new: u32) -> u16 {
+    let mut sum = u32::from(!csum);
+    for (o, n) in [(old >> 16, new >> 16), (old & 0xFFFF, new & 0xFFFF)] {
+        sum += u32::from(!(o as u16)) + n;
+    }
+    !ones_sum(sum)
+}
+
+/// Rewrites the destination address of an IPv4 packet in place (the original packet inside a
+/// redirect, starting with its IPv4 header) and fixes the header checksum and, for an
+/// unfragmented or first-fragment TCP or UDP packet, the transport checksum (whose pseudo-header
+/// covers the destination). A UDP checksum of 0 (none) stays 0.
+///
+/// # Errors
+/// [`ReturnError`] if the IPv4 header, or the TCP/UDP header whose checksum must change, is
+/// truncated or invalid.
+pub fn rewrite_destination(inner: &mut [u8], to: Ipv4Addr) -> Result<(), ReturnError> {
+    const LAYER: &str = "inner IPv4";
+    let ihl = check_ipv4(inner, 0, LAYER)?;
+    let old = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
+    let new = to.to_bits();
+    inner[16..20].copy_from_slice(&to.octets());
+    inner[10..12].copy_from_slice(&[0, 0]);
+    let h = internet_checksum(&inner[..ihl]);
+    inner[10..12].copy_from_slice(&h.to_be_bytes());
+    let first_fragment = be16(inner, 6) & 0x1FFF == 0;
+    let (layer, at) = match inner[9] {
+        6 => ("TCP", ihl + 16),
+        17 => ("UDP", ihl + 6),
+        _ => return Ok(()),
+    };
+    if !first_fragment {
+        return Ok(());
+    }
+    need(inner, at, 2, layer)?;
+    let c = be16(inner, at);
+    if layer == "UDP" && c == 0 {
+        return Ok(());
+    }
+    let mut c2 = checksum_adjust(c, old, new);
+    if layer == "UDP" && c2 == 0 {
+        c2 = 0xFFFF;
+    }
+    inner[at..at + 2].copy_from_slice(&c2.to_be_bytes());
+    Ok(())
 }
 
 /// The Internet checksum of `data` (RFC 1071).
@@ -459,10 +538,16 @@ pub fn process(
     let r = parse_redirected(pkt)?;
     match policy.decide(&r, load) {
         Decision::Accept => Ok(Verdict::Accept),
-        Decision::Refuse(reason) => Ok(Verdict::Return {
-            reason,
-            packet: build_return(&r, ip_id)?,
-        }),
+        Decision::Refuse(reason) => {
+            let mut packet = build_return(&r, ip_id)?;
+            if reason == RefuseReason::Rewritten {
+                if let Some(to) = policy.rewrite_for(r.inner_dst) {
+                    let at = packet.len() - r.inner.len();
+                    rewrite_destination(&mut packet[at..], to)?;
+                }
+            }
+            Ok(Verdict::Return { reason, packet })
+        }
     }
 }
 

@@ -5,8 +5,8 @@
 use std::net::Ipv4Addr;
 
 use wccp_control::packet_return::{
-    build_return, internet_checksum, parse_redirected, process, Decision, Prefix, RefuseReason,
-    ReturnError, ReturnPolicy, Verdict,
+    build_return, internet_checksum, parse_redirected, process, rewrite_destination, Decision,
+    Prefix, RefuseReason, ReturnError, ReturnPolicy, Verdict,
 };
 
 /// Outer IPv4 packet of the capture (Ethernet stripped): 10.254.127.194 -> 10.254.214.82, GRE,
@@ -115,6 +115,7 @@ fn policy_source_destination_and_load() {
         refuse_sources: vec!["10.254.127.196/32".parse::<Prefix>().unwrap()],
         refuse_destinations: vec!["10.254.109.0/24".parse().unwrap()],
         max_load: None,
+        ..ReturnPolicy::default()
     };
     assert_eq!(other.decide(&r, 1000), Decision::Accept);
 }
@@ -244,4 +245,111 @@ fn return_packet_parses_with_the_wire_views() {
     let orig = wire::Ipv4Packet::new_checked(&pkt[..]).unwrap();
     assert!(orig.verify_checksum());
     assert_eq!(wire::decap_wccp(orig.payload()).unwrap().inner(), r.inner);
+}
+
+/// TCP/UDP checksum over the IPv4 pseudo-header and the segment (0 when valid, computed over a
+/// segment that includes its checksum field).
+fn l4_checksum(ip: &[u8]) -> u16 {
+    let ihl = usize::from(ip[0] & 0x0F) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let seg = &ip[ihl..total];
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip[12..20]);
+    pseudo.extend_from_slice(&[0, ip[9]]);
+    pseudo.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+    pseudo.extend_from_slice(seg);
+    internet_checksum(&pseudo)
+}
+
+#[test]
+fn rewrite_destination_fixes_both_checksums() {
+    let pkt = tv1();
+    let inner = pkt[28..].to_vec();
+    assert_eq!(
+        internet_checksum(&inner[..20]),
+        0,
+        "capture's IPv4 checksum is valid"
+    );
+    assert_eq!(l4_checksum(&inner), 0, "capture's TCP checksum is valid");
+    let mut x = inner.clone();
+    let to = Ipv4Addr::new(192, 0, 2, 80);
+    rewrite_destination(&mut x, to).unwrap();
+    assert_eq!(&x[16..20], &to.octets());
+    assert_eq!(internet_checksum(&x[..20]), 0);
+    assert_eq!(
+        l4_checksum(&x),
+        0,
+        "TCP checksum updated for the new pseudo-header"
+    );
+    assert_eq!(
+        &x[20..36],
+        &inner[20..36],
+        "ports, sequence numbers untouched"
+    );
+    assert_eq!(&x[38..], &inner[38..], "payload untouched");
+    // UDP with checksum 0 (none) keeps 0; with a checksum it is updated.
+    let mut udp = vec![
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    udp.extend_from_slice(&[0x30, 0x39, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00]);
+    let mut u0 = udp.clone();
+    rewrite_destination(&mut u0, to).unwrap();
+    assert_eq!(&u0[26..28], &[0, 0]);
+    assert_eq!(internet_checksum(&u0[..20]), 0);
+    let c = l4_checksum(&udp);
+    udp[26..28].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(l4_checksum(&udp), 0);
+    rewrite_destination(&mut udp, to).unwrap();
+    assert_eq!(l4_checksum(&udp), 0);
+    // A non-first fragment has no transport header to fix.
+    let mut frag = inner.clone();
+    frag[6..8].copy_from_slice(&0x0010u16.to_be_bytes());
+    frag[10..12].copy_from_slice(&[0, 0]);
+    let h = internet_checksum(&frag[..20]);
+    frag[10..12].copy_from_slice(&h.to_be_bytes());
+    let before = frag[36..38].to_vec();
+    rewrite_destination(&mut frag, to).unwrap();
+    assert_eq!(&frag[36..38], &before[..]);
+    // Truncated input is an error.
+    assert!(rewrite_destination(&mut inner.clone()[..30], to).is_err());
+}
+
+#[test]
+fn rewrite_rule_returns_a_modified_packet() {
+    let pkt = tv1();
+    let to = Ipv4Addr::new(192, 0, 2, 80);
+    let policy = ReturnPolicy {
+        rewrite_destinations: vec![("10.254.108.0/24".parse().unwrap(), to)],
+        ..ReturnPolicy::default()
+    };
+    match process(&policy, &pkt, 0, 3).unwrap() {
+        Verdict::Return { reason, packet } => {
+            assert_eq!(reason, RefuseReason::Rewritten);
+            assert_eq!(reason.as_str(), "rewritten");
+            let back = parse_redirected(&packet).unwrap();
+            assert_eq!(back.inner_dst, to);
+            assert_eq!(back.inner_src, Ipv4Addr::new(10, 254, 127, 195));
+            assert_eq!(internet_checksum(&back.inner[..20]), 0);
+            assert_eq!(l4_checksum(back.inner), 0);
+            assert_eq!(internet_checksum(&packet[..20]), 0);
+        }
+        Verdict::Accept => panic!("should be returned rewritten"),
+    }
+    // Refusal rules win over rewriting; no match means accept.
+    let both = ReturnPolicy {
+        refuse_destinations: vec!["10.254.108.228/32".parse().unwrap()],
+        ..policy.clone()
+    };
+    assert!(matches!(
+        process(&both, &pkt, 0, 3).unwrap(),
+        Verdict::Return {
+            reason: RefuseReason::Destination,
+            ..
+        }
+    ));
+    let miss = ReturnPolicy {
+        rewrite_destinations: vec![("10.254.109.0/24".parse().unwrap(), to)],
+        ..ReturnPolicy::default()
+    };
+    assert_eq!(process(&miss, &pkt, 0, 3).unwrap(), Verdict::Accept);
 }

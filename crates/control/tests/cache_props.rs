@@ -92,4 +92,54 @@ proptest! {
         prop_assert_eq!(again.redirect_header, Some(hdr.unwrap_or([0x04, 0, 0, 0])));
         prop_assert_eq!((again.router, again.cache), (r.cache, r.router));
     }
+
+    /// Rewriting any TCP/UDP packet with valid checksums keeps them valid.
+    #[test]
+    fn rewrite_keeps_checksums_valid(
+        udp in any::<bool>(),
+        payload in prop::collection::vec(any::<u8>(), 0..64),
+        src in any::<u32>(),
+        dst in any::<u32>(),
+        to in any::<u32>(),
+    ) {
+        let l4_len = if udp { 8 } else { 20 } + payload.len();
+        let total = 20 + l4_len;
+        let mut p = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, if udp { 17 } else { 6 }, 0, 0];
+        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        p.extend_from_slice(&src.to_be_bytes());
+        p.extend_from_slice(&dst.to_be_bytes());
+        let mut l4 = vec![0u8; l4_len - payload.len()];
+        l4[0..4].copy_from_slice(&[0x30, 0x39, 0x00, 0x50]);
+        if udp {
+            l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        } else {
+            l4[12] = 0x50;
+        }
+        p.extend_from_slice(&l4);
+        p.extend_from_slice(&payload);
+        let h = packet_return::internet_checksum(&p[..20]);
+        p[10..12].copy_from_slice(&h.to_be_bytes());
+        let at = if udp { 26 } else { 36 };
+        let mut c = l4_sum(&p);
+        if udp && c == 0 {
+            c = 0xFFFF;
+        }
+        p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        prop_assert_eq!(l4_sum(&p), 0);
+        packet_return::rewrite_destination(&mut p, std::net::Ipv4Addr::from_bits(to)).unwrap();
+        prop_assert_eq!(&p[16..20], &to.to_be_bytes()[..]);
+        prop_assert_eq!(packet_return::internet_checksum(&p[..20]), 0);
+        prop_assert_eq!(l4_sum(&p), 0);
+    }
+}
+
+/// Transport checksum over pseudo-header + segment (0 when the stored checksum is valid).
+fn l4_sum(ip: &[u8]) -> u16 {
+    let seg = &ip[20..];
+    let mut v = Vec::new();
+    v.extend_from_slice(&ip[12..20]);
+    v.extend_from_slice(&[0, ip[9]]);
+    v.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+    v.extend_from_slice(seg);
+    packet_return::internet_checksum(&v)
 }
