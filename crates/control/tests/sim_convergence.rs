@@ -395,3 +395,37 @@ fn sim_slow_start_with_stable_spread() {
     );
     assert!(sim.converged());
 }
+
+/// A router dies: the caches give up on it after 3·T and the designated cache re-assigns to the
+/// remaining routers without moving any bucket; when it comes back it gets the same table.
+#[test]
+fn sim_router_crash_and_restart() {
+    let mut sim = Sim::new(3, 6, NetModel::REORDER, 17);
+    sim.stagger(T);
+    converge(&mut sim, BOUND_START, "3x6 router crash: start");
+    let before = sim.router_owners()[0].unwrap();
+    let r = sim.router_nodes()[2];
+    sim.crash(r);
+    let n = sim.changes.len();
+    sim.run_until(sim.now + 10 * T);
+    assert!(sim.converged(), "the other routers keep a complete table");
+    assert_eq!(sim.router_owners()[0].unwrap(), before);
+    assert!(
+        sim.changes[n..].is_empty(),
+        "no bucket moves when a router leaves: {:?}",
+        sim.changes[n..]
+            .iter()
+            .map(|c| (c.0, c.1))
+            .collect::<Vec<_>>()
+    );
+    let st = sim.cache(sim.designated()[0]).status();
+    let dead = &st.services[0].routers[2];
+    assert_eq!(dead.state, wccp_control::cache::RouterLinkState::Joining);
+    sim.restart_router(r);
+    converge(&mut sim, BOUND_START, "3x6 router restart");
+    assert_eq!(
+        sim.router_owners()[2].unwrap(),
+        before,
+        "same table on the new router"
+    );
+}

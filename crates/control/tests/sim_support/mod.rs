@@ -305,9 +305,27 @@ impl Sim {
         }
     }
 
-    /// Stops a cache (no more input, output or timers).
+    /// Stops a node (no more input, output or timers); a crashed router forwards nothing, so its
+    /// table is forgotten.
     pub fn crash(&mut self, node: usize) {
         self.nodes[node].alive = false;
+        if self.owners.contains_key(&node) {
+            self.owners.insert(node, None);
+            self.tables.insert(node, None);
+        }
+    }
+
+    /// Restarts a crashed router with fresh state (same configuration).
+    pub fn restart_router(&mut self, node: usize) {
+        let a = self.nodes[node].addr;
+        let cfg = RouterConfig {
+            addresses: vec![a],
+            router_id: None,
+            services: vec![RouterService::web_cache()],
+        };
+        self.nodes[node].kind = Kind::Router(Box::new(Router::new(cfg).unwrap()));
+        self.nodes[node].alive = true;
+        self.drain(node);
     }
 
     /// Restarts a crashed cache with fresh state.
@@ -491,10 +509,11 @@ impl Sim {
         self.net.dup_permille = 0;
     }
 
-    /// Every router's current bucket owners.
+    /// Every alive router's current bucket owners.
     pub fn router_owners(&self) -> Vec<Option<Owners>> {
         self.router_nodes()
             .into_iter()
+            .filter(|&i| self.nodes[i].alive)
             .map(|i| self.owners.get(&i).copied().flatten())
             .collect()
     }
@@ -502,7 +521,8 @@ impl Sim {
     /// All routers publish the same table, every bucket belongs to exactly one alive cache, and
     /// every alive cache owns at least one bucket.
     pub fn converged(&self) -> bool {
-        let mut it = self.owners.values();
+        let all = self.router_owners();
+        let mut it = all.iter();
         let Some(Some(first)) = it.next() else {
             return false;
         };
