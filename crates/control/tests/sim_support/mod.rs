@@ -309,8 +309,8 @@ impl Sim {
     /// table is forgotten.
     pub fn crash(&mut self, node: usize) {
         self.nodes[node].alive = false;
-        if self.owners.contains_key(&node) {
-            self.owners.insert(node, None);
+        if let Some(o) = self.owners.get_mut(&node) {
+            *o = None;
             self.tables.insert(node, None);
         }
     }
