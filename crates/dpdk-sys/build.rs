@@ -48,7 +48,8 @@ fn main() {
     }
     build.compile("dpdk_shim");
     // The shim finds `rte_eth_from_rings` in the already loaded net_ring PMD with dlopen/dlsym
-    // (part of libc since glibc 2.34; libdl is kept for older systems).
+    // (part of libc since glibc 2.34; libdl is kept for older systems). Nothing here starts EAL:
+    // that is `dpdk::EalArgs`, which always passes --no-pci unless given a PCI allow-list.
     println!("cargo:rustc-link-lib=dl");
 
     let bindings = bindgen::Builder::default()

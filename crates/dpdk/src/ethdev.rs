@@ -287,7 +287,8 @@ impl fmt::Debug for Port {
 }
 
 impl Port {
-    /// Claims the port named `name` (for vdevs, the `--vdev` name such as `net_ring0`).
+    /// Claims the port named `name` (for vdevs, the `--vdev` name such as `net_ring0`; EAL runs
+    /// those with `--no-pci`, see `EalArgs`).
     ///
     /// # Errors
     ///

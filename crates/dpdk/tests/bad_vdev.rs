@@ -1,5 +1,7 @@
 //! A vdev with an unknown driver comes back from `Eal::init` as an error value, not an abort,
 //! and EAL refuses a second initialisation in the same process.
+//!
+//! EAL runs with `--no-pci` (the `EalArgs` default, also set by `common::eal_args`): vdevs only.
 mod common;
 
 use dpdk::{Eal, EalError, Mempool, Port};

@@ -1,5 +1,7 @@
 //! A known vdev driver that fails to probe (bad driver arguments) comes back from `Eal::init` as
 //! an error value naming the device; DPDK 22.11 itself only logs this and reports success.
+//!
+//! EAL runs with `--no-pci` (the `EalArgs` default, also set by `common::eal_args`): vdevs only.
 mod common;
 
 use dpdk::{Eal, EalError};

@@ -1,6 +1,8 @@
 //! Mbuf ownership: the pool's in-use count returns to its baseline after RX->drop, RX->TX,
 //! TX-queue-full, ring hand-off (ring full, ring dropped with contents) and burst edits; mbuf
 //! edits report errors as values.
+//!
+//! EAL runs with `--no-pci` (the `EalArgs` default, also set by `common::eal_args`): vdevs only.
 mod common;
 
 use std::time::Instant;

@@ -1,6 +1,8 @@
 //! Frames sent through a cross-connected net_ring pair arrive byte-identical (both directions,
 //! receiver on a worker lcore); a panicking lcore closure comes back as an error; a second EAL
 //! init is an error value.
+//!
+//! EAL runs with `--no-pci` (the `EalArgs` default, also set by `common::eal_args`): vdevs only.
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! net_tap inside a network namespace: a frame the kernel sends on the TAP arrives in
 //! `rx_burst`, and a frame we `tx_burst` is read by the kernel side (an AF_PACKET socket).
 //!
+//! EAL runs with `--no-pci` (the `EalArgs` default, also set by `common::eal_args`): vdevs only.
+//!
 //! The test creates namespace `hdpdk-<random>` (IPv6 off; a drop guard deletes it even on
 //! failure) and re-executes its own binary inside it with `ip netns exec`, marked by the
 //! environment variable `HDPDK_TAP_CHILD`; the child runs EAL with `--vdev net_tap0,iface=...`.
