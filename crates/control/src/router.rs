@@ -12,7 +12,18 @@
 //!               Output::Publish
 //!  timers: REMOVAL_QUERY at 2.5·TIMEOUT_BASE_T of silence, removal at 3·TIMEOUT_BASE_T,
 //!          flush 5·RA_TIMER_BASE_T after a membership change without a valid assignment
+//!  membership change ─> unsolicited I_SEE_YOU to every other usable cache
 //! ```
+//!
+//! On every Member Change Number change, each usable cache other than the one whose HERE_I_AM
+//! caused it (that one gets its normal answer) is sent an unsolicited I_SEE_YOU built exactly like
+//! an answer (next Receive ID, Sent To = the address it last sent to, from that address). So a
+//! removal at 3·TIMEOUT_BASE_T reaches the designated cache at once, and its 1.5·RA_TIMER_BASE_T
+//! assignment wait starts then rather than at its next HERE_I_AM (up to TRANSMIT_T later): a
+//! crashed cache's buckets move 3·T + 1.5·T after its last HERE_I_AM. Caches treat it like any
+//! I_SEE_YOU (Squid and ATS accept an I_SEE_YOU at any time); a HERE_I_AM already in flight that
+//! echoes the previous Receive ID is still accepted (the last few IDs are remembered), while a
+//! REDIRECT_ASSIGN must carry the newest one.
 //!
 //! # Invariants
 //! * The Receive ID of a group is never 0 and moves by one per I_SEE_YOU or REMOVAL_QUERY.

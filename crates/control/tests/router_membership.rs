@@ -585,7 +585,13 @@ fn shutdown_drains_at_once() {
     assert!(matches!(t.lookup(&k), Lookup::Redirect { target: 1, .. }));
     let before = b.change_number;
     let out = feed(&mut r, secs(18), b.shutdown());
-    let isy = b.hear(&sends(&out)[0]);
+    let s = sends(&out);
+    assert_eq!(s.len(), 2, "the acknowledgement, then an ISY to 2: {out:?}");
+    let told = a.hear(&s[1]);
+    assert_eq!(told.view.change_number, before + 1);
+    assert_eq!(told.view.caches, vec![a.identity()]);
+    assert!(told.command.is_none());
+    let isy = b.hear(&s[0]);
     assert_eq!(
         isy.command.expect("command extension").commands,
         vec![wire::Command::ShutdownResponse(wire::Addr::from_ipv4(ba))]
@@ -843,4 +849,168 @@ fn pending_caches_are_excluded_from_redirection() {
     assert!(p
         .iter()
         .any(|(_, t)| t.as_ref().is_some_and(|t| !t.is_member(u32::from(d.addr)))));
+}
+
+// ---- unsolicited I_SEE_YOU on a membership change the cache did not cause ---------------------
+
+fn md5_router() -> wccp_control::router::Router {
+    let mut cfg = ServiceConfig::web_cache();
+    cfg.password = Some(b"wccpTest".to_vec());
+    router_with(vec![cfg])
+}
+
+fn md5_cache(n: u8) -> FakeCache {
+    let mut c = FakeCache::web_cache(n);
+    c.password = Some(b"wccpTest".to_vec());
+    c
+}
+
+fn membership_changes(out: &[wccp_control::Output]) -> Vec<u32> {
+    events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::MembershipChanged { change_number, .. } => Some(change_number),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Caches 2, 3, 4 usable (MD5) at t=1; 2 and 3 keep talking (t=11, 21), 4 is silent.
+fn three_members() -> (
+    wccp_control::router::Router,
+    FakeCache,
+    FakeCache,
+    FakeCache,
+) {
+    let mut r = md5_router();
+    let (mut a, mut b, mut c) = (md5_cache(2), md5_cache(3), md5_cache(4));
+    join(&mut r, &mut a, secs(1));
+    join(&mut r, &mut b, secs(1));
+    join(&mut r, &mut c, secs(1));
+    for t in [11, 21] {
+        a.hear(&sends(&feed(&mut r, secs(t), a.here_i_am()))[0]);
+        b.hear(&sends(&feed(&mut r, secs(t), b.here_i_am()))[0]);
+    }
+    (r, a, b, c)
+}
+
+#[test]
+fn join_tells_the_other_usable_caches_at_once() {
+    let mut r = web_router();
+    let (mut a, mut b) = (FakeCache::web_cache(2), FakeCache::web_cache(3));
+    join(&mut r, &mut a, secs(1));
+    let n = a.change_number;
+    let rid = a.receive_id;
+    let out = join(&mut r, &mut b, secs(5));
+    assert_eq!(membership_changes(&out), vec![n + 1]);
+    let s = sends(&out);
+    assert_eq!(s.len(), 2, "the answer to 3, then one ISY to 2: {out:?}");
+    assert_eq!(s[0].peer, b.addr, "the answer comes first");
+    let isy = a.hear(&s[1]);
+    assert_eq!(isy.view.change_number, n + 1);
+    assert!(isy.identity.router.receive_id > rid, "a new Receive ID");
+    assert_eq!(isy.view.caches, vec![a.identity(), b.identity()]);
+    assert_eq!(component_types(&s[1].payload), vec![0, 1, 2, 4, 8]);
+}
+
+#[test]
+fn removal_sends_unsolicited_isy_to_each_remaining_usable_cache() {
+    let (mut r, mut a, mut b, c) = three_members();
+    let n = a.change_number;
+    assert_eq!(b.change_number, n);
+    // 2.5·T of silence: only the REMOVAL_QUERY to 4, no I_SEE_YOU (nothing changed).
+    let out = tick(&mut r, secs(26));
+    let s = sends(&out);
+    assert_eq!(s.len(), 1, "{out:?}");
+    assert_eq!(s[0].peer, c.addr);
+    assert!(wire::RemovalQuery::parse(&s[0].payload).is_ok());
+    assert!(membership_changes(&out).is_empty());
+    // 3·T after its last HIA, 4 is removed and 2 and 3 are told at once.
+    assert_eq!(r.poll_timeout(), Some(secs(31)));
+    let (a_before, b_before) = (a.clone(), b.clone());
+    let out = tick(&mut r, secs(31));
+    assert_eq!(membership_changes(&out), vec![n + 1]);
+    let s = sends(&out);
+    let peers: Vec<_> = s.iter().map(|d| d.peer).collect();
+    assert_eq!(peers, vec![a.addr, b.addr], "not to the removed cache");
+    for (d, k) in s.iter().zip([&mut a, &mut b]) {
+        let prev = k.receive_id;
+        // `hear` checks: to the cache, from the address it sends to, MD5 signature.
+        let isy = k.hear(d);
+        assert_eq!(isy.view.change_number, n + 1);
+        assert!(isy.identity.router.receive_id > prev);
+        assert_eq!(isy.identity.router.addr.to_ipv4(), ROUTER);
+        assert_eq!(isy.identity.sent_to.to_ipv4(), ROUTER);
+        assert_eq!(
+            isy.identity.received_from,
+            vec![wire::Addr::from_ipv4(k.addr)]
+        );
+        assert_eq!(isy.view.routers, vec![wire::Addr::from_ipv4(ROUTER)]);
+        assert_eq!(isy.view.caches, vec![a_before.identity(), b_before.identity()]);
+    }
+    assert_ne!(a.receive_id, b.receive_id, "one Receive ID per message");
+    // A HIA 3 sent before the unsolicited ISY reached it echoes the previous ID: still usable.
+    let out = feed(&mut r, secs(31), b_before.here_i_am());
+    assert!(membership_changes(&out).is_empty());
+    let s = sends(&out);
+    assert_eq!(s.len(), 1, "just the answer: {out:?}");
+    b.hear(&s[0]);
+    assert_eq!(b.change_number, n + 1);
+    // A REDIRECT_ASSIGN built from the previous Receive ID (current change number) is stale...
+    let mut old = a.clone();
+    old.receive_id = a_before.receive_id;
+    let (aa, ba) = (a.addr, b.addr);
+    let mut buckets = [0u8; 256];
+    for (i, x) in buckets.iter_mut().enumerate() {
+        *x = (i % 2) as u8;
+    }
+    let out = feed(&mut r, secs(46), old.redirect_assign(&[aa, ba], buckets));
+    assert!(publishes(&out).is_empty());
+    assert_eq!(drop_reasons(&out), vec!["stale"]);
+    // ...one carrying the unsolicited ISY's Receive ID is accepted.
+    let out = feed(&mut r, secs(46), a.redirect_assign(&[aa, ba], buckets));
+    let t = publishes(&out)[0].1.clone().expect("a table");
+    assert_eq!(t.share_counts(), vec![128, 128]);
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::Assignment { .. })));
+}
+
+#[test]
+fn no_unsolicited_isy_without_a_membership_change() {
+    let mut r = web_router();
+    let (mut a, mut b) = (FakeCache::web_cache(2), FakeCache::web_cache(3));
+    join(&mut r, &mut a, secs(1));
+    join(&mut r, &mut b, secs(1));
+    a.hear(&sends(&feed(&mut r, secs(2), a.here_i_am()))[0]);
+    // Steady HIAs: exactly one answer each, to the sender.
+    for t in [11, 21, 31] {
+        for k in [&mut a, &mut b] {
+            let out = feed(&mut r, secs(t), k.here_i_am());
+            let s = sends(&out);
+            assert_eq!(s.len(), 1, "{out:?}");
+            k.hear(&s[0]);
+        }
+    }
+    // A cache that never becomes usable comes and goes: not a membership change.
+    let p = FakeCache::web_cache(9);
+    let out = feed(&mut r, secs(32), p.here_i_am());
+    assert_eq!(sends(&out).len(), 1);
+    assert_eq!(sends(&out)[0].peer, p.addr);
+    for t in [41, 51, 61] {
+        for k in [&mut a, &mut b] {
+            k.hear(&sends(&feed(&mut r, secs(t), k.here_i_am()))[0]);
+        }
+    }
+    let out = tick(&mut r, secs(62));
+    assert!(membership_changes(&out).is_empty());
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert!(r.status().services[0]
+        .caches
+        .iter()
+        .any(|c| c.address == p.addr && c.reason == Some(NotUsable::TimedOut)));
+    // The last usable caches time out together: nobody is left to tell.
+    let out = tick(&mut r, secs(91));
+    assert_eq!(membership_changes(&out).len(), 1);
+    assert!(sends(&out).is_empty(), "{out:?}");
 }

@@ -83,9 +83,11 @@ impl Cache {
 }
 
 /// How many past Receive IDs of a cache are remembered. A usable cache whose HERE_I_AM echoes
-/// one of them (a duplicated or reordered datagram) stays usable; only an echo we never sent it
-/// makes it invalid (FIG. 5 op. 518).
-const RECENT_IDS: usize = 4;
+/// one of them (a duplicated or reordered datagram, or one sent before an unsolicited I_SEE_YOU
+/// reached it) stays usable; only an echo we never sent it makes it invalid (FIG. 5 op. 518).
+/// Per TRANSMIT_T a cache gets one answer, at most one REMOVAL_QUERY and one unsolicited
+/// I_SEE_YOU per membership change; 8 covers a HERE_I_AM in flight during a burst of changes.
+const RECENT_IDS: usize = 8;
 
 /// How long a removed cache stays visible in status output.
 const GONE_KEEP: Duration = Duration::from_secs(300);
@@ -125,6 +127,9 @@ pub(super) struct Group {
     /// What the data plane has now (`None`: nothing or flushed).
     published: Option<Arc<RedirectTable>>,
     flush_at: Option<Instant>,
+    /// Membership changed and the usable caches have not been told yet (see
+    /// [`Group::notify_members`]).
+    notify: bool,
     pub counters: Counters,
 }
 
@@ -148,6 +153,7 @@ impl Group {
             assignment: None,
             published: None,
             flush_at: None,
+            notify: false,
             counters: Counters::default(),
         }
     }
@@ -255,6 +261,7 @@ impl Group {
         }
         if changed {
             self.membership_changed(ctx);
+            self.notify_members(ctx, None);
         } else {
             self.reset_if_empty();
             // A pending cache that went away leaves the members list.
@@ -283,9 +290,11 @@ impl Group {
     }
 
     /// The Member Change Number moves (only here), the assignment timer restarts, and the data
-    /// plane stops sending to caches that left.
+    /// plane stops sending to caches that left. The usable caches are told by
+    /// [`Group::notify_members`] once the input that caused the change has been answered.
     fn membership_changed(&mut self, ctx: &mut Ctx<'_>) {
         self.change_number = next_nonzero(self.change_number);
+        self.notify = true;
         ctx.out.push_back(Output::Event(Event::MembershipChanged {
             service: self.key(),
             change_number: self.change_number,
@@ -296,6 +305,28 @@ impl Group {
         }
         self.reset_if_empty();
         self.republish(ctx);
+    }
+
+    /// After a membership change, an unsolicited I_SEE_YOU (new Receive ID, the new change
+    /// number, the Router View) to every usable cache except `answered`, the cache whose
+    /// HERE_I_AM caused the change and has just been answered. Without it a cache learns of a
+    /// change caused by something else (a removal at 3·TIMEOUT_BASE_T, another cache's SHUTDOWN,
+    /// join or view) only from the answer to its next HERE_I_AM, up to TRANSMIT_T later, and the
+    /// designated cache's 1.5·RA_TIMER_BASE_T assignment wait starts that much later. A no-op
+    /// when membership did not change.
+    fn notify_members(&mut self, ctx: &mut Ctx<'_>, answered: Option<Ipv4Addr>) {
+        if !std::mem::take(&mut self.notify) {
+            return;
+        }
+        let to: Vec<Ipv4Addr> = self
+            .caches
+            .values()
+            .filter(|c| c.usable && Some(c.addr) != answered)
+            .map(|c| c.addr)
+            .collect();
+        for a in to {
+            self.send_i_see_you(ctx, a, false);
+        }
     }
 
     /// A dynamic definition learnt from caches is forgotten once no cache is left.
@@ -385,6 +416,8 @@ impl Group {
         };
         if was {
             self.membership_changed(ctx);
+            // The cache itself is not usable any more: every usable one is told.
+            self.notify_members(ctx, None);
         }
     }
 
@@ -546,6 +579,7 @@ impl Group {
             self.republish(ctx);
         }
         self.send_i_see_you(ctx, addr, shutdown);
+        self.notify_members(ctx, Some(addr));
     }
 
     // ---- I_SEE_YOU / REMOVAL_QUERY ----------------------------------------------------------

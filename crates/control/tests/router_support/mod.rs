@@ -365,7 +365,9 @@ pub fn tick(r: &mut Router, now: Instant) -> Vec<Output> {
     drain(r)
 }
 
-/// HIA, ISY, echo HIA, ISY: the cache ends up usable. Returns the outputs of the second round.
+/// HIA, ISY, echo HIA, ISY: the cache ends up usable. Returns the outputs of the second round,
+/// which may also hold unsolicited I_SEE_YOUs to the caches already usable (the join is a
+/// membership change); the answer to `c` comes first and is the only datagram sent to it.
 pub fn join(r: &mut Router, c: &mut FakeCache, now: Instant) -> Vec<Output> {
     let o = feed(r, now, c.here_i_am());
     let s = sends(&o);
@@ -373,7 +375,15 @@ pub fn join(r: &mut Router, c: &mut FakeCache, now: Instant) -> Vec<Output> {
     c.hear(&s[0]);
     let o = feed(r, now, c.here_i_am());
     let s = sends(&o);
-    assert_eq!(s.len(), 1, "one ISY: {o:?}");
+    assert!(!s.is_empty(), "an ISY: {o:?}");
+    assert_eq!(
+        s.iter().filter(|d| d.peer == c.addr).count(),
+        1,
+        "one ISY to the joining cache: {o:?}"
+    );
     c.hear(&s[0]);
+    for d in &s[1..] {
+        ISeeYou::parse(&d.payload).expect("only I_SEE_YOUs to the other caches");
+    }
     o
 }
