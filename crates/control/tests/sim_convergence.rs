@@ -3,16 +3,19 @@
 //! `cargo test -p wccp-control --test sim_convergence -- --nocapture` to see the timings
 //! (`SIM_TRACE=1` prints every event).
 //!
-//! Bounds asserted (T = TRANSMIT_T = 10 s):
+//! Bounds asserted (T = TRANSMIT_T = 10 s), all measured from the crash / start instant:
 //! * A crashed cache is removed by every router 3·T after its last HERE_I_AM, and the router
-//!   publishes a table without its buckets at once: no traffic reaches it after 3·T (+ 1 s).
-//! * The complete new assignment needs the designated cache to *see* the change. Routers only
-//!   answer HERE_I_AMs, so it learns it at its next HERE_I_AM/I_SEE_YOU exchange, up to T later
-//!   (the slack), then waits 1.5·T: 3·T + T + 1.5·T (+ 1 s of network delay).
-//!
-//! * Under loss (0.5 % loss + 0.5 % duplication on top of reordering) each lost HERE_I_AM,
-//!   I_SEE_YOU or REDIRECT_ASSIGN on the critical path costs up to one more exchange (T);
-//!   the bounds get 2·T of slack there.
+//!   publishes a table without its buckets at once: no traffic reaches it after 3·T (+ one
+//!   crossing for its last HERE_I_AM, within [`NET_SLACK`]).
+//! * The complete new assignment: a router tells every remaining usable cache of a membership
+//!   change at once (unsolicited I_SEE_YOU), so the designated cache starts its 1.5·T wait at
+//!   the removal: 3·T + 1.5·T + [`NET_SLACK`]. The critical path crosses the network three times
+//!   (the crashed cache's last HERE_I_AM, the unsolicited I_SEE_YOU, the REDIRECT_ASSIGN), each at
+//!   most [`HOP`]; virtual timers fire at their exact millisecond, so nothing else adds up.
+//! * Under loss (0.5 % loss + 0.5 % duplication on top of reordering) [`LOSS_SLACK`] more: a lost
+//!   unsolicited I_SEE_YOU is made up for by the answer to the designated cache's next HERE_I_AM
+//!   (≤ T later); a lost REDIRECT_ASSIGN is resent when an I_SEE_YOU shows the old key, at most
+//!   once per T (≤ 2·T later).
 //!
 //! Properties checked everywhere: all routers publish the same table; every bucket belongs to
 //! exactly one alive cache; exactly one cache (the numerically lowest) is designated; with no
@@ -24,10 +27,20 @@ use std::net::Ipv4Addr;
 
 use sim_support::*;
 
-const BOUND_GONE: u64 = 3 * T + 1_000;
-const BOUND_CONVERGED: u64 = 3 * T + T + 3 * T / 2 + 1_000;
-/// Caches starting within the first T: joined by 2·T, seen by the designated cache by 3·T.
-const BOUND_START: u64 = 2 * T + T + 3 * T / 2 + 1_000;
+/// Worst one-way delay of the network models (fixed delay + jitter), ms.
+const HOP: u64 = NetModel::REORDER.delay_ms + NetModel::REORDER.jitter_ms;
+/// Three network crossings on every critical path (≤ 3·HOP = 123 ms), rounded up.
+const NET_SLACK: u64 = 250;
+/// Under loss: one lost datagram on the critical path (see the module comment).
+const LOSS_SLACK: u64 = 2 * T;
+const BOUND_GONE: u64 = 3 * T + NET_SLACK;
+/// The bound: a crashed cache's buckets move within 3·T + 1.5·T.
+const BOUND_CONVERGED: u64 = 3 * T + 3 * T / 2 + NET_SLACK;
+/// Caches starting within the first T: usable at their second HERE_I_AM (< 2·T), which the
+/// designated cache hears of at once, then 1.5·T.
+const BOUND_START: u64 = 2 * T + 3 * T / 2 + NET_SLACK;
+/// A restarted cache: usable at its second HERE_I_AM (T), then 1.5·T.
+const BOUND_REJOIN: u64 = T + 3 * T / 2 + NET_SLACK;
 
 fn summary(sim: &Sim) -> Vec<Option<Vec<(Ipv4Addr, usize)>>> {
     sim.router_owners()
@@ -147,8 +160,8 @@ fn sim_2x4_clean_converges_and_stays_put() {
     let mut sim = Sim::new(2, 4, NetModel::CLEAN, 1);
     sim.stagger(T);
     // Each cache: first HIA at s < T -> ISY without it; HIA at s+T -> ISY listing it (membership
-    // change). The last change is before 2·T; the designated cache sees it at its next exchange
-    // (≤ T later) and assigns 1.5·T after that.
+    // change, told to every usable cache at once). The last change is before 2·T; the designated
+    // cache assigns 1.5·T after that.
     let t = converge(&mut sim, BOUND_START, "2x4 clean start");
     assert!(
         t >= 2 * T,
@@ -165,10 +178,8 @@ fn crash_scenario(routers: usize, caches: usize, seed: u64, quiet: u64, net: Net
     } else {
         "reorder"
     };
-    // Each lost HERE_I_AM, I_SEE_YOU or REDIRECT_ASSIGN on the critical path costs up to one
-    // more exchange (T); allow two under loss.
     let slack = if net.loss_permille > 0 || net.dup_permille > 0 {
-        2 * T
+        LOSS_SLACK
     } else {
         0
     };
@@ -201,7 +212,7 @@ fn crash_scenario(routers: usize, caches: usize, seed: u64, quiet: u64, net: Net
 
     // The first victim comes back: membership change, then a complete table again.
     sim.restart(victim);
-    converge(&mut sim, BOUND_START + slack, &format!("{what}: rejoin"));
+    converge(&mut sim, BOUND_REJOIN + slack, &format!("{what}: rejoin"));
     each_bucket_one_alive_cache(&sim);
     assert_quiet(&mut sim, quiet, &format!("{what}: after rejoin"));
     println!("{what}: {} datagrams delivered", sim.delivered);
@@ -309,7 +320,7 @@ fn sim_stable_spread_moves_only_what_must_move() {
         "only {gone}'s buckets may move"
     );
     sim.restart(victim);
-    converge(&mut sim, BOUND_START, "3x10 stable rejoin");
+    converge(&mut sim, BOUND_REJOIN, "3x10 stable rejoin");
     let back = sim.router_owners()[0].unwrap();
     let moved: Vec<usize> = (0..256).filter(|&b| after[b] != back[b]).collect();
     assert!(
