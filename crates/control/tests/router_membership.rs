@@ -946,7 +946,10 @@ fn removal_sends_unsolicited_isy_to_each_remaining_usable_cache() {
             vec![wire::Addr::from_ipv4(k.addr)]
         );
         assert_eq!(isy.view.routers, vec![wire::Addr::from_ipv4(ROUTER)]);
-        assert_eq!(isy.view.caches, vec![a_before.identity(), b_before.identity()]);
+        assert_eq!(
+            isy.view.caches,
+            vec![a_before.identity(), b_before.identity()]
+        );
     }
     assert_ne!(a.receive_id, b.receive_id, "one Receive ID per message");
     // A HIA 3 sent before the unsolicited ISY reached it echoes the previous ID: still usable.

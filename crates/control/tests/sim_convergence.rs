@@ -31,6 +31,7 @@ use sim_support::*;
 const HOP: u64 = NetModel::REORDER.delay_ms + NetModel::REORDER.jitter_ms;
 /// Three network crossings on every critical path (≤ 3·HOP = 123 ms), rounded up.
 const NET_SLACK: u64 = 250;
+const _: () = assert!(3 * HOP <= NET_SLACK);
 /// Under loss: one lost datagram on the critical path (see the module comment).
 const LOSS_SLACK: u64 = 2 * T;
 const BOUND_GONE: u64 = 3 * T + NET_SLACK;
