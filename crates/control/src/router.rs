@@ -7,9 +7,9 @@
 //!  HERE_I_AM ─> header ─> MD5 (group password) ─> service definition ─> echoed Receive ID
 //!            ─> capabilities ─> group list ─> Router View update ─> I_SEE_YOU (from the address
 //!               the cache sent to, Receive ID + 1, Member Change Number, usable caches)
-//!  REDIRECT_ASSIGN ─> MD5 ─> sender usable? ─> our Router Assignment Element carries the Receive
-//!               ID last sent to the sender and the current change number? ─> RedirectTable ─>
-//!               Output::Publish
+//!  REDIRECT_ASSIGN ─> MD5 ─> sender usable? ─> our Router Assignment Element carries a Receive
+//!               ID sent to the sender at the current change number, and that number? ─>
+//!               RedirectTable ─> Output::Publish
 //!  timers: REMOVAL_QUERY at 2.5·TIMEOUT_BASE_T of silence, removal at 3·TIMEOUT_BASE_T,
 //!          flush 5·RA_TIMER_BASE_T after a membership change without a valid assignment
 //!  membership change ─> unsolicited I_SEE_YOU to every other usable cache
@@ -22,8 +22,11 @@
 //! assignment wait starts then rather than at its next HERE_I_AM (up to TRANSMIT_T later): a
 //! crashed cache's buckets move 3·T + 1.5·T after its last HERE_I_AM. Caches treat it like any
 //! I_SEE_YOU (Squid and ATS accept an I_SEE_YOU at any time); a HERE_I_AM already in flight that
-//! echoes the previous Receive ID is still accepted (the last few IDs are remembered), while a
-//! REDIRECT_ASSIGN must carry the newest one.
+//! echoes the previous Receive ID is still accepted (the last few IDs are remembered). A
+//! REDIRECT_ASSIGN must carry the current change number and a Receive ID sent to its sender since
+//! that change number was announced: the newest one, or an earlier one when the assignment,
+//! timed from an unsolicited I_SEE_YOU, crossed the answer to the sender's own HERE_I_AM (then it
+//! must not be older, by Assignment Key, than the assignment already accepted from that cache).
 //!
 //! # Invariants
 //! * The Receive ID of a group is never 0 and moves by one per I_SEE_YOU or REMOVAL_QUERY.

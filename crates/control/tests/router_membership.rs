@@ -1017,3 +1017,49 @@ fn no_unsolicited_isy_without_a_membership_change() {
     assert_eq!(membership_changes(&out).len(), 1);
     assert!(sends(&out).is_empty(), "{out:?}");
 }
+
+/// The designated cache's REDIRECT_ASSIGN may cross the answer to its own HERE_I_AM (it is timed
+/// from an unsolicited I_SEE_YOU, at any phase of its HERE_I_AM cycle): built from a superseded
+/// Receive ID of the *current* change number, it is accepted, unless it would replace a newer
+/// assignment of the same cache.
+#[test]
+fn redirect_assign_crossing_an_answer_is_accepted() {
+    let mut r = web_router();
+    let (mut a, mut b) = (FakeCache::web_cache(2), FakeCache::web_cache(3));
+    join(&mut r, &mut a, secs(1));
+    join(&mut r, &mut b, secs(1));
+    a.hear(&sends(&feed(&mut r, secs(2), a.here_i_am()))[0]);
+    let mut built = a.clone();
+    // Its HERE_I_AM is answered (new Receive ID, same change number)...
+    let isy = a.hear(&sends(&feed(&mut r, secs(12), a.here_i_am()))[0]);
+    assert_eq!(isy.view.change_number, built.change_number);
+    assert_ne!(isy.identity.router.receive_id, built.receive_id);
+    // ...while two assignments built from the previous one are on their way.
+    let (aa, ba) = (a.addr, b.addr);
+    let mut half = [0u8; 256];
+    for (i, x) in half.iter_mut().enumerate() {
+        *x = (i % 2) as u8;
+    }
+    let older = built.redirect_assign(&[aa, ba], full_buckets());
+    let newer = built.redirect_assign(&[aa, ba], half);
+    let out = feed(&mut r, secs(17), newer);
+    let t = publishes(&out)[0].1.clone().expect("accepted");
+    assert_eq!(t.share_counts(), vec![128, 128]);
+    // The older one arriving late does not replace it.
+    let out = feed(&mut r, secs(17), older);
+    assert!(publishes(&out).is_empty());
+    assert_eq!(drop_reasons(&out), vec!["stale"]);
+    assert_eq!(
+        r.status().services[0]
+            .assignment
+            .clone()
+            .unwrap()
+            .change_number,
+        2
+    );
+    // An ID that was never sent is still refused.
+    let mut wrong = a.clone();
+    wrong.receive_id = 999;
+    let out = feed(&mut r, secs(18), wrong.redirect_assign(&[aa, ba], half));
+    assert_eq!(drop_reasons(&out), vec!["stale"]);
+}

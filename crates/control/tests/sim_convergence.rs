@@ -441,3 +441,57 @@ fn sim_router_crash_and_restart() {
         "same table on the new router"
     );
 }
+
+/// Many seeds, two crashes each (a non-designated cache, then the designated one) at varying
+/// phases, 4 routers × 8 caches with reordering: every crash converges within
+/// [`BOUND_CONVERGED`]. Slow (~40 s for the default 200 seeds); run with
+/// `cargo test -p wccp-control --test sim_convergence -- --ignored --nocapture`
+/// (`SIM_SWEEP_SEEDS=n` for more).
+#[test]
+#[ignore]
+fn sim_crash_sweep() {
+    let n: u64 = std::env::var("SIM_SWEEP_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut times = Vec::new();
+    for seed in 1000..1000 + n {
+        let mut sim = Sim::new(4, 8, NetModel::REORDER, seed);
+        sim.stagger(T);
+        converge(&mut sim, BOUND_START, &format!("sweep seed {seed}: start"));
+        // Crash at a different phase of the HERE_I_AM cycles each time.
+        sim.run_until(sim.now + 7_345 + seed * 37 % T);
+        for round in 0..2 {
+            let d = sim.designated();
+            let victim = if round == 0 {
+                sim.cache_nodes()
+                    .into_iter()
+                    .rev()
+                    .find(|i| !d.contains(i))
+                    .unwrap()
+            } else {
+                d[0]
+            };
+            let t0 = sim.now;
+            sim.crash(victim);
+            let at = sim
+                .run_until_pred(t0 + BOUND_CONVERGED, Sim::converged)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "sweep seed {seed} crash {round}: not converged: {:?}",
+                        sim.events
+                    )
+                });
+            times.push(at - t0);
+            sim.run_until(sim.now + 3_000 + seed * 53 % T);
+        }
+    }
+    times.sort_unstable();
+    println!(
+        "sweep: {} crashes, complete new table after min {:.3} s, median {:.3} s, max {:.3} s",
+        times.len(),
+        times[0] as f64 / 1000.0,
+        times[times.len() / 2] as f64 / 1000.0,
+        times[times.len() - 1] as f64 / 1000.0
+    );
+}

@@ -62,7 +62,8 @@ struct Cache {
     last_isy_id: Option<u32>,
     last_rq_id: Option<u32>,
     /// The last few Receive IDs sent to this cache (ISY and RQ), newest last.
-    recent_ids: VecDeque<u32>,
+    /// With the Member Change Number current when each was sent.
+    recent_ids: VecDeque<(u32, u32)>,
     usable: bool,
     reason: Option<NotUsable>,
     last_heard: Instant,
@@ -74,11 +75,11 @@ struct Cache {
 }
 
 impl Cache {
-    fn remember(&mut self, id: u32) {
+    fn remember(&mut self, id: u32, change_number: u32) {
         if self.recent_ids.len() == RECENT_IDS {
             self.recent_ids.pop_front();
         }
-        self.recent_ids.push_back(id);
+        self.recent_ids.push_back((id, change_number));
     }
 }
 
@@ -477,7 +478,7 @@ impl Group {
             (Some(c), Some(e)) if c.gone_at.is_none() => {
                 c.last_isy_id == Some(e)
                     || c.last_rq_id == Some(e)
-                    || (c.usable && c.recent_ids.contains(&e))
+                    || (c.usable && c.recent_ids.iter().any(|&(id, _)| id == e))
             }
             _ => false,
         };
@@ -692,7 +693,7 @@ impl Group {
         let (local, peer) = (c.local, c.reply_to);
         if let Some(c) = self.caches.get_mut(&addr) {
             c.last_isy_id = Some(id);
-            c.remember(id);
+            c.remember(id, self.change_number);
         }
         if let Some(bytes) = self.finish(ctx, peer, isy.to_vec()) {
             self.send(ctx, local, peer, bytes);
@@ -723,7 +724,7 @@ impl Group {
         let (local, peer) = (c.local, c.reply_to);
         if let Some(c) = self.caches.get_mut(&addr) {
             c.last_rq_id = Some(id);
-            c.remember(id);
+            c.remember(id, self.change_number);
             c.query_sent = true;
         }
         if let Some(bytes) = self.finish(ctx, peer, rq.to_vec()) {
@@ -772,6 +773,15 @@ impl Group {
             );
         };
         let (sender_isy, sender_rq) = (sender.last_isy_id, sender.last_rq_id);
+        // Also an ID sent to the sender since the current change number was announced: a
+        // REDIRECT_ASSIGN built from it crossed the answer to the sender's own HERE_I_AM, and the
+        // membership it was built for is still current.
+        let sender_recent: Vec<u32> = sender
+            .recent_ids
+            .iter()
+            .filter(|&&(_, n)| n == self.change_number)
+            .map(|&(id, _)| id)
+            .collect();
         let (key, routers, body) = match ra.assignment {
             Assignment::Hash(a) => (a.key, a.routers, AltAssignmentBody::Hash(a.hash)),
             Assignment::Alternate(a) => (a.key, a.routers, a.body),
@@ -797,7 +807,8 @@ impl Group {
                 "REDIRECT_ASSIGN does not list this router; table flushed".into(),
             );
         };
-        if Some(mine.receive_id) != sender_isy && Some(mine.receive_id) != sender_rq {
+        let latest = Some(mine.receive_id) == sender_isy || Some(mine.receive_id) == sender_rq;
+        if !latest && !sender_recent.contains(&mine.receive_id) {
             return self.drop_msg(
                 ctx,
                 peer,
@@ -819,6 +830,25 @@ impl Group {
                     mine.change_number, self.change_number
                 ),
             );
+        }
+        // Built from a superseded Receive ID: never let it replace a newer assignment of the same
+        // designated cache (a replayed or overtaken REDIRECT_ASSIGN).
+        if let Some(a) = self
+            .assignment
+            .as_ref()
+            .filter(|a| !latest && a.key.addr == key.addr)
+        {
+            if (a.key.change_number.wrapping_sub(key.change_number) as i32) > 0 {
+                return self.drop_msg(
+                    ctx,
+                    peer,
+                    DropReason::Stale,
+                    format!(
+                        "REDIRECT_ASSIGN key change {} older than the accepted {}",
+                        key.change_number, a.key.change_number
+                    ),
+                );
+            }
         }
         let (method, map) = match &body {
             AltAssignmentBody::Hash(_) => (AssignMethod::Hash, IsyMap::None),
