@@ -458,7 +458,8 @@ fn sim_crash_sweep() {
     for seed in 1000..1000 + n {
         let mut sim = Sim::new(4, 8, NetModel::REORDER, seed);
         sim.stagger(T);
-        converge(&mut sim, BOUND_START, &format!("sweep seed {seed}: start"));
+        sim.run_until_pred(BOUND_START, Sim::converged)
+            .unwrap_or_else(|| panic!("sweep seed {seed}: no convergence at start"));
         // Crash at a different phase of the HERE_I_AM cycles each time.
         sim.run_until(sim.now + 7_345 + seed * 37 % T);
         for round in 0..2 {
