@@ -6,8 +6,9 @@
 //! `{"request":"status"}\n` and reads the daemon's status object. The object is the state
 //! machine's own status (`Router::status()` / `CacheAgent::status()`, serialized) with three keys
 //! added: `role` (`"router"` or `"cache"`), `driver` (the UDP driver's counters, including
-//! `drops` per reason and the `last_drop` detail per reason) and, on the router, `tables` (the
-//! latest published redirection table per service: targets and their bucket counts).
+//! `drops` per reason and the `last_drop` detail per reason), on the router `tables` (the
+//! latest published redirection table per service: targets and their bucket counts) and, on a
+//! cache with a return policy, `packet_return` (the [`crate::gre_return`] worker's counters).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -21,6 +22,11 @@ use serde_json::{json, Map, Value};
 
 use control::driver::{Driver, DriverHandle, DriverOptions, DriverStats, LatestTables};
 use control::Machine;
+
+use crate::gre_return::{ReturnSettings, ReturnWorker};
+
+/// A status key whose value is computed at every request (outside the driver thread).
+type Live = (&'static str, Box<dyn Fn() -> Value + Send>);
 
 /// Where `wccpd show` looks for the daemon unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/wccpd/wccpd.sock";
@@ -54,6 +60,7 @@ pub fn run_router(config: &Path) -> anyhow::Result<()> {
             "addresses": settings.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "transmit_t_ms": settings.transmit_t_ms,
         })),
+        Vec::new(),
     )
 }
 
@@ -72,7 +79,21 @@ pub fn run_cache(config: &Path) -> anyhow::Result<()> {
         services = settings.services.len(),
         "cache agent starting"
     );
-    serve(
+    let worker = match ReturnSettings::from_config(&settings) {
+        Some(rs) => Some(ReturnWorker::start(rs).with_context(|| {
+            format!(
+                "cannot open the GRE packet-return socket on {} (raw IP protocol 47 needs CAP_NET_RAW)",
+                settings.address
+            )
+        })?),
+        None => None,
+    };
+    let mut live: Vec<Live> = Vec::new();
+    if let Some(w) = &worker {
+        let counters = w.counters();
+        live.push(("packet_return", Box::new(move || counters.to_json())));
+    }
+    let result = serve(
         cache,
         "cache",
         &settings.control.socket_path,
@@ -82,7 +103,12 @@ pub fn run_cache(config: &Path) -> anyhow::Result<()> {
             "seed_routers": settings.routers.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "transmit_t_ms": settings.transmit_t_ms,
         })),
-    )
+        live,
+    );
+    if let Some(w) = worker {
+        w.stop();
+    }
+    result
 }
 
 /// Renders a status object (as returned by [`request`]) as text, like `show` does.
@@ -146,6 +172,7 @@ fn serve<M: Machine + 'static>(
     status: fn(&M) -> Value,
     shutdown: fn(&mut M, control::Instant),
     extra: Map<String, Value>,
+    live: Vec<Live>,
 ) -> anyhow::Result<()> {
     let tables = Arc::new(LatestTables::new());
     let (driver, handle) = Driver::bind(machine, DriverOptions::default(), tables.clone())
@@ -168,6 +195,7 @@ fn serve<M: Machine + 'static>(
                     status,
                     tables,
                     extra,
+                    live,
                 };
                 control_loop(&listener, &handle, &stop, &ctx);
             })?
@@ -219,6 +247,8 @@ struct Served<M> {
     tables: Arc<LatestTables>,
     /// Static facts from the configuration merged into every status (e.g. `router_id`).
     extra: Map<String, Value>,
+    /// Keys computed at every request (e.g. the cache's `packet_return` counters).
+    live: Vec<Live>,
 }
 
 fn control_loop<M: 'static>(
@@ -269,6 +299,9 @@ fn answer<M: 'static>(
                     }
                     if role == "router" {
                         v.insert("tables".into(), tables_json(&ctx.tables));
+                    }
+                    for (k, f) in &ctx.live {
+                        v.insert((*k).into(), f());
                     }
                     Value::Object(v)
                 }
@@ -585,6 +618,37 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
                         ""
                     }
                 )?;
+            }
+        }
+    }
+    let pr = field(st, &["packet_return"]);
+    if pr.is_object() {
+        writeln!(out)?;
+        writeln!(out, "GRE packet return:")?;
+        let by = field(pr, &["returned_by_reason"]);
+        writeln!(
+            out,
+            "    {:<38}{} received, {} accepted, {} returned (source {}, destination {}, load {})",
+            "Redirected packets:",
+            s(field(pr, &["received"])),
+            s(field(pr, &["accepted"])),
+            s(field(pr, &["returned"])),
+            s(field(by, &["source"])),
+            s(field(by, &["destination"])),
+            s(field(by, &["load"])),
+        )?;
+        for (label, key) in [
+            ("Unmatched service:", "unmatched"),
+            ("Ignored (not WCCP / not ours):", "ignored"),
+            ("Malformed:", "malformed"),
+            ("Send errors:", "send_errors"),
+            ("Last error:", "last_error"),
+            ("Load (percent):", "load_percent"),
+            ("Load source error:", "load_error"),
+        ] {
+            let v = field(pr, &[key]);
+            if !v.is_null() {
+                writeln!(out, "    {label:<38}{}", s(v))?;
             }
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod decode;
+pub mod gre_return;
 pub mod pcap;
 #[cfg(feature = "dpdk")]
 pub mod smoke;

@@ -2,8 +2,8 @@
 //! veth, child processes run inside them, temporary directories, polling. Everything created
 //! is removed by `Drop`, also when a test fails.
 //!
-//! Namespaces are named `hdaemon-<role>-<pid>-<n>`; veths `hdm<n><pid>{r,c}` (15 characters
-//! at most). Tests that need root or `ip` skip (with a message) when they are missing.
+//! Namespaces are named `hdaemon-<role>-<pid>-<n>`; veths `hdm<n>{r,c}<pid>` (15 characters
+//! at most); `NetnsPair::named` lets a test pick its own prefixes. Tests that need root or `ip` skip (with a message) when they are missing.
 
 #![allow(dead_code)]
 
@@ -69,7 +69,8 @@ impl Drop for TempDir {
 }
 
 /// Two namespaces, "router" and "cache", joined by a veth pair on 10.231.X.0/24 (router .1,
-/// cache .2), IPv6 disabled, everything up. Deleted on drop.
+/// cache .2; [`NetnsPair::named`] picks other names and subnet), IPv6 disabled, everything up.
+/// Deleted on drop.
 #[derive(Debug)]
 pub struct NetnsPair {
     /// Router namespace name.
@@ -89,17 +90,24 @@ pub struct NetnsPair {
 impl NetnsPair {
     /// Creates the pair. Panics (after cleaning up what was made) on failure.
     pub fn new() -> NetnsPair {
+        NetnsPair::named("hdaemon", "hdm", 231)
+    }
+
+    /// Creates a pair with namespaces `<ns_prefix>-{r,c}-<pid>-<n>`, veths
+    /// `<if_prefix><n>{r,c}<pid % 100000>` (keep `if_prefix` at 3 characters) on
+    /// `10.<octet>.X.0/24`.
+    pub fn named(ns_prefix: &str, if_prefix: &str, octet: u8) -> NetnsPair {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let x = (pid.wrapping_mul(7).wrapping_add(n * 13)) % 250 + 1;
         let short = pid % 100_000;
         let pair = NetnsPair {
-            router_ns: format!("hdaemon-r-{pid}-{n}"),
-            cache_ns: format!("hdaemon-c-{pid}-{n}"),
-            router_if: format!("hdm{n}r{short}"),
-            cache_if: format!("hdm{n}c{short}"),
-            router_ip: format!("10.231.{x}.1"),
-            cache_ip: format!("10.231.{x}.2"),
+            router_ns: format!("{ns_prefix}-r-{pid}-{n}"),
+            cache_ns: format!("{ns_prefix}-c-{pid}-{n}"),
+            router_if: format!("{if_prefix}{n}r{short}"),
+            cache_if: format!("{if_prefix}{n}c{short}"),
+            router_ip: format!("10.{octet}.{x}.1"),
+            cache_ip: format!("10.{octet}.{x}.2"),
         };
         let cache_if = pair.cache_if.clone();
         // From here on, Drop cleans up whatever was created.

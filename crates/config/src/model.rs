@@ -9,6 +9,8 @@ use std::str::FromStr;
 pub const DEFAULT_SOCKET_PATH: &str = "/run/wccpd/wccpd.sock";
 /// Default control socket of the cache agent (distinct, so both can run on one host).
 pub const DEFAULT_CACHE_SOCKET_PATH: &str = "/run/wccpd/wccpd-cache.sock";
+/// Default `cache.load_source`: the kernel's load averages.
+pub const DEFAULT_LOAD_SOURCE: &str = "/proc/loadavg";
 /// Default TRANSMIT_T (PROTOCOL.md 5.1).
 pub const DEFAULT_TRANSMIT_T_MS: u32 = 10_000;
 /// Smallest and largest TRANSMIT_T accepted (PROTOCOL.md 2.10 suggested range).
@@ -369,6 +371,9 @@ pub struct CacheSettings {
     pub services: Vec<CacheService>,
     /// TRANSMIT_T in milliseconds.
     pub transmit_t_ms: u32,
+    /// Where the load figure for `return_policy.max_load` is read: a file whose first
+    /// whitespace-separated field is a load average (`/proc/loadavg` format).
+    pub load_source: PathBuf,
     /// Log level.
     pub log_level: LogLevel,
 }

@@ -663,7 +663,14 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     let mut m = ctx.fields(
         section,
         &p,
-        &["address", "routers", "control", "services", "timers"],
+        &[
+            "address",
+            "routers",
+            "control",
+            "services",
+            "timers",
+            "load_source",
+        ],
     )?;
     let address =
         req::<String>(ctx, &mut m, &p, "address").and_then(|s| ipv4(ctx, &s, &p.key("address")));
@@ -688,6 +695,8 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
         DEFAULT_CACHE_SOCKET_PATH,
     );
     let transmit_t_ms = transmit_t(ctx, m.remove("timers"), &p.key("timers"));
+    let load_source: PathBuf =
+        opt(ctx, &mut m, &p, "load_source").unwrap_or_else(|| PathBuf::from(DEFAULT_LOAD_SOURCE));
     let sp = p.key("services");
     let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
     let mut services = Vec::new();
@@ -715,6 +724,7 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
         control,
         services,
         transmit_t_ms,
+        load_source,
         log_level,
     })
 }

@@ -1,0 +1,470 @@
+//! The cache agent's GRE packet-return worker (PROTOCOL.md §4.4): hands redirected packets the
+//! cache refuses back to the router that redirected them.
+//!
+//! One thread reads a raw IPv4 socket for IP protocol 47 bound to the cache address. The kernel
+//! gives every raw socket a *copy* of each matching datagram, outer IPv4 header included; the
+//! kernel's own GRE handling (an `ip tunnel ... mode gre` interface plus TPROXY) still delivers
+//! the packet locally. For every WCCP GRE packet (GRE protocol 0x883E) addressed to the cache
+//! and not sent by it, the worker:
+//!
+//! 1. parses it with [`control::packet_return::parse_redirected`] (a malformed packet is
+//!    counted, with the error kept as `last_error`, never a panic);
+//! 2. finds the configured service named by the redirect header (flag 0x01 = dynamic, octet 1 =
+//!    service id; a WCCPv1 packet without a header means web-cache, standard 0);
+//! 3. applies that service's `return_policy` (source prefixes, then destination prefixes, then
+//!    load);
+//! 4. refused: sends [`control::packet_return::build_return`]'s packet (outer IPv4 cache ->
+//!    router, GRE 0x883E, redirect header copied, inner packet unchanged) to the packet's outer
+//!    source. The socket has `IP_HDRINCL` set, so the outer header built (and tested) by
+//!    `packet_return` goes on the wire as built; the kernel only fills in the checksum.
+//!    Accepted: counted only.
+//!
+//! # Load
+//! The load figure compared with `max_load` is a percentage: the first field of
+//! `cache.load_source` (default `/proc/loadavg`, the 1-minute load average) divided by the number
+//! of CPUs available to the process, times 100, rounded down (`2.5` on 4 CPUs = 62 %). The file
+//! is read at most once per second, and only while some policy has a `max_load`. If it cannot be
+//! read or parsed, the previous figure stays (0 at start) and the error is shown as
+//! `load_error`.
+
+use std::io::{self, Read as _};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use control::packet_return::{
+    self, Prefix, RefuseReason, ReturnPolicy, GRE_PROTO_WCCP, IPPROTO_GRE,
+};
+use serde_json::{json, Value};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// How often the worker wakes up to check its stop flag.
+const POLL: Duration = Duration::from_millis(200);
+/// The load source is read at most this often.
+const LOAD_REFRESH: Duration = Duration::from_secs(1);
+/// Redirect-header flag: dynamic service.
+const FLAG_DYNAMIC: u8 = 0x01;
+
+/// One service's return policy, keyed as the redirect header names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePolicy {
+    /// Dynamic (`true`) or well-known service.
+    pub dynamic: bool,
+    /// Service id.
+    pub id: u8,
+    /// When to hand packets back.
+    pub policy: ReturnPolicy,
+}
+
+/// What the worker needs from the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReturnSettings {
+    /// The cache's address: the raw socket is bound to it, return packets leave from it.
+    pub address: Ipv4Addr,
+    /// Services with a non-empty return policy.
+    pub services: Vec<ServicePolicy>,
+    /// File whose first field is the load average (`/proc/loadavg` format).
+    pub load_source: PathBuf,
+}
+
+fn prefix(p: &config::Prefix) -> Option<Prefix> {
+    Prefix::new(p.addr, p.len)
+}
+
+impl ReturnSettings {
+    /// The worker's settings, or `None` when no service has a return policy (no worker then).
+    pub fn from_config(s: &config::CacheSettings) -> Option<ReturnSettings> {
+        let services: Vec<ServicePolicy> = s
+            .services
+            .iter()
+            .filter(|svc| svc.return_policy != config::ReturnPolicy::default())
+            .map(|svc| {
+                let rp = &svc.return_policy;
+                ServicePolicy {
+                    dynamic: svc.definition.dynamic,
+                    id: svc.definition.id,
+                    policy: ReturnPolicy {
+                        refuse_sources: rp.refuse_sources.iter().filter_map(prefix).collect(),
+                        refuse_destinations: rp
+                            .refuse_destinations
+                            .iter()
+                            .filter_map(prefix)
+                            .collect(),
+                        max_load: rp.max_load.map(u32::from),
+                        rewrite_destinations: Vec::new(),
+                    },
+                }
+            })
+            .collect();
+        (!services.is_empty()).then(|| ReturnSettings {
+            address: s.address,
+            services,
+            load_source: s.load_source.clone(),
+        })
+    }
+
+    fn service(&self, header: Option<[u8; 4]>) -> Option<&ServicePolicy> {
+        let (dynamic, id) = match header {
+            Some(h) => (h[0] & FLAG_DYNAMIC != 0, h[1]),
+            None => (false, 0),
+        };
+        self.services
+            .iter()
+            .find(|s| s.dynamic == dynamic && s.id == id)
+    }
+}
+
+/// The worker's counters (shared with the control socket).
+#[derive(Debug, Default)]
+pub struct ReturnCounters {
+    /// WCCP GRE packets addressed to the cache (not sent by it).
+    pub received: AtomicU64,
+    /// Served locally (left to the kernel).
+    pub accepted: AtomicU64,
+    /// Returned: inner source in `refuse_sources`.
+    pub returned_source: AtomicU64,
+    /// Returned: inner destination in `refuse_destinations`.
+    pub returned_destination: AtomicU64,
+    /// Returned: load above `max_load`.
+    pub returned_load: AtomicU64,
+    /// WCCP GRE for a service without a return policy here (left to the kernel).
+    pub unmatched: AtomicU64,
+    /// Other GRE, our own packets, packets for another address.
+    pub ignored: AtomicU64,
+    /// Packets that could not be parsed.
+    pub malformed: AtomicU64,
+    /// Return packets the kernel refused to send.
+    pub send_errors: AtomicU64,
+    /// Latest load figure, percent.
+    pub load_percent: AtomicU64,
+    /// Detail of the latest malformed packet or send error.
+    pub last_error: Mutex<Option<String>>,
+    /// Why the load source could not be read, if it could not (last attempt).
+    pub load_error: Mutex<Option<String>>,
+}
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+fn text(m: &Mutex<Option<String>>) -> Option<String> {
+    m.lock().map(|g| g.clone()).unwrap_or(None)
+}
+
+fn set_text(m: &Mutex<Option<String>>, v: Option<String>) {
+    if let Ok(mut g) = m.lock() {
+        *g = v;
+    }
+}
+
+impl ReturnCounters {
+    /// The counters as the `packet_return` object of `wccpd show --json`.
+    pub fn to_json(&self) -> Value {
+        let (s, d, l) = (
+            get(&self.returned_source),
+            get(&self.returned_destination),
+            get(&self.returned_load),
+        );
+        json!({
+            "received": get(&self.received),
+            "accepted": get(&self.accepted),
+            "returned": s + d + l,
+            "returned_by_reason": { "source": s, "destination": d, "load": l },
+            "unmatched": get(&self.unmatched),
+            "ignored": get(&self.ignored),
+            "malformed": get(&self.malformed),
+            "send_errors": get(&self.send_errors),
+            "last_error": text(&self.last_error),
+            "load_percent": get(&self.load_percent),
+            "load_error": text(&self.load_error),
+        })
+    }
+}
+
+/// Reads the load figure from a `/proc/loadavg`-format file, at most once per [`LOAD_REFRESH`].
+#[derive(Debug)]
+struct LoadSampler {
+    path: PathBuf,
+    cpus: u32,
+    last_read: Option<Instant>,
+    percent: u32,
+}
+
+/// Load percent from the text of a `/proc/loadavg`-format file on `cpus` CPUs.
+///
+/// # Errors
+/// A message naming the problem if the first field is missing or not a non-negative number.
+pub fn load_percent(text: &str, cpus: u32) -> Result<u32, String> {
+    let first = text
+        .split_whitespace()
+        .next()
+        .ok_or_else(|| "empty load source".to_string())?;
+    let avg: f64 = first
+        .parse()
+        .map_err(|_| format!("first field {first:?} is not a number"))?;
+    if !avg.is_finite() || avg < 0.0 {
+        return Err(format!("first field {first:?} is not a load average"));
+    }
+    let pct = (avg * 100.0 / f64::from(cpus.max(1))).floor();
+    // `as` saturates: a huge figure becomes u32::MAX.
+    Ok(pct as u32)
+}
+
+impl LoadSampler {
+    fn new(path: PathBuf) -> LoadSampler {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+            .unwrap_or(1);
+        LoadSampler {
+            path,
+            cpus,
+            last_read: None,
+            percent: 0,
+        }
+    }
+
+    fn read(path: &Path, cpus: u32) -> Result<u32, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        load_percent(&text, cpus).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn get(&mut self, now: Instant, counters: &ReturnCounters) -> u32 {
+        if self
+            .last_read
+            .is_none_or(|t| now.duration_since(t) >= LOAD_REFRESH)
+        {
+            self.last_read = Some(now);
+            match Self::read(&self.path, self.cpus) {
+                Ok(p) => {
+                    self.percent = p;
+                    set_text(&counters.load_error, None);
+                }
+                Err(e) => set_text(&counters.load_error, Some(e)),
+            }
+            counters
+                .load_percent
+                .store(u64::from(self.percent), Ordering::Relaxed);
+        }
+        self.percent
+    }
+}
+
+/// The running worker; [`ReturnWorker::stop`] ends it.
+#[derive(Debug)]
+pub struct ReturnWorker {
+    stop: Arc<AtomicBool>,
+    counters: Arc<ReturnCounters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReturnWorker {
+    /// Opens the raw GRE socket (needs `CAP_NET_RAW`) and starts the worker thread.
+    ///
+    /// # Errors
+    /// The socket cannot be created, configured or bound to `settings.address`.
+    pub fn start(settings: ReturnSettings) -> io::Result<ReturnWorker> {
+        let socket = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(i32::from(IPPROTO_GRE))),
+        )?;
+        socket.set_header_included_v4(true)?;
+        socket.set_read_timeout(Some(POLL))?;
+        socket.bind(&SockAddr::from(SocketAddrV4::new(settings.address, 0)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(ReturnCounters::default());
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let counters = Arc::clone(&counters);
+            std::thread::Builder::new()
+                .name("wccp-return".into())
+                .spawn(move || run(&socket, &settings, &stop, &counters))?
+        };
+        Ok(ReturnWorker {
+            stop,
+            counters,
+            thread: Some(thread),
+        })
+    }
+
+    /// The live counters.
+    pub fn counters(&self) -> Arc<ReturnCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Stops the thread and waits for it (at most one poll interval).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ReturnWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What [`handle`] did with one datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Not ours to look at (other GRE, our own packet, another destination).
+    Ignored,
+    /// WCCP GRE for a service without a policy here.
+    Unmatched,
+    /// Could not be parsed.
+    Malformed(String),
+    /// Served locally.
+    Accepted,
+    /// To be sent to `router`.
+    Returned {
+        /// Why.
+        reason: RefuseReason,
+        /// The outer source of the received packet.
+        router: Ipv4Addr,
+        /// The return packet (outer IPv4 header included).
+        packet: Vec<u8>,
+    },
+}
+
+/// Classifies one received datagram (outer IPv4 header first) and builds its return packet if
+/// refused. `load` is called only when the matched policy has a `max_load`.
+pub fn handle(
+    settings: &ReturnSettings,
+    pkt: &[u8],
+    ip_id: u16,
+    load: impl FnOnce() -> u32,
+) -> Handled {
+    // Cheap pre-checks so that non-WCCP GRE and our own packets are not "malformed".
+    if pkt.len() >= 20 && pkt[0] >> 4 == 4 && pkt[9] == IPPROTO_GRE {
+        let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+        let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+        if src == settings.address || dst != settings.address {
+            return Handled::Ignored;
+        }
+        let gre = usize::from(pkt[0] & 0x0F) * 4;
+        if let Some(p) = pkt.get(gre + 2..gre + 4) {
+            if u16::from_be_bytes([p[0], p[1]]) != GRE_PROTO_WCCP {
+                return Handled::Ignored;
+            }
+        }
+    }
+    let r = match packet_return::parse_redirected(pkt) {
+        Ok(r) => r,
+        Err(e) => return Handled::Malformed(e.to_string()),
+    };
+    let Some(svc) = settings.service(r.redirect_header) else {
+        return Handled::Unmatched;
+    };
+    let load = if svc.policy.max_load.is_some() {
+        load()
+    } else {
+        0
+    };
+    match svc.policy.decide(&r, load) {
+        packet_return::Decision::Accept => Handled::Accepted,
+        packet_return::Decision::Refuse(reason) => match packet_return::build_return(&r, ip_id) {
+            Ok(packet) => Handled::Returned {
+                reason,
+                router: r.router,
+                packet,
+            },
+            Err(e) => Handled::Malformed(e.to_string()),
+        },
+    }
+}
+
+fn run(socket: &Socket, settings: &ReturnSettings, stop: &AtomicBool, counters: &ReturnCounters) {
+    tracing::info!(
+        address = %settings.address,
+        services = settings.services.len(),
+        load_source = %settings.load_source.display(),
+        "GRE packet return ready"
+    );
+    let mut buf = vec![0u8; 65_535];
+    let mut load = LoadSampler::new(settings.load_source.clone());
+    let mut ip_id: u16 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let n = match (&*socket).read(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "GRE return socket read failed");
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        let pkt = &buf[..n];
+        ip_id = ip_id.wrapping_add(1);
+        let handled = handle(settings, pkt, ip_id, || load.get(Instant::now(), counters));
+        if !matches!(handled, Handled::Ignored) {
+            bump(&counters.received);
+        }
+        match handled {
+            Handled::Ignored => bump(&counters.ignored),
+            Handled::Unmatched => bump(&counters.unmatched),
+            Handled::Accepted => bump(&counters.accepted),
+            Handled::Malformed(e) => {
+                tracing::debug!(error = %e, "malformed WCCP GRE packet");
+                bump(&counters.malformed);
+                set_text(&counters.last_error, Some(e));
+            }
+            Handled::Returned {
+                reason,
+                router,
+                packet,
+            } => {
+                let to = SockAddr::from(SocketAddrV4::new(router, 0));
+                match socket.send_to(&packet, &to) {
+                    Ok(_) => bump(match reason {
+                        RefuseReason::Source => &counters.returned_source,
+                        RefuseReason::Overload => &counters.returned_load,
+                        // Rewrites are not configurable; they are destination rules.
+                        RefuseReason::Destination | RefuseReason::Rewritten => {
+                            &counters.returned_destination
+                        }
+                    }),
+                    Err(e) => {
+                        tracing::debug!(error = %e, %router, "GRE return send failed");
+                        bump(&counters.send_errors);
+                        set_text(&counters.last_error, Some(format!("send to {router}: {e}")));
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!("GRE packet return stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_percent_is_first_field_per_cpu() {
+        assert_eq!(load_percent("2.50 1.00 0.50 1/100 42\n", 4), Ok(62));
+        assert_eq!(load_percent("0.00", 1), Ok(0));
+        assert_eq!(load_percent("1000", 8), Ok(12_500));
+        assert!(load_percent("", 1).is_err());
+        assert!(load_percent("x 1 2", 1).is_err());
+        assert!(load_percent("-1", 1).is_err());
+    }
+}
