@@ -69,6 +69,17 @@ fn full_cache_example_values() {
     assert_eq!(c.services[1].spread, wccpd_config::Spread::Stable);
     assert_eq!(c.services[1].return_policy.max_load, Some(90));
     assert_eq!(c.services[1].return_policy.refuse_sources.len(), 1);
+    assert_eq!(c.load_source, PathBuf::from("/proc/loadavg"));
+    let defaulted = text.replace("load_source: /proc/loadavg", "");
+    assert_eq!(
+        cache_from_str(&defaulted).unwrap().load_source,
+        PathBuf::from(wccpd_config::DEFAULT_LOAD_SOURCE)
+    );
+    let moved = text.replace("load_source: /proc/loadavg", "load_source: /run/lb/load");
+    assert_eq!(
+        cache_from_str(&moved).unwrap().load_source,
+        PathBuf::from("/run/lb/load")
+    );
 }
 
 fn problems(e: ConfigError) -> Vec<Problem> {
