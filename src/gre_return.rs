@@ -458,6 +458,123 @@ fn run(socket: &Socket, settings: &ReturnSettings, stop: &AtomicBool, counters: 
 mod tests {
     use super::*;
 
+    const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const CACHE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
+        let total = u16::try_from(20 + payload.len()).unwrap();
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&[0, 1, 0, 0, 64, proto, 0, 0]);
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        let c = packet_return::internet_checksum(&p);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// Router -> cache GRE `proto` with an optional redirect header around an inner UDP packet.
+    fn redirected(outer_src: Ipv4Addr, proto: u16, hdr: Option<[u8; 4]>, src: Ipv4Addr) -> Vec<u8> {
+        let inner = ipv4(
+            src,
+            Ipv4Addr::new(192, 0, 2, 80),
+            17,
+            &[0, 1, 0, 2, 0, 8, 0, 0],
+        );
+        let mut gre = vec![0, 0];
+        gre.extend_from_slice(&proto.to_be_bytes());
+        gre.extend_from_slice(&hdr.unwrap_or_default()[..if hdr.is_some() { 4 } else { 0 }]);
+        gre.extend_from_slice(&inner);
+        ipv4(outer_src, CACHE, IPPROTO_GRE, &gre)
+    }
+
+    fn settings(max_load: Option<u32>) -> ReturnSettings {
+        ReturnSettings {
+            address: CACHE,
+            services: vec![ServicePolicy {
+                dynamic: true,
+                id: 90,
+                policy: ReturnPolicy {
+                    refuse_sources: vec!["10.99.1.0/24".parse().unwrap()],
+                    max_load,
+                    ..ReturnPolicy::default()
+                },
+            }],
+            load_source: PathBuf::from("/nonexistent"),
+        }
+    }
+
+    #[test]
+    fn handle_classifies_and_returns() {
+        let s = settings(Some(50));
+        let hdr = Some([0x01, 90, 0, 7]);
+        let refused = Ipv4Addr::new(10, 99, 1, 5);
+        let ok = Ipv4Addr::new(10, 99, 2, 5);
+        let pkt = redirected(ROUTER, GRE_PROTO_WCCP, hdr, refused);
+        match handle(&s, &pkt, 9, || 0) {
+            Handled::Returned {
+                reason,
+                router,
+                packet,
+            } => {
+                assert_eq!(reason, RefuseReason::Source);
+                assert_eq!(router, ROUTER);
+                assert_eq!(&packet[12..16], &CACHE.octets());
+                assert_eq!(&packet[16..20], &ROUTER.octets());
+                assert_eq!(&packet[24..28], &[0x01, 90, 0, 7]);
+                assert_eq!(&packet[28..], &pkt[28..]);
+            }
+            other => panic!("not returned: {other:?}"),
+        }
+        let pkt = redirected(ROUTER, GRE_PROTO_WCCP, hdr, ok);
+        assert_eq!(handle(&s, &pkt, 1, || 50), Handled::Accepted);
+        assert!(matches!(
+            handle(&s, &pkt, 1, || 51),
+            Handled::Returned {
+                reason: RefuseReason::Overload,
+                ..
+            }
+        ));
+        // Our own packet, other GRE, another service, a standard service of the same id.
+        let own = redirected(CACHE, GRE_PROTO_WCCP, hdr, refused);
+        assert_eq!(handle(&s, &own, 1, || 0), Handled::Ignored);
+        let plain = redirected(ROUTER, 0x0800, None, refused);
+        assert_eq!(handle(&s, &plain, 1, || 0), Handled::Ignored);
+        let other = redirected(ROUTER, GRE_PROTO_WCCP, Some([0x01, 91, 0, 0]), refused);
+        assert_eq!(handle(&s, &other, 1, || 0), Handled::Unmatched);
+        let standard = redirected(ROUTER, GRE_PROTO_WCCP, Some([0x00, 90, 0, 0]), refused);
+        assert_eq!(handle(&s, &standard, 1, || 0), Handled::Unmatched);
+    }
+
+    #[test]
+    fn handle_never_panics_on_garbage() {
+        let s = settings(None);
+        let pkt = redirected(
+            ROUTER,
+            GRE_PROTO_WCCP,
+            Some([0x01, 90, 0, 0]),
+            Ipv4Addr::LOCALHOST,
+        );
+        for cut in 0..pkt.len() {
+            let mut p = pkt[..cut].to_vec();
+            if p.len() >= 4 {
+                // Keep the outer length consistent so the inner header is what is short.
+                let l = u16::try_from(p.len()).unwrap();
+                p[2..4].copy_from_slice(&l.to_be_bytes());
+            }
+            let h = handle(&s, &p, 1, || unreachable!("no max_load: load is not read"));
+            assert!(
+                matches!(h, Handled::Malformed(_) | Handled::Ignored),
+                "cut at {cut}: {h:?}"
+            );
+        }
+        let h = handle(&s, &pkt, 1, || {
+            unreachable!("no max_load: load is not read")
+        });
+        assert_eq!(h, Handled::Accepted);
+    }
+
     #[test]
     fn load_percent_is_first_field_per_cpu() {
         assert_eq!(load_percent("2.50 1.00 0.50 1/100 42\n", 4), Ok(62));
