@@ -4,6 +4,8 @@
 //! `router`/`cache`/`show` -> [`daemon`], `decode` -> [`decode`], `smoke` -> `smoke`.
 
 #![forbid(unsafe_code)]
+// Peer input and configuration are errors, never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod daemon;
 pub mod decode;

@@ -3,6 +3,8 @@
 //! This file only parses the command line and dispatches to the library half (`src/lib.rs`).
 
 #![forbid(unsafe_code)]
+// Peer input and configuration are errors, never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

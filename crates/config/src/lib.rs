@@ -8,6 +8,8 @@
 //! The schema is documented in `docs/configuration.md`.
 
 #![forbid(unsafe_code)]
+// Peer input and configuration are errors, never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod error;
 mod locate;

@@ -22,6 +22,8 @@
 //! * `control` never touches an mbuf and never depends on `dataplane` or `dpdk`.
 
 #![forbid(unsafe_code)]
+// Peer input and configuration are errors, never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cache;
 pub mod driver;

@@ -71,6 +71,8 @@
 //! Create an mbuf handle from a null pointer, forget a collection of mbufs, unwind into C, or
 //! let two owners poll the same queue.
 #![deny(missing_docs)]
+// Peer input and configuration are errors, never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod burst;
 pub mod clock;

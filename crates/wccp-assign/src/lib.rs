@@ -6,6 +6,8 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Peer input and configuration are errors, never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod hash;
 pub mod mask;
