@@ -2,6 +2,8 @@
 //! line, the dpdk transport is refused clearly, `show` without a daemon explains itself; and
 //! `show`'s text rendering of a router status.
 
+mod common;
+
 use std::process::Command;
 
 fn wccpd(args: &[&str]) -> (bool, String) {
@@ -148,14 +150,8 @@ fn text_rendering_of_a_router_status() {
 
 #[test]
 fn control_socket_path_that_is_a_regular_file_is_not_replaced() {
-    // Needs UDP 2048 on an address of this host: use a namespace when root, else skip.
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root {
-        eprintln!("skipped: needs root");
+    // Needs UDP 2048 on an address of this host: it runs in a namespace of its own.
+    if !common::prerequisites(&[]) {
         return;
     }
     let ns = format!("hdaemon-cli-{}", std::process::id());

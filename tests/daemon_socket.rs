@@ -19,8 +19,7 @@ fn cache_yaml(address: &str, router: &str, socket: &std::path::Path) -> String {
 
 #[test]
 fn stale_socket_replaced_live_socket_refused_and_removed_on_sigterm() {
-    if !can_netns() {
-        eprintln!("skipped: needs root and iproute2");
+    if !prerequisites(&[]) {
         return;
     }
     let dir = TempDir::new("sock");
@@ -75,8 +74,7 @@ fn stale_socket_replaced_live_socket_refused_and_removed_on_sigterm() {
 
 #[test]
 fn cache_sigterm_leaves_the_group_at_once() {
-    if !can_netns() {
-        eprintln!("skipped: needs root and iproute2");
+    if !prerequisites(&[]) {
         return;
     }
     const T_MS: u64 = 1000;

@@ -119,8 +119,7 @@ fn table_targets(st: &Value) -> Option<Vec<(String, u64)>> {
 
 #[test]
 fn join_assignment_and_removal() {
-    if !can_netns() {
-        eprintln!("skipped: needs root and iproute2");
+    if !prerequisites(&[]) {
         return;
     }
     let mut s = start("join", None, None);
@@ -209,8 +208,7 @@ fn join_assignment_and_removal() {
 
 #[test]
 fn md5_same_password_joins() {
-    if !can_netns() {
-        eprintln!("skipped: needs root and iproute2");
+    if !prerequisites(&[]) {
         return;
     }
     let mut s = start("md5ok", Some("s3cret"), Some("s3cret"));
@@ -230,8 +228,7 @@ fn md5_same_password_joins() {
 
 #[test]
 fn md5_wrong_password_never_joins() {
-    if !can_netns() {
-        eprintln!("skipped: needs root and iproute2");
+    if !prerequisites(&[]) {
         return;
     }
     let mut s = start("md5bad", Some("s3cret"), Some("wrong"));
@@ -266,8 +263,7 @@ fn md5_wrong_password_never_joins() {
 
 #[test]
 fn two_caches_split_the_buckets_and_the_lowest_assigns() {
-    if !can_netns() {
-        eprintln!("skipped: needs root and iproute2");
+    if !prerequisites(&[]) {
         return;
     }
     // Cache A at .2 (started by `start`), cache B at .3 in the same namespace.
@@ -327,8 +323,7 @@ fn two_caches_split_the_buckets_and_the_lowest_assigns() {
 
 #[test]
 fn dynamic_service_learnt_by_the_router_with_mask_assignment() {
-    if !can_netns() {
-        eprintln!("skipped: needs root and iproute2");
+    if !prerequisites(&[]) {
         return;
     }
     let dir = TempDir::new("dyn");

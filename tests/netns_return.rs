@@ -332,8 +332,7 @@ fn refused_prefixes_come_back() {
         child();
         return;
     }
-    if !can_netns() {
-        eprintln!("skipping: needs root and ip(8)");
+    if !prerequisites(&[]) {
         return;
     }
     let setup = start(
@@ -443,8 +442,7 @@ fn overload_returns_everything_until_the_load_drops() {
         child();
         return;
     }
-    if !can_netns() {
-        eprintln!("skipping: needs root and ip(8)");
+    if !prerequisites(&[]) {
         return;
     }
     let files = TempDir::new("load");

@@ -59,8 +59,7 @@ fn layer<'a>(frame: &'a Value, name: &str) -> &'a Value {
 fn squid_here_i_am_is_answered_with_a_clean_i_see_you() {
     let tshark = Path::new("/usr/bin/tshark");
     let squid = Path::new("/usr/sbin/squid");
-    if !can_netns() || !tshark.exists() || !squid.exists() {
-        eprintln!("skipped: needs root, iproute2, /usr/sbin/squid and /usr/bin/tshark");
+    if !prerequisites(&["/usr/bin/tshark", "/usr/sbin/squid"]) {
         return;
     }
     let dir = TempDir::new("squid");

@@ -3,7 +3,11 @@
 //! is removed by `Drop`, also when a test fails.
 //!
 //! Namespaces are named `hdaemon-<role>-<pid>-<n>`; veths `hdm<n>{r,c}<pid>` (15 characters
-//! at most); `NetnsPair::named` lets a test pick its own prefixes. Tests that need root or `ip` skip (with a message) when they are missing.
+//! at most); `NetnsPair::named` lets a test pick its own prefixes.
+//!
+//! Tests that need root, `ip` or other tools call [`prerequisites`] first: a missing one is a
+//! test *failure* (CI always has them, so a skip there would hide a broken environment); a
+//! developer without root may set `WCCPD_ALLOW_SKIP=1` to skip such tests instead.
 
 #![allow(dead_code)]
 
@@ -25,6 +29,34 @@ pub fn can_netns() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
     root && (Path::new("/usr/sbin/ip").exists() || Path::new("/sbin/ip").exists())
+}
+
+/// Checks what a privileged test needs: root and `ip`, plus every path in `tools`.
+///
+/// Returns `true` when all are there. When something is missing it panics naming it, unless
+/// `WCCPD_ALLOW_SKIP=1` is set, in which case it prints why and returns `false` (skip).
+pub fn prerequisites(tools: &[&str]) -> bool {
+    let mut missing: Vec<String> = Vec::new();
+    if !can_netns() {
+        missing.push("root and iproute2 (ip)".to_owned());
+    }
+    missing.extend(
+        tools
+            .iter()
+            .filter(|t| !Path::new(t).exists())
+            .map(|t| t.to_string()),
+    );
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if std::env::var_os("WCCPD_ALLOW_SKIP").is_some_and(|v| v == "1") {
+        eprintln!("skipped (WCCPD_ALLOW_SKIP=1): missing {what}");
+        return false;
+    }
+    panic!(
+        "missing {what}: run as root after deploy/setup-host.sh, or set WCCPD_ALLOW_SKIP=1 to skip"
+    );
 }
 
 /// Runs a command, panicking with its output on failure.
