@@ -33,14 +33,7 @@ fn stale_socket_replaced_live_socket_refused_and_removed_on_sigterm() {
 
     let a_conf = dir.join("a.yaml");
     std::fs::write(&a_conf, cache_yaml(&net.router_ip, &net.cache_ip, &sock)).unwrap();
-    let bin = env!("CARGO_BIN_EXE_wccpd");
-    let mut a = NsChild::spawn(
-        "cache-a",
-        &net.router_ns,
-        bin,
-        &["cache", "-c", a_conf.to_str().unwrap()],
-        dir.join("a.log"),
-    );
+    let mut a = NsChild::wccpd("cache-a", &net.router_ns, "cache", &a_conf, &dir);
     let st = wait_for(Duration::from_secs(10), || show_json(&sock));
     let st = st.unwrap_or_else(|| panic!("daemon A never answered:\n{}", a.output()));
     assert_eq!(st["role"], "cache");
@@ -49,13 +42,7 @@ fn stale_socket_replaced_live_socket_refused_and_removed_on_sigterm() {
     // A second daemon with the same control socket refuses to start.
     let b_conf = dir.join("b.yaml");
     std::fs::write(&b_conf, cache_yaml(&net.cache_ip, &net.router_ip, &sock)).unwrap();
-    let mut b = NsChild::spawn(
-        "cache-b",
-        &net.cache_ns,
-        bin,
-        &["cache", "-c", b_conf.to_str().unwrap()],
-        dir.join("b.log"),
-    );
+    let mut b = NsChild::wccpd("cache-b", &net.cache_ns, "cache", &b_conf, &dir);
     let exited = wait_for(Duration::from_secs(10), || (!b.running()).then_some(()));
     assert!(exited.is_some(), "daemon B kept running");
     assert!(b.output().contains("is in use"), "{}", b.output());
@@ -98,21 +85,8 @@ fn cache_sigterm_leaves_the_group_at_once() {
         cache_yaml(&net.cache_ip, &net.router_ip, &cache_sock),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_wccpd");
-    let _router = NsChild::spawn(
-        "router",
-        &net.router_ns,
-        bin,
-        &["router", "-c", router_conf.to_str().unwrap()],
-        dir.join("router.log"),
-    );
-    let mut cache = NsChild::spawn(
-        "cache",
-        &net.cache_ns,
-        bin,
-        &["cache", "-c", cache_conf.to_str().unwrap()],
-        dir.join("cache.log"),
-    );
+    let _router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
+    let mut cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &cache_conf, &dir);
     let ip = net.cache_ip.clone();
     let usable =
         |st: &serde_json::Value| router_cache(st, &ip).is_some_and(|c| c["usable"] == true);

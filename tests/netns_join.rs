@@ -55,21 +55,8 @@ fn start(tag: &str, router_pw: Option<&str>, cache_pw: Option<&str>) -> Setup {
         ),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_wccpd");
-    let router = NsChild::spawn(
-        "router",
-        &net.router_ns,
-        bin,
-        &["router", "-c", router_conf.to_str().unwrap()],
-        dir.join("router.log"),
-    );
-    let cache = NsChild::spawn(
-        "cache",
-        &net.cache_ns,
-        bin,
-        &["cache", "-c", cache_conf.to_str().unwrap()],
-        dir.join("cache.log"),
-    );
+    let router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
+    let cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &cache_conf, &dir);
     Setup {
         router,
         cache,
@@ -282,13 +269,7 @@ fn two_caches_split_the_buckets_and_the_lowest_assigns() {
         ),
     )
     .unwrap();
-    let mut b = NsChild::spawn(
-        "cache-b",
-        &s.net.cache_ns,
-        env!("CARGO_BIN_EXE_wccpd"),
-        &["cache", "-c", b_conf.to_str().unwrap()],
-        s._dir.join("cache-b.log"),
-    );
+    let mut b = NsChild::wccpd("cache-b", &s.net.cache_ns, "cache", &b_conf, &s._dir);
     router_status(&mut s);
     let sock = s.router_sock.clone();
     // Both usable, and an assignment from A (the lowest address) covering both, 256 buckets.
@@ -352,21 +333,8 @@ fn dynamic_service_learnt_by_the_router_with_mask_assignment() {
         ),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_wccpd");
-    let mut router = NsChild::spawn(
-        "router",
-        &net.router_ns,
-        bin,
-        &["router", "-c", router_conf.to_str().unwrap()],
-        dir.join("router.log"),
-    );
-    let _cache = NsChild::spawn(
-        "cache",
-        &net.cache_ns,
-        bin,
-        &["cache", "-c", cache_conf.to_str().unwrap()],
-        dir.join("cache.log"),
-    );
+    let mut router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
+    let _cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &cache_conf, &dir);
     let ip = net.cache_ip.clone();
     let st = wait_for(Duration::from_secs(12), || {
         show_json(&router_sock).filter(|st| {

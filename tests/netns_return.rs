@@ -256,13 +256,7 @@ fn start(tag: &str, policy: &str, load_source: Option<&std::path::Path>) -> Setu
         ),
     )
     .unwrap();
-    let cache = NsChild::spawn(
-        "cache",
-        &net.cache_ns,
-        env!("CARGO_BIN_EXE_wccpd"),
-        &["cache", "-c", conf.to_str().unwrap()],
-        dir.join("cache.log"),
-    );
+    let cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &conf, &dir);
     let up = wait_for(Duration::from_secs(10), || {
         show_json(&sock).filter(|v| v["packet_return"].is_object())
     });

@@ -98,13 +98,7 @@ fn squid_here_i_am_is_answered_with_a_clean_i_see_you() {
         dir.join("tshark.log"),
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let mut router = NsChild::spawn(
-        "router",
-        &net.router_ns,
-        env!("CARGO_BIN_EXE_wccpd"),
-        &["router", "-c", router_conf.to_str().unwrap()],
-        dir.join("router.log"),
-    );
+    let mut router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
     let mut squid_proc = NsChild::spawn(
         "squid",
         &net.cache_ns,

@@ -94,6 +94,12 @@ impl TempDir {
     }
 }
 
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
@@ -249,6 +255,19 @@ impl NsChild {
             log,
             name: name.to_string(),
         }
+    }
+
+    /// Runs `wccpd ROLE -c CONF` in `ns`, logging to `DIR/NAME.log`.
+    pub fn wccpd(name: &str, ns: &str, role: &str, conf: &Path, dir: &impl AsRef<Path>) -> NsChild {
+        let conf = conf.to_str().expect("config path is UTF-8");
+        let log = dir.as_ref().join(format!("{name}.log"));
+        NsChild::spawn(
+            name,
+            ns,
+            env!("CARGO_BIN_EXE_wccpd"),
+            &[role, "-c", conf],
+            log,
+        )
     }
 
     /// Whether the process is still running.
