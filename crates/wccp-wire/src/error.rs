@@ -45,6 +45,16 @@ pub enum Layer {
     RedirectHeader,
     /// IPv4 header.
     Ipv4,
+    /// Ethernet II header (with an optional 802.1Q tag).
+    Ethernet,
+    /// ARP packet (RFC 826, Ethernet/IPv4).
+    Arp,
+    /// UDP header.
+    Udp,
+    /// TCP header.
+    Tcp,
+    /// ICMP header.
+    Icmp,
 }
 
 impl Layer {
@@ -70,6 +80,11 @@ impl Layer {
             Layer::Gre => "GRE header",
             Layer::RedirectHeader => "WCCP redirect header",
             Layer::Ipv4 => "IPv4 header",
+            Layer::Ethernet => "Ethernet header",
+            Layer::Arp => "ARP packet",
+            Layer::Udp => "UDP header",
+            Layer::Tcp => "TCP header",
+            Layer::Icmp => "ICMP header",
         }
     }
 }

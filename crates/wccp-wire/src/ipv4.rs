@@ -21,6 +21,14 @@ pub const PROTOCOL_GRE: u8 = 47;
 pub const PROTOCOL_TCP: u8 = 6;
 /// IP protocol number of UDP.
 pub const PROTOCOL_UDP: u8 = 17;
+/// IP protocol number of ICMP.
+pub const PROTOCOL_ICMP: u8 = 1;
+/// The DF bit of the flags/fragment-offset word.
+pub const FLAG_DF: u16 = 0x4000;
+/// The MF bit of the flags/fragment-offset word.
+pub const FLAG_MF: u16 = 0x2000;
+/// The fragment offset (in 8-octet units) of the flags/fragment-offset word.
+pub const FRAG_OFFSET_MASK: u16 = 0x1fff;
 
 mod field {
     use crate::field::Field;
@@ -38,18 +46,7 @@ mod field {
 
 /// RFC 1071 Internet checksum of `data` (ones' complement of the ones' complement sum).
 pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    crate::checksum::checksum(data)
 }
 
 /// Zero-copy IPv4 header view.
@@ -209,6 +206,29 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
     }
+
+    /// The DF (don't fragment) flag.
+    pub fn dont_fragment(&self) -> bool {
+        self.flags_frag() & FLAG_DF != 0
+    }
+
+    /// `true` for any fragment (MF set or a non-zero offset): ports are not in every fragment.
+    pub fn is_fragment(&self) -> bool {
+        self.flags_frag() & (FLAG_MF | FRAG_OFFSET_MASK) != 0
+    }
+
+    /// `true` for a non-first fragment (non-zero offset): it carries no transport header.
+    pub fn is_later_fragment(&self) -> bool {
+        self.flags_frag() & FRAG_OFFSET_MASK != 0
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// The payload, mutable (from the header end to total length).
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let (h, t) = (self.header_len(), usize::from(self.total_len()));
+        &mut self.buffer.as_mut()[h..t]
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
@@ -264,12 +284,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let ttl = self.ttl().wrapping_sub(1);
         self.set_ttl(ttl);
         let new_word = u16::from_be_bytes([ttl, self.protocol()]);
-        // HC' = ~(~HC + ~m + m')
-        let mut sum = u32::from(!self.checksum()) + u32::from(!old_word) + u32::from(new_word);
-        while sum >> 16 != 0 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        self.set_checksum(!(sum as u16));
+        let c = crate::checksum::update16(self.checksum(), old_word, new_word);
+        self.set_checksum(c);
         ttl
     }
 }

@@ -51,12 +51,16 @@
 extern crate alloc;
 
 pub mod addr;
+pub mod arp;
 pub mod auth;
+pub mod checksum;
 pub mod component;
 pub mod cursor;
 pub mod error;
+pub mod ethernet;
 pub mod gre;
 pub mod ipv4;
+pub mod l4;
 pub mod md5;
 pub mod message;
 pub mod redirect_header;
