@@ -5,12 +5,19 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+mod dataplane;
+pub use dataplane::*;
+
 /// Where the router's and cache's control sockets live unless configured.
 pub const DEFAULT_SOCKET_PATH: &str = "/run/wccpd/wccpd.sock";
 /// Default control socket of the cache agent (distinct, so both can run on one host).
 pub const DEFAULT_CACHE_SOCKET_PATH: &str = "/run/wccpd/wccpd-cache.sock";
 /// Default `cache.load_source`: the kernel's load averages.
 pub const DEFAULT_LOAD_SOURCE: &str = "/proc/loadavg";
+/// Default `cache.tun.name`: the TUN device decapsulated packets are handed to.
+pub const DEFAULT_TUN_NAME: &str = "wccp0";
+/// Default `cache.tun.address`: a link-local /32 for the TUN device (nftables REDIRECT needs one).
+pub const DEFAULT_TUN_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 87, 1);
 /// Default TRANSMIT_T (PROTOCOL.md 5.1).
 pub const DEFAULT_TRANSMIT_T_MS: u32 = 10_000;
 /// Smallest and largest TRANSMIT_T accepted (PROTOCOL.md 2.10 suggested range).
@@ -298,6 +305,9 @@ pub struct RouterService {
     pub assignment: Vec<AssignmentMethod>,
     /// Packet-return methods offered.
     pub return_methods: Vec<Method>,
+    /// Which packets the service may redirect (IOS `redirect-list`); empty = all it matches.
+    /// See [`redirect_list_permits`].
+    pub redirect_list: Vec<RedirectRule>,
 }
 
 /// A validated router configuration file.
@@ -313,6 +323,11 @@ pub struct RouterSettings {
     pub transmit_t_ms: u32,
     /// Log level.
     pub log_level: LogLevel,
+    /// A packet a service's redirect list denies is checked against the next service in
+    /// priority order (IOS `ip wccp check services all`); otherwise it is not redirected.
+    pub check_all_services: bool,
+    /// The DPDK data plane (`dataplane:` section), if configured.
+    pub dataplane: Option<Dataplane>,
 }
 
 /// Bucket spreading algorithm of the designated cache.
@@ -374,8 +389,23 @@ pub struct CacheSettings {
     /// Where the load figure for `return_policy.max_load` is read: a file whose first
     /// whitespace-separated field is a load average (`/proc/loadavg` format).
     pub load_source: PathBuf,
+    /// User-space GRE decapsulation into a TUN device (`cache.tun`); `None`: a kernel GRE
+    /// interface must terminate the redirected traffic.
+    pub tun: Option<CacheTun>,
     /// Log level.
     pub log_level: LogLevel,
+}
+
+/// The `cache.tun` section: the agent decapsulates WCCP GRE itself and writes the accepted
+/// inner packets to a TUN device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheTun {
+    /// Interface name (1-15 octets).
+    pub name: String,
+    /// The IPv4 address (a /32) given to the device.
+    pub address: Ipv4Addr,
+    /// Outer sources whose GRE is decapsulated; others are ignored. Default: the seed routers.
+    pub accept_from: Vec<Prefix>,
 }
 
 #[cfg(test)]

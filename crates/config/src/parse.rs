@@ -13,6 +13,8 @@ use crate::locate::locate;
 use crate::model::*;
 use crate::yaml::{self, Value};
 
+mod dataplane;
+
 /// Collects problems while validating one document.
 pub(crate) struct Ctx<'a> {
     text: &'a str,
@@ -547,14 +549,27 @@ fn check_duplicate(
 
 pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
     let root = FieldPath::default();
-    let mut top = ctx.fields(doc, &root, &["router", "log"])?;
+    let mut top = ctx.fields(doc, &root, &["router", "log", "dataplane"])?;
     let log_level = log_level(ctx, top.remove("log"), &root.key("log"));
+    let dp = top
+        .remove("dataplane")
+        .map(|v| dataplane::dataplane(ctx, v, &root.key("dataplane")));
     let p = root.key("router");
     let Some(section) = top.remove("router") else {
         ctx.err(&root, "missing section `router`");
         return None;
     };
-    let mut m = ctx.fields(section, &p, &["addresses", "control", "services", "timers"])?;
+    let mut m = ctx.fields(
+        section,
+        &p,
+        &[
+            "addresses",
+            "control",
+            "services",
+            "timers",
+            "check_all_services",
+        ],
+    )?;
     let addresses = match req::<Vec<String>>(ctx, &mut m, &p, "addresses") {
         Some(l) if l.is_empty() => {
             ctx.err(&p.key("addresses"), "at least one router address is needed");
@@ -563,6 +578,8 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
         Some(l) => ipv4_list(ctx, l, &p.key("addresses")),
         None => Vec::new(),
     };
+    let ap = p.key("addresses");
+    let addresses_exact = !ctx.problems.iter().any(|e| e.path.0.starts_with(&ap.0));
     let control = control(
         ctx,
         m.remove("control"),
@@ -570,6 +587,8 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
         DEFAULT_SOCKET_PATH,
     );
     let transmit_t_ms = transmit_t(ctx, m.remove("timers"), &p.key("timers"));
+    let check_all_services = opt(ctx, &mut m, &p, "check_all_services").unwrap_or(false);
+    dataplane::check_router(ctx, &p, &control, &addresses, addresses_exact, dp.as_ref());
     let sp = p.key("services");
     let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
     let mut services = Vec::new();
@@ -591,6 +610,8 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
         services,
         transmit_t_ms,
         log_level,
+        check_all_services,
+        dataplane: dp.and_then(|d| d.dataplane),
     })
 }
 
@@ -603,6 +624,7 @@ fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<Route
         "forwarding",
         "assignment",
         "return",
+        "redirect_list",
     ]);
     let mut m = ctx.fields(v, path, &allowed)?;
     let head = head(ctx, &mut m, path, true);
@@ -620,6 +642,7 @@ fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<Route
         .unwrap_or_else(|| vec![AssignmentMethod::Hash, AssignmentMethod::Mask]);
     let return_methods = method_list(ctx, &mut m, path, "return", METHODS)
         .unwrap_or_else(|| vec![Method::Gre, Method::L2]);
+    let redirect_list = dataplane::redirect_list(ctx, &mut m, path);
     let head = head?;
     Some(RouterService {
         dynamic: head.dynamic,
@@ -631,6 +654,7 @@ fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<Route
         forwarding,
         assignment,
         return_methods,
+        redirect_list,
     })
 }
 
@@ -670,6 +694,7 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
             "services",
             "timers",
             "load_source",
+            "tun",
         ],
     )?;
     let address =
@@ -697,6 +722,9 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     let transmit_t_ms = transmit_t(ctx, m.remove("timers"), &p.key("timers"));
     let load_source: PathBuf =
         opt(ctx, &mut m, &p, "load_source").unwrap_or_else(|| PathBuf::from(DEFAULT_LOAD_SOURCE));
+    let tun = m
+        .remove("tun")
+        .and_then(|v| cache_tun(ctx, v, &p.key("tun"), address, &routers));
     let sp = p.key("services");
     let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
     let mut services = Vec::new();
@@ -725,7 +753,83 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
         services,
         transmit_t_ms,
         load_source,
+        tun,
         log_level,
+    })
+}
+
+/// `cache.tun`: a mapping (`{}` for every default). The name must be a usable interface name,
+/// the address a unicast IPv4 other than the cache's own; `accept_from` defaults to the seed
+/// routers.
+fn cache_tun(
+    ctx: &mut Ctx<'_>,
+    v: Value,
+    path: &FieldPath,
+    cache_address: Option<Ipv4Addr>,
+    routers: &[Ipv4Addr],
+) -> Option<CacheTun> {
+    if v.is_null() {
+        ctx.err(
+            path,
+            "expected a mapping; write `tun: {}` for the defaults (name wccp0, address 169.254.87.1)",
+        );
+        return None;
+    }
+    let mut m = ctx.fields(v, path, &["name", "address", "accept_from"])?;
+    let raw_name: Option<String> = opt(ctx, &mut m, path, "name");
+    let raw_address: Option<String> = opt(ctx, &mut m, path, "address");
+    let raw_accept: Option<Vec<String>> = opt(ctx, &mut m, path, "accept_from");
+    let mut ok = true;
+    let name = raw_name.unwrap_or_else(|| DEFAULT_TUN_NAME.to_string());
+    // IFNAMSIZ is 16 including the NUL; the kernel refuses '/', ':' and white space
+    // (dev_valid_name), and "." / "..".
+    if name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        ctx.err(
+            &path.key("name"),
+            format!(
+                "`{name}` is not a valid interface name (1-15 octets, no '/', ':' or white space)"
+            ),
+        );
+        ok = false;
+    }
+    let address = match raw_address {
+        None => Some(DEFAULT_TUN_ADDRESS),
+        Some(s) => ipv4(ctx, &s, &path.key("address")),
+    };
+    if address.is_some() && address == cache_address {
+        ctx.err(
+            &path.key("address"),
+            "the TUN address must differ from cache.address (it is a /32 of its own, e.g. 169.254.87.1)",
+        );
+        ok = false;
+    }
+    let accept_from = match raw_accept {
+        None => routers
+            .iter()
+            .map(|&addr| Prefix { addr, len: 32 })
+            .collect(),
+        Some(l) if l.is_empty() => {
+            ctx.err(
+                &path.key("accept_from"),
+                "at least one prefix is needed (omit the key for the seed routers)",
+            );
+            ok = false;
+            Vec::new()
+        }
+        Some(l) => prefixes(ctx, l, &path.key("accept_from")),
+    };
+    let address = address?;
+    ok.then_some(CacheTun {
+        name,
+        address,
+        accept_from,
     })
 }
 

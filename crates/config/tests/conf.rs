@@ -250,3 +250,151 @@ fn cache_cannot_list_itself_as_a_router() {
     assert!(p.message.contains("own address"), "{p}");
     assert_eq!(ps.len(), 1);
 }
+
+#[test]
+fn cache_tun_section() {
+    use std::net::Ipv4Addr;
+    let base = "cache:\n  address: 10.0.0.2\n  routers: [10.0.0.1, 10.0.0.9]\n  services:\n    - id: 0\n      type: standard\n";
+    // Absent: no user-space decapsulation.
+    assert_eq!(cache_from_str(base).unwrap().tun, None);
+    // `{}`: every default; accept_from = the seed routers.
+    let t = cache_from_str(&format!("{base}  tun: {{}}\n"))
+        .unwrap()
+        .tun
+        .unwrap();
+    assert_eq!(t.name, wccpd_config::DEFAULT_TUN_NAME);
+    assert_eq!(t.name, "wccp0");
+    assert_eq!(t.address, Ipv4Addr::new(169, 254, 87, 1));
+    assert_eq!(t.address, wccpd_config::DEFAULT_TUN_ADDRESS);
+    let from: Vec<String> = t.accept_from.iter().map(ToString::to_string).collect();
+    assert_eq!(from, ["10.0.0.1/32", "10.0.0.9/32"]);
+    // Everything given.
+    let t = cache_from_str(&format!(
+        "{base}  tun:\n    name: wc1\n    address: 169.254.1.1\n    accept_from: [10.0.0.0/24]\n"
+    ))
+    .unwrap()
+    .tun
+    .unwrap();
+    assert_eq!(
+        (t.name.as_str(), t.address, t.accept_from[0].to_string()),
+        (
+            "wc1",
+            Ipv4Addr::new(169, 254, 1, 1),
+            "10.0.0.0/24".to_string()
+        )
+    );
+    // The full example carries it.
+    let text = std::fs::read_to_string(conf_dir().join("cache.yaml")).unwrap();
+    let t = cache_from_str(&text).unwrap().tun.unwrap();
+    assert_eq!(t.name, "wccp0");
+    // Every problem, with its path and line.
+    let ps = problems(
+        cache_from_str(&format!(
+            "{base}  tun:\n    name: a-name-far-too-long\n    address: 10.0.0.2\n    accept_from: [10.0.0.1/8]\n    colour: red\n"
+        ))
+        .unwrap_err(),
+    );
+    let p = find(&ps, "cache.tun.colour");
+    assert!(p.message.contains("unknown field"), "{p}");
+    let ps = problems(
+        cache_from_str(&format!(
+            "{base}  tun:\n    name: a-name-far-too-long\n    address: 10.0.0.2\n    accept_from: [10.0.0.1/8]\n"
+        ))
+        .unwrap_err(),
+    );
+    assert_eq!(find(&ps, "cache.tun.name").line, Some(8));
+    assert!(find(&ps, "cache.tun.address")
+        .message
+        .contains("differ from cache.address"));
+    assert!(find(&ps, "cache.tun.accept_from[0]")
+        .message
+        .contains("host bits"));
+    assert_eq!(ps.len(), 3, "{ps:#?}");
+    let ps = problems(cache_from_str(&format!("{base}  tun:\n")).unwrap_err());
+    assert!(find(&ps, "cache.tun").message.contains("tun: {}"), "{ps:?}");
+    let ps = problems(
+        cache_from_str(&format!(
+            "{base}  tun:\n    name: a/b\n    address: 224.0.0.1\n"
+        ))
+        .unwrap_err(),
+    );
+    assert!(find(&ps, "cache.tun.name")
+        .message
+        .contains("interface name"));
+    assert!(find(&ps, "cache.tun.address").message.contains("unicast"));
+}
+
+#[test]
+fn lab_dataplane_example_values() {
+    use std::net::Ipv4Addr;
+    use wccpd_config::{ControlTransport, PortDevice, RuleAction};
+    let text = std::fs::read_to_string(conf_dir().join("router-dataplane.yaml")).unwrap();
+    let r = router_from_str(&text).unwrap();
+    assert_eq!(r.control.transport, ControlTransport::Dpdk);
+    assert!(r.check_all_services);
+    let rl = &r.services[0].redirect_list;
+    assert_eq!(rl.len(), 2);
+    assert_eq!(
+        (rl[0].action, rl[1].action),
+        (RuleAction::Deny, RuleAction::Permit)
+    );
+    assert_eq!(rl[0].src.to_string(), "10.0.1.128/25");
+    assert_eq!((rl[1].protocol, &rl[1].dst_ports[..]), (Some(6), &[80][..]));
+    assert!(r.services[1].redirect_list.is_empty());
+    let dp = r.dataplane.unwrap();
+    assert_eq!(dp.eal, ["--no-huge", "--no-shconf", "-m", "512"]);
+    assert_eq!((dp.workers, dp.mbufs, dp.idle_backoff), (1, None, true));
+    assert!(!dp.uses_pci());
+    assert_eq!(dp.ports.len(), 3);
+    let client = dp.port("client").unwrap();
+    assert_eq!(
+        client.device,
+        PortDevice::Vdev("net_tap0,iface=wc-client".into())
+    );
+    assert_eq!((client.redirect_in, client.redirect_out), (true, false));
+    assert_eq!(client.addresses[0].to_string(), "10.0.1.1/24");
+    let cache = dp.port("cache").unwrap();
+    assert_eq!(cache.mtu, 9000);
+    assert!(cache.exclude_in && !cache.redirect_in);
+    assert_eq!(cache.mac, Some([0x02, 0, 0, 0, 0x03, 0x01]));
+    assert_eq!(dp.port("upstream").unwrap().mac, None);
+    assert_eq!(dp.routes.len(), 1);
+    assert_eq!(dp.routes[0].prefix.to_string(), "0.0.0.0/0");
+    assert_eq!(dp.routes[0].via, Ipv4Addr::new(10, 0, 2, 2));
+    assert_eq!(dp.neighbours.len(), 1);
+    assert_eq!(dp.neighbours[0].address, Ipv4Addr::new(10, 0, 2, 2));
+    assert_eq!(dp.neighbours[0].mac, [0x02, 0, 0, 0, 0x02, 0x02]);
+    // The router address is the cache-side port's.
+    let (port, _) = dp.connected(r.addresses[0]).unwrap();
+    assert_eq!(port.name, "cache");
+}
+
+#[test]
+fn baremetal_dataplane_example_values() {
+    use std::net::Ipv4Addr;
+    use wccpd_config::PortDevice;
+    let text = std::fs::read_to_string(conf_dir().join("router-baremetal.yaml")).unwrap();
+    let r = router_from_str(&text).unwrap();
+    assert!(!r.check_all_services);
+    let dp = r.dataplane.unwrap();
+    assert_eq!(
+        (dp.workers, dp.mbufs, dp.idle_backoff),
+        (2, Some(65_535), false)
+    );
+    assert!(dp.uses_pci());
+    let devices: Vec<&PortDevice> = dp.ports.iter().map(|p| &p.device).collect();
+    assert_eq!(
+        devices,
+        [
+            &PortDevice::Pci("0000:03:00.0".into()),
+            &PortDevice::Pci("0000:03:00.1".into())
+        ]
+    );
+    assert!(dp.ports[0].redirect_in && !dp.ports[1].redirect_in);
+    assert_eq!(
+        dp.ports[1].addresses[0].subnet().to_string(),
+        "198.51.100.0/30"
+    );
+    assert_eq!(dp.routes[0].via, Ipv4Addr::new(198, 51, 100, 1));
+    assert!(dp.neighbours.is_empty());
+}
