@@ -267,8 +267,15 @@ pub fn run(args: &SmokeArgs) -> anyhow::Result<SmokeReport> {
             let (counts, mut b_rx) = h.wait()?;
             // Drop what is still in flight in either direction (after a time-out).
             let mut burst: Burst = Burst::new();
-            while in_rx[0].rx_burst(&mut burst) + b_rx.rx_burst(&mut burst) > 0 {
+            // `rx_burst` needs an empty burst: clear after each queue.
+            loop {
+                let n = in_rx[0].rx_burst(&mut burst);
                 burst.clear();
+                let m = b_rx.rx_burst(&mut burst);
+                burst.clear();
+                if n + m == 0 {
+                    break;
+                }
             }
             (counts, verified?)
         }

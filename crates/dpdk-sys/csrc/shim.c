@@ -30,6 +30,10 @@ uint16_t dpdk_shim_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_
     return rte_eth_tx_burst(port_id, queue_id, tx_pkts, nb_pkts);
 }
 
+uint64_t dpdk_shim_eth_rss_ip(void) { return RTE_ETH_RSS_IP; }
+uint64_t dpdk_shim_eth_rss_tcp(void) { return RTE_ETH_RSS_TCP; }
+uint64_t dpdk_shim_eth_rss_udp(void) { return RTE_ETH_RSS_UDP; }
+
 struct rte_mbuf *dpdk_shim_pktmbuf_alloc(struct rte_mempool *mp) { return rte_pktmbuf_alloc(mp); }
 
 int dpdk_shim_pktmbuf_alloc_bulk(struct rte_mempool *pool, struct rte_mbuf **mbufs,
@@ -47,6 +51,8 @@ int dpdk_shim_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbu
 uint16_t dpdk_shim_pktmbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
 uint16_t dpdk_shim_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
 int dpdk_shim_pktmbuf_is_contiguous(const struct rte_mbuf *m) { return rte_pktmbuf_is_contiguous(m); }
+int dpdk_shim_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail) { return rte_pktmbuf_chain(head, tail); }
+uint16_t dpdk_shim_mbuf_refcnt_read(const struct rte_mbuf *m) { return rte_mbuf_refcnt_read(m); }
 
 unsigned int dpdk_shim_ring_enqueue_burst(struct rte_ring *r, void *const *obj_table,
                                           unsigned int n)

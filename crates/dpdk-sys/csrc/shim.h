@@ -26,6 +26,11 @@ uint16_t dpdk_shim_eth_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_
 uint16_t dpdk_shim_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **tx_pkts,
                                 uint16_t nb_pkts);
 
+/* Ethdev macros built from RTE_BIT64(), which bindgen cannot evaluate. */
+uint64_t dpdk_shim_eth_rss_ip(void);
+uint64_t dpdk_shim_eth_rss_tcp(void);
+uint64_t dpdk_shim_eth_rss_udp(void);
+
 /* Mbuf. */
 struct rte_mbuf *dpdk_shim_pktmbuf_alloc(struct rte_mempool *mp);
 int dpdk_shim_pktmbuf_alloc_bulk(struct rte_mempool *pool, struct rte_mbuf **mbufs,
@@ -39,6 +44,8 @@ int dpdk_shim_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 uint16_t dpdk_shim_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t dpdk_shim_pktmbuf_tailroom(const struct rte_mbuf *m);
 int dpdk_shim_pktmbuf_is_contiguous(const struct rte_mbuf *m);
+int dpdk_shim_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
+uint16_t dpdk_shim_mbuf_refcnt_read(const struct rte_mbuf *m);
 
 /* Ring of pointers. */
 unsigned int dpdk_shim_ring_enqueue_burst(struct rte_ring *r, void *const *obj_table,

@@ -1,5 +1,9 @@
-//! Fixed-capacity bursts of mbufs, filled by `rx_burst`/`dequeue` and drained by
-//! `tx_burst`/`enqueue` without allocating.
+//! Fixed-capacity bursts of mbufs, filled by `rx_burst`/`dequeue`/`Mempool::alloc_bulk` and
+//! drained by `tx_burst`/`enqueue` without allocating.
+//!
+//! Freeing is batched: [`Burst::free_all`] (also used by [`Burst::clear`] and by dropping the
+//! burst), the mbufs [`Burst::retain_mut`] rejects, and the rest of a dropped [`Drain`] each go
+//! to DPDK in one `rte_pktmbuf_free_bulk` call instead of one call per mbuf.
 use std::mem::MaybeUninit;
 use std::ptr;
 
@@ -10,7 +14,7 @@ pub const MAX_BURST: usize = 32;
 
 /// Up to `N` owned mbufs in an inline array; the first `len` slots are initialised.
 ///
-/// Dropping a burst frees the mbufs it still holds.
+/// Dropping a burst frees the mbufs it still holds (one `rte_pktmbuf_free_bulk` call).
 pub struct Burst<const N: usize = MAX_BURST> {
     // Invariant: slots `0..len` hold initialised, owned `Mbuf`s; slots `len..N` are
     // uninitialised and never read. `Mbuf` is `repr(transparent)` over a non-null
@@ -126,24 +130,34 @@ impl<const N: usize> Burst<N> {
         self.as_mut_slice().iter_mut()
     }
 
-    /// Keeps the mbufs for which `keep` returns true (in order) and frees the others.
+    /// Keeps the mbufs for which `keep` returns true (in order) and frees the others, all in
+    /// one `rte_pktmbuf_free_bulk` call at the end.
     pub fn retain_mut(&mut self, mut keep: impl FnMut(&mut Mbuf) -> bool) {
         let len = self.len;
         // Shrink first so that a panic in `keep` leaks at most, never double-frees.
         self.len = 0;
         let mut kept = 0;
+        // Rejected mbufs, freed together at the end (leaked if `keep` panics).
+        let mut rejected: [MaybeUninit<*mut dpdk_sys::rte_mbuf>; N] =
+            [const { MaybeUninit::uninit() }; N];
+        let mut n_rejected = 0;
         for i in 0..len {
             // SAFETY: slot `i < len` was initialised (type invariant) and is read exactly once
-            // here; it is either written back into slot `kept <= i` or dropped.
+            // here; it is either written back into slot `kept <= i` or moved to `rejected`.
             let mut m = unsafe { self.slots[i].assume_init_read() };
             if keep(&mut m) {
                 self.slots[kept].write(m);
                 kept += 1;
                 self.len = kept;
             } else {
-                drop(m);
+                rejected[n_rejected].write(m.into_raw().as_ptr());
+                n_rejected += 1;
             }
         }
+        // SAFETY: the first `n_rejected` entries hold owned, valid mbuf pointers taken out of
+        // their `Mbuf`s above, so they are freed exactly once; `MaybeUninit<*mut T>` has the
+        // layout of `*mut T`.
+        unsafe { free_raw(rejected.as_mut_ptr().cast(), n_rejected) };
     }
 
     /// Moves all mbufs out, in order, leaving the burst empty. Mbufs not consumed from the
@@ -158,28 +172,26 @@ impl<const N: usize> Burst<N> {
         }
     }
 
-    /// Frees all mbufs held (one `rte_pktmbuf_free_bulk` call).
-    pub fn clear(&mut self) {
+    /// Frees all mbufs held with one `rte_pktmbuf_free_bulk` call; the burst is empty
+    /// afterwards. Same as [`Burst::clear`] and [`crate::mbuf::free_bulk`].
+    #[inline]
+    pub fn free_all(&mut self) {
         let len = self.len;
         if len == 0 {
             return;
         }
-        if crate::eal::is_running() {
-            let (ptr, _) = self.held_ptr();
-            self.len = 0;
-            // SAFETY: EAL runs (checked); slots `0..len` hold owned, valid, non-null mbuf
-            // pointers (type invariant, `Mbuf` is `repr(transparent)`); with `len` reset they
-            // are freed exactly once here and never dropped again.
-            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(ptr, u32::try_from(len).unwrap_or(0)) };
-            return;
-        }
+        let (ptr, _) = self.held_ptr();
         self.len = 0;
-        // EAL is gone: dropping each `Mbuf` leaks it (see `Mbuf::drop`).
-        for slot in &mut self.slots[..len] {
-            // SAFETY: slots `0..len` were initialised (type invariant) and, with `len` already
-            // reset, are dropped exactly once.
-            unsafe { slot.assume_init_drop() };
-        }
+        // SAFETY: slots `0..len` hold owned, valid, non-null mbuf pointers (type invariant,
+        // `Mbuf` is `repr(transparent)`); with `len` reset they are freed exactly once here and
+        // never dropped again.
+        unsafe { free_raw(ptr, len) };
+    }
+
+    /// Frees all mbufs held (one `rte_pktmbuf_free_bulk` call).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.free_all();
     }
 
     /// Pointer to the free slots, for C to write up to `capacity - len` mbuf pointers.
@@ -235,9 +247,31 @@ impl<const N: usize> Burst<N> {
     }
 }
 
+/// Frees `n` owned mbufs at `ptr` with one `rte_pktmbuf_free_bulk` call (leaks them once EAL
+/// is gone, like `Mbuf::drop`).
+///
+/// # Safety
+///
+/// `ptr` must point to `n` owned, valid, non-null mbuf pointers that nobody uses afterwards.
+#[inline]
+unsafe fn free_raw(ptr: *mut *mut dpdk_sys::rte_mbuf, n: usize) {
+    if n == 0 || !crate::eal::is_running() {
+        return; // Nothing to do, or EAL memory is gone: leak rather than touch it.
+    }
+    // Bursts hold at most `N` mbufs; a count beyond `u32` cannot occur, but stay in bounds.
+    let mut done = 0;
+    while done < n {
+        let chunk = u32::try_from(n - done).unwrap_or(u32::MAX);
+        // SAFETY: EAL runs (checked); by the caller contract `ptr + done` starts `chunk <=
+        // n - done` owned, valid mbuf pointers, each freed exactly once here.
+        unsafe { dpdk_sys::rte_pktmbuf_free_bulk(ptr.add(done), chunk) };
+        done += chunk as usize;
+    }
+}
+
 impl<const N: usize> Drop for Burst<N> {
     fn drop(&mut self) {
-        self.clear();
+        self.free_all();
     }
 }
 
@@ -280,9 +314,14 @@ impl<const N: usize> ExactSizeIterator for Drain<'_, N> {}
 
 impl<const N: usize> Drop for Drain<'_, N> {
     fn drop(&mut self) {
-        // Free what the caller did not take.
-        for m in self.by_ref() {
-            drop(m);
+        // Free what the caller did not take, in one call.
+        let (next, end) = (self.next, self.end);
+        self.next = end;
+        // SAFETY: slots `next..end` were initialised when `drain` started and were not yet read
+        // (the burst's `len` is 0, so it does not own them); with `next` advanced they are freed
+        // exactly once here. `Mbuf` is `repr(transparent)` over a non-null mbuf pointer.
+        unsafe {
+            free_raw(self.burst.slots.as_mut_ptr().add(next).cast(), end - next);
         }
     }
 }

@@ -10,18 +10,34 @@
 //!         .vdev("net_null0"),
 //! )?;
 //! println!("main lcore {:?}, workers {:?}", eal.main_lcore(), eal.worker_lcores());
-//! drop(eal); // rte_eal_cleanup
+//! drop(eal); // wait for workers, stop and close claimed ports, rte_eal_cleanup
 //! # Ok::<(), dpdk::EalError>(())
 //! ```
 //!
 //! EAL can be initialised at most once per process, even after a failed attempt or after
 //! cleanup: a second [`Eal::init`] returns [`EalError::AlreadyInitialized`] instead of calling
 //! into DPDK again.
+//!
+//! # Shutdown
+//!
+//! Dropping the [`Eal`] (or [`Eal::cleanup`], which also reports what it did):
+//!
+//! 1. waits for every worker lcore to return (`rte_eal_mp_wait_lcore`), including launches
+//!    whose [`LaunchHandle`](crate::LaunchHandle) was leaked;
+//! 2. marks EAL gone, so that every object dropped later leaks instead of calling into DPDK;
+//! 3. stops and closes every port that is still claimed by a [`Port`](crate::Port) or by queue
+//!    handles (`rte_eth_dev_stop`, `rte_eth_dev_close`: TAP interfaces disappear, drivers
+//!    release their resources);
+//! 4. calls `rte_eal_cleanup`.
+//!
+//! Queue handles moved to non-EAL threads must be dropped (or no longer used) before that:
+//! only lcores are waited for.
 use std::ffi::{c_char, CString};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::errno::{code, Errno};
+use crate::ethdev::PortId;
 use crate::lcore::LcoreId;
 
 const STATE_NEW: u8 = 0;
@@ -309,7 +325,19 @@ impl EalArgs {
     }
 }
 
-/// The running EAL. Dropping it calls `rte_eal_cleanup`.
+/// What [`Eal::cleanup`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CleanupReport {
+    /// Ports that were still claimed and were stopped (if started) and closed, in id order.
+    pub closed_ports: Vec<PortId>,
+    /// Ports still claimed whose stop or close failed, with the first errno.
+    pub failed_ports: Vec<(PortId, Errno)>,
+    /// The result of `rte_eal_cleanup`.
+    pub eal_cleanup: Result<(), Errno>,
+}
+
+/// The running EAL. Dropping it shuts EAL down (see the module docs, "Shutdown").
 ///
 /// `Eal` is neither `Send` nor `Sync`: `rte_eal_init` and `rte_eal_cleanup` must run on the main
 /// lcore's thread, and lcore launches go through `&Eal` on that thread.
@@ -409,14 +437,53 @@ impl Eal {
     }
 }
 
+impl Eal {
+    /// Shuts EAL down like dropping it does (module docs, "Shutdown") and reports which
+    /// claimed ports were closed and how `rte_eal_cleanup` ended.
+    #[must_use = "the report says whether ports failed to close"]
+    pub fn cleanup(mut self) -> CleanupReport {
+        // `Drop` then finds EAL no longer running and does nothing.
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> CleanupReport {
+        if STATE.load(Ordering::Acquire) != STATE_RUNNING {
+            // Already shut down by `cleanup` (an `Eal` exists only after a successful init).
+            return CleanupReport {
+                closed_ports: Vec::new(),
+                failed_ports: Vec::new(),
+                eal_cleanup: Ok(()),
+            };
+        }
+        // SAFETY: EAL runs (checked above; an `Eal` exists only after a successful
+        // `rte_eal_init`); `Eal` is `!Send`, so this is the main lcore's thread, the only one
+        // allowed to wait for workers. It blocks until every worker lcore is idle, including
+        // launches whose `LaunchHandle` was leaked.
+        unsafe { dpdk_sys::rte_eal_mp_wait_lcore() };
+        // Under the port close lock: mark EAL gone (objects dropped later leak instead of calling
+        // into DPDK, and no last claim handle closes a port concurrently), then stop and close
+        // every port still claimed.
+        let ports = crate::ethdev::shutdown_ports(|| STATE.store(STATE_CLEANED, Ordering::Release));
+        // SAFETY: main lcore's thread (see above); EAL was initialised and is cleaned up once
+        // (the state is no longer RUNNING, so a later call returns above); every worker lcore
+        // returned and every claimed port is closed.
+        let ret = unsafe { dpdk_sys::rte_eal_cleanup() };
+        CleanupReport {
+            closed_ports: ports.closed,
+            failed_ports: ports.failed,
+            // 22.11 returns -1 with rte_errno set (EALREADY); keep the negative code otherwise.
+            eal_cleanup: match (ret, Errno::last()) {
+                (0.., _) => Ok(()),
+                (_, e) if e.0 != 0 => Err(e),
+                (r, _) => Err(Errno::from_ret(r)),
+            },
+        }
+    }
+}
+
 impl Drop for Eal {
     fn drop(&mut self) {
-        // Mark EAL gone first, so that objects dropped later leak instead of calling into DPDK.
-        STATE.store(STATE_CLEANED, Ordering::Release);
-        // SAFETY: an `Eal` exists only after a successful `rte_eal_init`; it is `!Send`, so this
-        // runs on the main lcore's thread; no lcore launch is outstanding because every
-        // `LaunchHandle` borrows this `Eal` and waits for its lcore before it is dropped.
-        let _ = unsafe { dpdk_sys::rte_eal_cleanup() };
+        let _ = self.shutdown();
     }
 }
 

@@ -1,15 +1,32 @@
-//! Ethernet devices (ports): lookup, configuration, start/stop, MAC, link, stats, promiscuous
-//! mode. The data path lives in [`crate::queue`].
+//! Ethernet devices (ports): lookup, configuration (queues, MTU, RSS), start/stop, device
+//! information, MAC, MTU, link, stats, promiscuous mode. The data path lives in
+//! [`crate::queue`].
 //!
 //! A [`Port`] is the only handle to its device: claiming a port id twice in a process fails with
 //! [`EthError::AlreadyClaimed`] until the `Port` and all of its queues are gone, so that no two
 //! owners ever poll the same queue.
+//!
+//! # Lifetime
+//!
+//! The `Port` and its [`RxQueue`]/[`TxQueue`] handles share one claim. The device is never
+//! stopped or closed under a live queue handle:
+//!
+//! * [`Port::stop`] fails with [`EthError::QueuesLive`] while any queue handle exists;
+//! * dropping the `Port` while queues exist leaves the device running; when the **last** of the
+//!   `Port` and its queues is dropped (on whichever thread or lcore that happens), the device is
+//!   stopped if started and closed (`rte_eth_dev_close`, which also releases the port id) if it
+//!   was ever configured; a never-configured claim is just released;
+//! * dropping [`Eal`](crate::Eal) stops and closes every port still claimed (after waiting for
+//!   all worker lcores), before `rte_eal_cleanup`.
+//!
+//! A closed port id may be reused by DPDK for a new device, which is why no handle of the old
+//! claim may outlive the close.
 use std::cell::Cell;
 use std::ffi::{c_char, CStr, CString};
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::errno::{code, Errno};
 use crate::mempool::Mempool;
@@ -17,8 +34,23 @@ use crate::queue::{RxQueue, TxQueue};
 
 const MAX_PORTS: usize = dpdk_sys::RTE_MAX_ETHPORTS as usize;
 
-/// One flag per port id: set while a `Port` or one of its queues exists.
-static CLAIMED: [AtomicBool; MAX_PORTS] = [const { AtomicBool::new(false) }; MAX_PORTS];
+/// Device state of one port id as the closers (last claim handle, EAL shutdown) see it.
+/// `FREE`: no `Port` or queue handle exists. `CLAIMED`: claimed, device never configured by us.
+/// `CONFIGURED`: `rte_eth_dev_configure` succeeded at least once (the device must be closed).
+/// `STARTED`: `rte_eth_dev_start` succeeded (the device must be stopped, then closed).
+const FREE: u8 = 0;
+const CLAIMED: u8 = 1;
+const CONFIGURED: u8 = 2;
+const STARTED: u8 = 3;
+
+/// One state per port id (see `FREE` .. `STARTED`); written by `Port` methods while the `Port`
+/// exists, by the last claim handle on release and read by EAL shutdown.
+static PORTS: [AtomicU8; MAX_PORTS] = [const { AtomicU8::new(FREE) }; MAX_PORTS];
+
+/// Serialises the two places that stop and close devices on release: the last claim handle
+/// (`PortClaim::drop`, any thread) and EAL shutdown (`shutdown_ports`, main lcore), so that a
+/// device is closed once and never after `rte_eal_cleanup` began.
+static CLOSE_LOCK: Mutex<()> = Mutex::new(());
 
 /// An ethdev port id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,6 +92,10 @@ pub enum EthError {
     /// Another `Port` (or its queues) already owns this port id.
     #[error("{0} is already owned by another Port handle")]
     AlreadyClaimed(PortId),
+    /// RX or TX queue handles of the port still exist; drop them first (the device is stopped
+    /// under no live queue handle).
+    #[error("{0} still has live queue handles")]
+    QueuesLive(PortId),
     /// `configure` was already called on this port.
     #[error("{0} is already configured")]
     AlreadyConfigured(PortId),
@@ -170,19 +206,101 @@ pub(crate) fn device_name(id: PortId) -> Option<String> {
     Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
-/// Ownership token of one port id; releases the claim when the port and all queues are gone.
+fn slot(id: PortId) -> &'static AtomicU8 {
+    // Port ids come from DPDK (< RTE_MAX_ETHPORTS) or were checked in `Port::claim`.
+    &PORTS[usize::from(id.0) % MAX_PORTS]
+}
+
+/// Stops (if started) and closes the device behind `id`, whose state is `state`.
+///
+/// # Safety
+///
+/// EAL must be initialised and not yet cleaned up, the caller must hold `CLOSE_LOCK`, and no
+/// queue handle of the port may exist any more (or none may be used again: EAL shutdown, after
+/// every worker lcore returned).
+unsafe fn stop_and_close(id: PortId, state: u8) -> Result<(), Errno> {
+    let mut first_err = None;
+    if state == STARTED {
+        // SAFETY: caller contract: EAL runs and nobody polls the port's queues any more.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_stop(id.0) };
+        if ret < 0 {
+            first_err = Some(Errno::from_ret(ret));
+        }
+    }
+    // SAFETY: as above; the device is stopped (or never started), as close requires.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_close(id.0) };
+    if ret < 0 && first_err.is_none() {
+        first_err = Some(Errno::from_ret(ret));
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// What EAL shutdown did to the ports still claimed.
+#[derive(Debug, Default)]
+pub(crate) struct PortsShutdown {
+    pub(crate) closed: Vec<PortId>,
+    pub(crate) failed: Vec<(PortId, Errno)>,
+}
+
+/// EAL shutdown: under `CLOSE_LOCK`, runs `mark_eal_gone` (after which no claim handle touches
+/// DPDK any more) and then stops and closes every port that is still claimed.
+///
+/// Must be called on the main lcore, after every worker lcore returned, before
+/// `rte_eal_cleanup`, with EAL running.
+pub(crate) fn shutdown_ports(mark_eal_gone: impl FnOnce()) -> PortsShutdown {
+    let _guard = CLOSE_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    mark_eal_gone();
+    let mut out = PortsShutdown::default();
+    for (i, s) in PORTS.iter().enumerate() {
+        let state = s.load(Ordering::Acquire);
+        if state == FREE {
+            continue;
+        }
+        let id = PortId(u16::try_from(i).unwrap_or(u16::MAX));
+        // SAFETY: EAL still runs (the caller cleans it up only after this returns), we hold
+        // `CLOSE_LOCK`, and every worker lcore returned, so no lcore polls a queue of the port;
+        // claim handles check `is_running` under the same lock and will not touch it again.
+        match unsafe { stop_and_close(id, state) } {
+            Ok(()) => out.closed.push(id),
+            Err(e) => out.failed.push((id, e)),
+        }
+        // The claim handles still exist and reset their slot when dropped.
+        s.store(CLAIMED, Ordering::Release);
+    }
+    out
+}
+
+/// Ownership token of one port id, shared by the [`Port`] and its queue handles. When the last
+/// of them goes, the device is stopped and closed (see the module docs) and the claim released.
 #[derive(Debug)]
 pub(crate) struct PortClaim {
     id: PortId,
+    /// The RX queues' mbuf pool, kept until the device is closed (drivers hold mbufs of it in
+    /// their RX rings until then).
+    pool: Option<Mempool>,
 }
 
 impl Drop for PortClaim {
     fn drop(&mut self) {
-        CLAIMED[usize::from(self.id.0)].store(false, Ordering::Release);
+        let _guard = CLOSE_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let s = slot(self.id);
+        let state = s.load(Ordering::Acquire);
+        if state >= CONFIGURED && crate::eal::is_running() {
+            // SAFETY: EAL runs (checked under `CLOSE_LOCK`, which EAL shutdown holds while it
+            // marks EAL gone); this is the last handle of the claim, so no queue handle exists
+            // and nobody polls the port's queues any more. Errors cannot be reported from drop;
+            // the claim is released either way.
+            let _ = unsafe { stop_and_close(self.id, state) };
+        }
+        s.store(FREE, Ordering::Release);
+        // `self.pool` is dropped after this, i.e. after the close returned the driver's mbufs.
     }
 }
 
-/// Queue and descriptor counts for [`Port::configure`].
+/// Queue and descriptor counts, MTU and RSS for [`Port::configure`].
+///
+/// The default (1 RX and 1 TX queue of 512 descriptors, driver MTU, no RSS) passes an all-zero
+/// `rte_eth_conf` to the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortConfig {
     /// Number of RX queues.
@@ -193,6 +311,16 @@ pub struct PortConfig {
     pub rx_desc: u16,
     /// TX descriptors per queue (adjusted to the driver's limits).
     pub tx_desc: u16,
+    /// MTU to configure (`rxmode.mtu`, then `rte_eth_dev_set_mtu` after configuring); `None`
+    /// keeps the driver's default (normally 1500).
+    pub mtu: Option<u16>,
+    /// Spread received packets over the RX queues by RSS when `rx_queues > 1`:
+    /// `rxmode.mq_mode = RTE_ETH_MQ_RX_RSS` with `rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP |
+    /// RTE_ETH_RSS_UDP) & dev_info.flow_type_rss_offloads` and the driver's default key. When
+    /// that mask is empty (the driver hashes none of these), or with one RX queue, or when
+    /// `false`, the RX mode stays zeroed (no RSS), as testpmd does. Without RSS, extra RX
+    /// queues of a real NIC stay empty.
+    pub rss: bool,
 }
 
 impl Default for PortConfig {
@@ -202,8 +330,42 @@ impl Default for PortConfig {
             tx_queues: 1,
             rx_desc: 512,
             tx_desc: 512,
+            mtu: None,
+            rss: false,
         }
     }
+}
+
+/// The RSS hash functions [`PortConfig::rss`] asks for, before masking with the driver's
+/// `flow_type_rss_offloads`: `RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP`.
+#[must_use]
+pub fn rss_ip_tcp_udp() -> u64 {
+    // SAFETY: the shim functions return compile-time constants; no state is touched.
+    unsafe {
+        dpdk_sys::dpdk_shim_eth_rss_ip()
+            | dpdk_sys::dpdk_shim_eth_rss_tcp()
+            | dpdk_sys::dpdk_shim_eth_rss_udp()
+    }
+}
+
+/// Device information ([`Port::info`], from `rte_eth_dev_info_get`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DevInfo {
+    /// Driver name, for example `net_null`, `net_ring`, `net_tap`, `net_ixgbe`.
+    pub driver_name: String,
+    /// Maximum number of RX queues.
+    pub max_rx_queues: u16,
+    /// Maximum number of TX queues.
+    pub max_tx_queues: u16,
+    /// Smallest MTU the driver accepts.
+    pub min_mtu: u16,
+    /// Largest MTU the driver accepts.
+    pub max_mtu: u16,
+    /// RSS hash functions the device supports (`RTE_ETH_RSS_*` bits); 0 without RSS.
+    pub flow_type_rss_offloads: u64,
+    /// Kernel interface index of the device (for example a TAP's), 0 when there is none.
+    pub if_index: u32,
 }
 
 /// A 48-bit Ethernet address.
@@ -266,14 +428,16 @@ enum State {
     Started,
 }
 
-/// An owned ethdev port. Dropping it stops the device if it was started.
+/// An owned ethdev port.
+///
+/// Dropping it releases this handle's share of the claim: the device is stopped and closed
+/// when the last of the `Port` and its queue handles is gone (module docs, "Lifetime").
 ///
 /// `Port` is `Send` but not `Sync`: DPDK's control-path functions for one port are not safe to
 /// call concurrently, so one thread at a time owns it (statistics reads included).
 pub struct Port {
     claim: Arc<PortClaim>,
     state: State,
-    pool: Option<Mempool>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -282,6 +446,7 @@ impl fmt::Debug for Port {
         f.debug_struct("Port")
             .field("id", &self.id())
             .field("state", &self.state)
+            .field("queue_handles", &(Arc::strong_count(&self.claim) - 1))
             .finish_non_exhaustive()
     }
 }
@@ -382,22 +547,43 @@ impl Port {
     }
 
     fn claim(id: PortId) -> Result<Self, EthError> {
-        let flag = CLAIMED.get(usize::from(id.0)).ok_or(EthError::NoDevice {
+        let flag = PORTS.get(usize::from(id.0)).ok_or(EthError::NoDevice {
             port: id,
             op: "claim",
         })?;
         if flag
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return Err(EthError::AlreadyClaimed(id));
         }
         Ok(Self {
-            claim: Arc::new(PortClaim { id }),
+            claim: Arc::new(PortClaim { id, pool: None }),
             state: State::Unconfigured,
-            pool: None,
             _not_sync: PhantomData,
         })
+    }
+
+    /// Sets the state seen by `Port` methods and by the closers.
+    fn set_state(&mut self, state: State) {
+        self.state = state;
+        slot(self.id()).store(
+            match state {
+                State::Unconfigured => CLAIMED,
+                State::Configured => CONFIGURED,
+                State::Started => STARTED,
+            },
+            Ordering::Release,
+        );
+    }
+
+    /// Whether RX or TX queue handles of this port exist.
+    ///
+    /// Exact, not a snapshot: queue handles are only created by [`Port::configure`]
+    /// (`&mut self`), so their number can shrink concurrently but never grow.
+    #[must_use]
+    pub fn has_live_queues(&self) -> bool {
+        Arc::strong_count(&self.claim) > 1
     }
 
     /// The port id.
@@ -443,7 +629,8 @@ impl Port {
     }
 
     /// Configures `conf.rx_queues` RX queues (buffers from `pool`) and `conf.tx_queues` TX
-    /// queues, and returns their handles. Can be called once per `Port`.
+    /// queues, the MTU and RSS (see [`PortConfig`]), and returns the queue handles. Can be
+    /// called once per `Port` (again only after a failed attempt).
     ///
     /// # Errors
     ///
@@ -458,13 +645,36 @@ impl Port {
             return Err(EthError::AlreadyConfigured(self.id()));
         }
         let id = self.raw_id();
-        let eth_conf = dpdk_sys::rte_eth_conf::default();
-        // SAFETY: EAL runs; we own the port (claim); `eth_conf` is a valid zeroed config (all
-        // defaults) that DPDK copies.
+        let mut eth_conf = dpdk_sys::rte_eth_conf::default();
+        if let Some(mtu) = conf.mtu {
+            eth_conf.rxmode.mtu = u32::from(mtu);
+        }
+        if conf.rss && conf.rx_queues > 1 {
+            let hf = rss_ip_tcp_udp() & self.info()?.flow_type_rss_offloads;
+            if hf != 0 {
+                eth_conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+                // A null key with length 0 selects the driver's default key.
+                eth_conf.rx_adv_conf.rss_conf.rss_hf = hf;
+            }
+        }
+        // Keep the pool in the shared claim before any RX queue can take mbufs from it: it must
+        // outlive the device (closed by the last claim handle). No queue handle exists yet
+        // (state is Unconfigured and queues are created only below), so the claim is unique.
+        match Arc::get_mut(&mut self.claim) {
+            Some(claim) => claim.pool = Some(pool.clone()),
+            None => unreachable!("queue handles exist before configure succeeded"),
+        }
+        // SAFETY: EAL runs; we own the port (claim); `eth_conf` is a valid config (zeroed
+        // except the MTU and RSS fields set above) that DPDK copies.
         let ret = unsafe {
             dpdk_sys::rte_eth_dev_configure(id, conf.rx_queues, conf.tx_queues, &eth_conf)
         };
         check(self.id(), "rte_eth_dev_configure", ret)?;
+        // From here on the device must be closed on release, even if a later step fails.
+        slot(self.id()).store(CONFIGURED, Ordering::Release);
+        if let Some(mtu) = conf.mtu {
+            self.set_mtu(mtu)?;
+        }
         let (mut nb_rxd, mut nb_txd) = (conf.rx_desc, conf.tx_desc);
         // SAFETY: EAL runs; valid out pointers to locals.
         let ret =
@@ -476,8 +686,8 @@ impl Port {
         let socket = socket as u32;
         for q in 0..conf.rx_queues {
             // SAFETY: EAL runs; the port is configured with `rx_queues` queues; `pool` is a live
-            // pktmbuf pool that we keep alive in `self.pool` (and each queue keeps a clone) for
-            // as long as the queue may allocate from it; NULL rxconf means driver defaults.
+            // pktmbuf pool that the shared claim keeps alive until the device is closed (set
+            // above); NULL rxconf means driver defaults.
             let ret = unsafe {
                 dpdk_sys::rte_eth_rx_queue_setup(
                     id,
@@ -498,10 +708,9 @@ impl Port {
             };
             check(self.id(), "rte_eth_tx_queue_setup", ret)?;
         }
-        self.state = State::Configured;
-        self.pool = Some(pool.clone());
+        self.set_state(State::Configured);
         let rx = (0..conf.rx_queues)
-            .map(|q| RxQueue::new(self.id(), q, Arc::clone(&self.claim), pool.clone()))
+            .map(|q| RxQueue::new(self.id(), q, Arc::clone(&self.claim)))
             .collect();
         let tx = (0..conf.tx_queues)
             .map(|q| TxQueue::new(self.id(), q, Arc::clone(&self.claim)))
@@ -524,25 +733,31 @@ impl Port {
         // SAFETY: EAL runs; the port is configured (checked) and owned by us.
         let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.raw_id()) };
         check(self.id(), "rte_eth_dev_start", ret)?;
-        self.state = State::Started;
+        self.set_state(State::Started);
         Ok(())
     }
 
-    /// Stops the device (`rte_eth_dev_stop`); queues then receive and send nothing.
+    /// Stops the device (`rte_eth_dev_stop`). Only allowed once every RX and TX queue handle
+    /// of the port was dropped; a stopped port can be started again, but its queue handles
+    /// are gone, so this is mostly useful before dropping the `Port` to see errors.
     ///
     /// # Errors
     ///
-    /// The mapped errno.
+    /// [`EthError::QueuesLive`] while queue handles exist (the device keeps running), or the
+    /// mapped errno.
     pub fn stop(&mut self) -> Result<(), EthError> {
         self.running()?;
         if self.state != State::Started {
             return Ok(());
         }
-        // SAFETY: EAL runs; the port is started (checked) and owned by us. After stop, DPDK
-        // points the port's fast-path ops at dummies, so queue handles stay harmless.
+        if self.has_live_queues() {
+            return Err(EthError::QueuesLive(self.id()));
+        }
+        // SAFETY: EAL runs; the port is started (checked) and owned by us; no queue handle
+        // exists (checked; none can appear, see `has_live_queues`), so nobody polls it.
         let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.raw_id()) };
         check(self.id(), "rte_eth_dev_stop", ret)?;
-        self.state = State::Configured;
+        self.set_state(State::Configured);
         Ok(())
     }
 
@@ -550,6 +765,58 @@ impl Port {
     #[must_use]
     pub fn is_started(&self) -> bool {
         self.state == State::Started
+    }
+
+    /// Device information (`rte_eth_dev_info_get`).
+    ///
+    /// # Errors
+    ///
+    /// The mapped errno.
+    pub fn info(&self) -> Result<DevInfo, EthError> {
+        self.running()?;
+        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: EAL runs; `info` is a valid out pointer that DPDK fills.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(self.raw_id(), &mut info) };
+        check(self.id(), "rte_eth_dev_info_get", ret)?;
+        let driver_name = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: non-null pointer to the driver's static NUL-terminated name (valid while
+            // the driver is loaded, i.e. for the life of EAL); copied at once.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        Ok(DevInfo {
+            driver_name,
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+            min_mtu: info.min_mtu,
+            max_mtu: info.max_mtu,
+            flow_type_rss_offloads: info.flow_type_rss_offloads,
+            if_index: info.if_index,
+        })
+    }
+
+    /// The RSS hash functions in use (`rss_hf` of `rte_eth_dev_rss_hash_conf_get`): 0 when the
+    /// port was configured without RSS.
+    ///
+    /// # Errors
+    ///
+    /// The mapped errno (`NotSupported` for drivers without RSS).
+    pub fn rss_hash_functions(&self) -> Result<u64, EthError> {
+        self.running()?;
+        // A null key pointer asks for the hash functions only.
+        let mut c = dpdk_sys::rte_eth_rss_conf {
+            rss_key: std::ptr::null_mut(),
+            rss_key_len: 0,
+            rss_hf: 0,
+        };
+        // SAFETY: EAL runs; `c` is a valid out structure with a null key pointer, which DPDK
+        // documents as "do not copy the key".
+        let ret = unsafe { dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.raw_id(), &mut c) };
+        check(self.id(), "rte_eth_dev_rss_hash_conf_get", ret)?;
+        Ok(c.rss_hf)
     }
 
     /// The port's MAC address.
@@ -564,6 +831,56 @@ impl Port {
         let ret = unsafe { dpdk_sys::rte_eth_macaddr_get(self.raw_id(), &mut a) };
         check(self.id(), "rte_eth_macaddr_get", ret)?;
         Ok(MacAddr(a.addr_bytes))
+    }
+
+    /// Sets the port's default MAC address (`rte_eth_dev_default_mac_addr_set`; for a TAP this
+    /// also changes the kernel interface's address).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` for a multicast or all-zero address, `NotSupported` for drivers that
+    /// cannot change it, or the mapped errno.
+    pub fn set_mac_address(&mut self, mac: MacAddr) -> Result<(), EthError> {
+        self.running()?;
+        let mut a = dpdk_sys::rte_ether_addr { addr_bytes: mac.0 };
+        // SAFETY: EAL runs; we own the port; `a` is a valid address that DPDK copies.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_default_mac_addr_set(self.raw_id(), &mut a) };
+        check(self.id(), "rte_eth_dev_default_mac_addr_set", ret)
+    }
+
+    /// The port's MTU (`rte_eth_dev_get_mtu`).
+    ///
+    /// # Errors
+    ///
+    /// The mapped errno.
+    pub fn mtu(&self) -> Result<u16, EthError> {
+        self.running()?;
+        let mut mtu = 0u16;
+        // SAFETY: EAL runs; `mtu` is a valid out pointer.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_get_mtu(self.raw_id(), &mut mtu) };
+        check(self.id(), "rte_eth_dev_get_mtu", ret)?;
+        Ok(mtu)
+    }
+
+    /// Sets the MTU (`rte_eth_dev_set_mtu`; for a TAP also the kernel interface's MTU). Needs a
+    /// configured port. Drivers without an MTU operation (net_null, net_ring) succeed only when
+    /// the MTU already has that value (for example from [`PortConfig::mtu`]).
+    ///
+    /// # Errors
+    ///
+    /// [`EthError::NotConfigured`]; `InvalidArgument` outside the driver's
+    /// [`DevInfo::min_mtu`]..=[`DevInfo::max_mtu`]; `NotSupported`; or the mapped errno.
+    pub fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError> {
+        self.running()?;
+        if slot(self.id()).load(Ordering::Acquire) < CONFIGURED {
+            return Err(EthError::NotConfigured(self.id()));
+        }
+        // SAFETY: EAL runs; we own the port, which is configured (checked).
+        let ret = unsafe { dpdk_sys::rte_eth_dev_set_mtu(self.raw_id(), mtu) };
+        if ret == -code::ENOTSUP && self.mtu().ok() == Some(mtu) {
+            return Ok(());
+        }
+        check(self.id(), "rte_eth_dev_set_mtu", ret)
     }
 
     /// Link status without waiting (`rte_eth_link_get_nowait`).
@@ -659,14 +976,8 @@ impl Port {
     }
 }
 
-impl Drop for Port {
-    fn drop(&mut self) {
-        if self.state == State::Started {
-            let _ = self.stop();
-        }
-        // The claim (and the pool clone) go away with the last queue handle.
-    }
-}
+// No `Drop for Port`: dropping it drops its share of the claim; the device is stopped and
+// closed by `PortClaim::drop` once the queue handles are gone too.
 
 #[cfg(test)]
 mod tests {
@@ -703,5 +1014,22 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(
+            EthError::QueuesLive(PortId(2)).to_string(),
+            "port2 still has live queue handles"
+        );
+    }
+
+    #[test]
+    fn default_config_is_unchanged_and_rss_mask_is_ip_tcp_udp() {
+        let d = PortConfig::default();
+        assert_eq!(
+            (d.rx_queues, d.tx_queues, d.rx_desc, d.tx_desc),
+            (1, 1, 512, 512)
+        );
+        assert_eq!((d.mtu, d.rss), (None, false));
+        // RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP in DPDK 22.11 (bits 2-5, 7-11, 13,
+        // 15-17).
+        assert_eq!(rss_ip_tcp_udp(), 0x3_afbc);
     }
 }

@@ -8,12 +8,18 @@
 //!
 //! * EAL is initialised at most once per process ([`eal::Eal::init`]); every other object needs a
 //!   running EAL and refuses to touch DPDK (leaking instead of freeing) once it was cleaned up.
-//! * Resources are RAII values: [`Mbuf`] frees its buffer, [`Mempool`] frees the pool when the last
-//!   handle goes and no mbuf is outstanding, [`Port`] stops the device, rings free their contents.
+//! * Resources are RAII values: [`Mbuf`] frees its buffer, [`Burst`] frees what it holds in one
+//!   bulk call, [`Mempool`] frees the pool when the last handle goes and no mbuf is outstanding,
+//!   rings free their contents. A [`Port`] and its queue handles share one claim: the device is
+//!   stopped and closed when the last of them goes, never under a live queue handle
+//!   ([`Port::stop`] refuses with [`EthError::QueuesLive`]). Dropping [`Eal`] waits for the
+//!   worker lcores and closes every port still claimed before `rte_eal_cleanup`.
 //! * Errors are values ([`thiserror`] enums, DPDK errno mapped to variants with an `Unknown`
 //!   fallback); nothing in this crate aborts the process on a bad argument.
 //! * The fast path (`rx_burst`, `tx_burst`, ring enqueue/dequeue, mbuf edits) does not allocate,
-//!   lock or block; bursts are fixed-capacity arrays ([`Burst`]).
+//!   lock or block; bursts are fixed-capacity arrays ([`Burst`]). Mbuf views and edits are
+//!   inline Rust over the `rte_mbuf` fields (no FFI call per packet); `rx_burst` always asks
+//!   the driver for a full burst (it needs an empty [`Burst`]).
 //!
 //! # Threading
 //!
@@ -23,7 +29,7 @@
 //! | [`Mempool`] | yes | yes | mempool get/put are MT-safe |
 //! | [`Mbuf`], [`Burst`] | yes | no | one owner at a time; freeing is MT-safe |
 //! | [`RxQueue`], [`TxQueue`] | yes | no | a queue is polled by one thread at a time |
-//! | [`RingProducer`], [`RingConsumer`] | yes | no | SP/SC rings have one enqueuer, one dequeuer |
+//! | [`RingProducer`], [`RingConsumer`] | yes | no | SP/SC sides have one user; MP/MC sides are cloned, never shared |
 //! | [`Port`] | yes | no | control-path calls for one port are not concurrent |
 //!
 //! These are checked at compile time:
@@ -86,9 +92,9 @@ pub mod queue;
 pub mod ring;
 
 pub use burst::{Burst, MAX_BURST};
-pub use eal::{Eal, EalArgs, EalError};
+pub use eal::{CleanupReport, Eal, EalArgs, EalError};
 pub use errno::Errno;
-pub use ethdev::{EthError, LinkStatus, MacAddr, Port, PortConfig, PortId, PortStats};
+pub use ethdev::{DevInfo, EthError, LinkStatus, MacAddr, Port, PortConfig, PortId, PortStats};
 pub use lcore::launch;
 pub use lcore::{LaunchError, LaunchHandle, LcoreError, LcoreId};
 pub use mbuf::{Mbuf, MbufError};

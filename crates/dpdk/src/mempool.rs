@@ -8,6 +8,7 @@ use std::ffi::CString;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::burst::Burst;
 use crate::errno::{code, Errno};
 use crate::mbuf::Mbuf;
 
@@ -30,9 +31,17 @@ pub enum MempoolError {
     /// `EINVAL`: invalid size parameters.
     #[error("invalid mempool parameters for {0:?}")]
     InvalidParameters(String),
-    /// The pool is empty.
+    /// The pool is empty (or, for a bulk allocation, holds fewer mbufs than asked for).
     #[error("mempool exhausted")]
     Exhausted,
+    /// A bulk allocation asked for more mbufs than the burst has free slots.
+    #[error("cannot allocate {need} mbufs into a burst with {spare} free slots")]
+    NoRoom {
+        /// Mbufs requested.
+        need: usize,
+        /// Free slots in the burst.
+        spare: usize,
+    },
     /// Any other errno.
     #[error("mempool operation failed: {0}")]
     Unknown(Errno),
@@ -181,6 +190,44 @@ impl Mempool {
         let p = NonNull::new(p).ok_or(MempoolError::Exhausted)?;
         // SAFETY: `p` is a freshly allocated, non-null mbuf that nobody else owns.
         Ok(unsafe { Mbuf::from_raw(p) })
+    }
+
+    /// Allocates exactly `n` mbufs with empty data into the free slots of `out`, all or none
+    /// (`rte_pktmbuf_alloc_bulk`: one call, one pass over the per-lcore cache).
+    ///
+    /// # Errors
+    ///
+    /// [`MempoolError::NoRoom`] when `out` has fewer than `n` free slots;
+    /// [`MempoolError::Exhausted`] when the pool cannot provide `n` mbufs (nothing is
+    /// allocated, `out` is unchanged).
+    pub fn alloc_bulk<const N: usize>(
+        &self,
+        out: &mut Burst<N>,
+        n: usize,
+    ) -> Result<(), MempoolError> {
+        if !crate::eal::is_running() {
+            return Err(MempoolError::EalNotRunning);
+        }
+        let (ptr, spare) = out.spare_ptr();
+        if n > spare {
+            return Err(MempoolError::NoRoom { need: n, spare });
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let count = u32::try_from(n).map_err(|_| MempoolError::NoRoom { need: n, spare })?;
+        // SAFETY: the pool lives as long as `self.inner`; EAL runs (checked above); `ptr` has
+        // room for `spare >= n` pointers (the burst's free slots); allocation is MT-safe.
+        let ret =
+            unsafe { dpdk_sys::dpdk_shim_pktmbuf_alloc_bulk(self.inner.ptr.as_ptr(), ptr, count) };
+        if ret != 0 {
+            // All or nothing: on failure no mbuf was taken and no slot written.
+            return Err(MempoolError::Exhausted);
+        }
+        // SAFETY: on success DPDK wrote `n <= spare` freshly allocated, non-null mbuf pointers
+        // that nobody else owns into the free slots.
+        unsafe { out.set_filled(n) };
+        Ok(())
     }
 
     /// Allocates one mbuf and copies `bytes` into it.

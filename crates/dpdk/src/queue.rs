@@ -4,13 +4,17 @@
 //! handles are created once per queue by [`Port::configure`](crate::Port::configure), are
 //! `Send` (they may move to the lcore that polls them) and `!Sync` (a shared reference cannot
 //! poll), and take `&mut self` for every burst call, so the rule holds by construction.
+//!
+//! Each queue handle shares the port's claim: the device is not stopped or closed while a queue
+//! handle exists, even after the [`Port`](crate::Port) itself was dropped (see
+//! [`crate::ethdev`], "Lifetime"). Dropping the last handle (possibly on a worker lcore) stops
+//! and closes the device.
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::burst::Burst;
 use crate::ethdev::{PortClaim, PortId};
-use crate::mempool::Mempool;
 
 /// One RX queue of a port, owned by one lcore.
 #[derive(Debug)]
@@ -18,17 +22,15 @@ pub struct RxQueue {
     port: PortId,
     queue: u16,
     _claim: Arc<PortClaim>,
-    _pool: Mempool,
     _not_sync: PhantomData<Cell<()>>,
 }
 
 impl RxQueue {
-    pub(crate) fn new(port: PortId, queue: u16, claim: Arc<PortClaim>, pool: Mempool) -> Self {
+    pub(crate) fn new(port: PortId, queue: u16, claim: Arc<PortClaim>) -> Self {
         Self {
             port,
             queue,
             _claim: claim,
-            _pool: pool,
             _not_sync: PhantomData,
         }
     }
@@ -45,11 +47,23 @@ impl RxQueue {
         self.queue
     }
 
-    /// Receives up to the burst's free capacity (`rte_eth_rx_burst`), appending to `out`;
-    /// returns the number received. Never blocks.
+    /// Receives into the **empty** burst `out`, asking the driver for its full capacity `N`
+    /// (`rte_eth_rx_burst(.., N)`, at most 65535); returns the number received. Never blocks.
+    ///
+    /// `out` must be empty: vector RX paths of real NIC drivers (ixgbe, i40e, ...) round the
+    /// requested count down to a multiple of 4 and return nothing for fewer than 4, so topping
+    /// up a partly filled burst can starve a queue. Drain or clear the burst first.
+    ///
+    /// If `out` is not empty, this returns 0 **without calling the driver** and leaves `out`
+    /// unchanged (and panics in debug builds, where it is a bug to catch).
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, out: &mut Burst<N>) -> usize {
-        if !crate::eal::is_running() {
+        debug_assert!(
+            out.is_empty(),
+            "RxQueue::rx_burst needs an empty burst (it holds {})",
+            out.len()
+        );
+        if !out.is_empty() || !crate::eal::is_running() {
             return 0;
         }
         let (ptr, spare) = out.spare_ptr();
@@ -57,9 +71,10 @@ impl RxQueue {
         if want == 0 {
             return 0;
         }
-        // SAFETY: EAL runs; the queue was set up by `Port::configure` and this handle is its
-        // only poller (`&mut self`, `!Sync`, one handle per queue); `ptr` has room for `want`
-        // pointers (spare slots of `out`).
+        // SAFETY: EAL runs; the queue was set up by `Port::configure`, this handle is its only
+        // poller (`&mut self`, `!Sync`, one handle per queue) and keeps the device from being
+        // stopped or closed (shared claim); `ptr` has room for `want <= spare` pointers (the
+        // spare slots of `out`).
         let n =
             unsafe { dpdk_sys::dpdk_shim_eth_rx_burst(self.port.as_u16(), self.queue, ptr, want) };
         let n = usize::from(n).min(spare);
@@ -124,8 +139,9 @@ impl TxQueue {
         if want == 0 {
             return 0;
         }
-        // SAFETY: EAL runs; the queue was set up by `Port::configure` and this handle is its
-        // only user (`&mut self`, `!Sync`); `ptr` points to `want <= len` owned, valid mbufs.
+        // SAFETY: EAL runs; the queue was set up by `Port::configure`, this handle is its only
+        // user (`&mut self`, `!Sync`) and keeps the device from being stopped or closed (shared
+        // claim); `ptr` points to `want <= len` owned, valid mbufs.
         let n =
             unsafe { dpdk_sys::dpdk_shim_eth_tx_burst(self.port.as_u16(), self.queue, ptr, want) };
         let n = usize::from(n).min(len);

@@ -2,10 +2,15 @@
 //!
 //! [`create`] returns one [`RingProducer`] and one [`RingConsumer`]. With
 //! [`RingMode::SingleProducerSingleConsumer`] there is exactly one of each (DPDK's SP/SC rule:
-//! one enqueuing thread, one dequeuing thread); with [`RingMode::MultiProducerMultiConsumer`]
-//! handles can be duplicated with `try_clone`. Enqueue leaves the mbufs that did not fit in the
-//! burst, owned by the caller. When the last handle goes, the mbufs still in the ring are freed
-//! and the ring is freed.
+//! one enqueuing thread, one dequeuing thread); with [`RingMode::MultiProducerSingleConsumer`]
+//! producer handles can be duplicated with [`RingProducer::try_clone`] (many lcores feed one
+//! consumer, for example the control lcore); with [`RingMode::MultiProducerMultiConsumer`] both
+//! sides can. Enqueue leaves the mbufs that did not fit in the burst, owned by the caller. When
+//! the last handle goes, the mbufs still in the ring are freed and the ring is freed.
+//!
+//! Multi-producer and multi-consumer rings use DPDK's default MP/MC sync mode, which assumes
+//! that an enqueuing or dequeuing thread is not preempted in the middle of the operation
+//! (lcores pinned to their own CPU; a preempted thread delays, never corrupts, the others).
 use std::cell::Cell;
 use std::ffi::{c_void, CString};
 use std::marker::PhantomData;
@@ -20,8 +25,32 @@ use crate::errno::{code, Errno};
 pub enum RingMode {
     /// One producer thread, one consumer thread (`RING_F_SP_ENQ | RING_F_SC_DEQ`).
     SingleProducerSingleConsumer,
-    /// Any number of producers and consumers.
+    /// Any number of producers (cloneable [`RingProducer`]), one consumer (`RING_F_SC_DEQ`).
+    MultiProducerSingleConsumer,
+    /// Any number of producers and consumers (no flags).
     MultiProducerMultiConsumer,
+}
+
+impl RingMode {
+    /// `rte_ring_create` flags besides `RING_F_EXACT_SZ`.
+    fn flags(self) -> u32 {
+        match self {
+            Self::SingleProducerSingleConsumer => dpdk_sys::RING_F_SP_ENQ | dpdk_sys::RING_F_SC_DEQ,
+            Self::MultiProducerSingleConsumer => dpdk_sys::RING_F_SC_DEQ,
+            Self::MultiProducerMultiConsumer => 0,
+        }
+    }
+
+    fn multi_producer(self) -> bool {
+        matches!(
+            self,
+            Self::MultiProducerSingleConsumer | Self::MultiProducerMultiConsumer
+        )
+    }
+
+    fn multi_consumer(self) -> bool {
+        self == Self::MultiProducerMultiConsumer
+    }
 }
 
 /// Why a ring could not be created.
@@ -54,8 +83,9 @@ struct RingInner {
 }
 
 // SAFETY: rte_ring enqueue/dequeue are lock-free and may be called from any thread as long as
-// the SP/SC rule holds, which the handle types enforce (one non-clonable `&mut self` producer
-// and consumer for SP/SC); count reads are atomic loads. The ring is freed only in `Drop` of the
+// the single-producer/single-consumer rules of the ring's flags hold, which the handle types
+// enforce (`try_clone` only for the multi sides of `RingMode`, `&mut self`, `!Sync`); count
+// reads are atomic loads. The ring is freed only in `Drop` of the
 // last handle.
 unsafe impl Send for RingInner {}
 // SAFETY: see `Send`; every shared operation is MT-safe under the handle discipline.
@@ -106,10 +136,7 @@ pub fn create(
         return Err(RingError::EalNotRunning);
     }
     let cname = CString::new(name).map_err(|_| RingError::InvalidName(name.to_owned()))?;
-    let mut flags = dpdk_sys::RING_F_EXACT_SZ;
-    if mode == RingMode::SingleProducerSingleConsumer {
-        flags |= dpdk_sys::RING_F_SP_ENQ | dpdk_sys::RING_F_SC_DEQ;
-    }
+    let flags = dpdk_sys::RING_F_EXACT_SZ | mode.flags();
     // SAFETY: EAL runs (checked); `cname` is a valid C string that DPDK copies.
     let socket = unsafe { dpdk_sys::rte_socket_id() };
     // SAFETY: EAL runs; valid name; DPDK validates size and flags.
@@ -186,8 +213,9 @@ impl RingProducer {
         if len == 0 {
             return 0;
         }
-        // SAFETY: EAL runs; the ring is live; this handle is the only producer for SP rings
-        // (not clonable, `&mut self`, `!Sync`); `ptr` points to `len` owned mbuf pointers.
+        // SAFETY: EAL runs; the ring is live; for single-producer rings this handle is the only
+        // producer (`try_clone` refuses, `&mut self`, `!Sync`), multi-producer rings allow
+        // concurrent enqueues; `ptr` points to `len` owned mbuf pointers.
         let n = unsafe {
             dpdk_sys::dpdk_shim_ring_enqueue_burst(
                 self.inner.ptr.as_ptr(),
@@ -201,10 +229,11 @@ impl RingProducer {
         n
     }
 
-    /// Another producer handle, for multi-producer rings only.
+    /// Another producer handle, for multi-producer rings only
+    /// ([`RingMode::MultiProducerSingleConsumer`], [`RingMode::MultiProducerMultiConsumer`]).
     #[must_use]
     pub fn try_clone(&self) -> Option<Self> {
-        (self.inner.mode == RingMode::MultiProducerMultiConsumer).then(|| Self {
+        self.inner.mode.multi_producer().then(|| Self {
             inner: Arc::clone(&self.inner),
             _not_sync: PhantomData,
         })
@@ -238,7 +267,8 @@ pub struct RingConsumer {
 
 impl RingConsumer {
     /// Dequeues up to the burst's free capacity, appending to `out`; returns the count.
-    /// Never blocks.
+    /// Never blocks. (Unlike [`RxQueue::rx_burst`](crate::RxQueue::rx_burst), a partly filled
+    /// burst is fine: rings have no vector rounding.)
     #[inline]
     pub fn dequeue_burst<const N: usize>(&mut self, out: &mut Burst<N>) -> usize {
         if !crate::eal::is_running() {
@@ -248,8 +278,9 @@ impl RingConsumer {
         if spare == 0 {
             return 0;
         }
-        // SAFETY: EAL runs; the ring is live; this handle is the only consumer for SC rings
-        // (not clonable, `&mut self`, `!Sync`); `ptr` has room for `spare` pointers.
+        // SAFETY: EAL runs; the ring is live; for single-consumer rings this handle is the only
+        // consumer (`try_clone` refuses, `&mut self`, `!Sync`), multi-consumer rings allow
+        // concurrent dequeues; `ptr` has room for `spare` pointers.
         let n = unsafe {
             dpdk_sys::dpdk_shim_ring_dequeue_burst(
                 self.inner.ptr.as_ptr(),
@@ -264,10 +295,11 @@ impl RingConsumer {
         n
     }
 
-    /// Another consumer handle, for multi-consumer rings only.
+    /// Another consumer handle, for multi-consumer rings only
+    /// ([`RingMode::MultiProducerMultiConsumer`]).
     #[must_use]
     pub fn try_clone(&self) -> Option<Self> {
-        (self.inner.mode == RingMode::MultiProducerMultiConsumer).then(|| Self {
+        self.inner.mode.multi_consumer().then(|| Self {
             inner: Arc::clone(&self.inner),
             _not_sync: PhantomData,
         })
@@ -283,5 +315,24 @@ impl RingConsumer {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_map_to_ring_flags_and_clone_rules() {
+        use dpdk_sys::{RING_F_SC_DEQ, RING_F_SP_ENQ};
+        let m = RingMode::SingleProducerSingleConsumer;
+        assert_eq!(m.flags(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+        assert!(!m.multi_producer() && !m.multi_consumer());
+        let m = RingMode::MultiProducerSingleConsumer;
+        assert_eq!(m.flags(), RING_F_SC_DEQ);
+        assert!(m.multi_producer() && !m.multi_consumer());
+        let m = RingMode::MultiProducerMultiConsumer;
+        assert_eq!(m.flags(), 0);
+        assert!(m.multi_producer() && m.multi_consumer());
     }
 }

@@ -1,6 +1,6 @@
 //! Frames sent through a cross-connected net_ring pair arrive byte-identical (both directions,
 //! receiver on a worker lcore); a panicking lcore closure comes back as an error; a second EAL
-//! init is an error value.
+//! init is an error value; SP/SC and MP/SC rings hand mbufs between lcores in order.
 //!
 //! EAL runs with `--no-pci` (the `EalArgs` default, also set by `common::eal_args`): vdevs only.
 mod common;
@@ -52,6 +52,66 @@ fn send_and_collect(
     drop(burst);
     assert_eq!(sent, FRAMES, "all frames accepted by the ring");
     rx.wait().expect("receiver did not panic")
+}
+
+/// Frames per producer in `mpsc_ring`.
+const PER_PRODUCER: u32 = 2000;
+
+fn mpsc_ring(eal: &Eal, pool: &Mempool) {
+    let (prod, mut cons) =
+        dpdk::ring::create("rp_mpsc", 64, dpdk::RingMode::MultiProducerSingleConsumer).unwrap();
+    assert!(cons.try_clone().is_none(), "one consumer");
+    let mut main_prod = prod.try_clone().expect("MP rings clone producers");
+    let worker = eal.worker_lcores()[0];
+    let pool2 = pool.clone();
+    let remote = launch(eal, worker, move || {
+        let mut prod = prod;
+        let mut b: Burst<8> = Burst::new();
+        let mut next = 0u32;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while next < PER_PRODUCER && Instant::now() < deadline {
+            while !b.is_full() && next + (b.len() as u32) < PER_PRODUCER {
+                let seq = 100_000 + next + b.len() as u32;
+                b.push(pool2.alloc_with(&common::frame(seq, 64)).unwrap())
+                    .unwrap();
+            }
+            next += prod.enqueue_burst(&mut b) as u32;
+        }
+        next
+    })
+    .unwrap();
+
+    // The main lcore produces its own stream and consumes both.
+    let (mut sent, mut got_w, mut got_m) = (0u32, 0u32, 0u32);
+    let mut out: Burst<8> = Burst::new();
+    let mut back: Burst = Burst::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (got_w < PER_PRODUCER || got_m < PER_PRODUCER) && Instant::now() < deadline {
+        while !out.is_full() && sent + (out.len() as u32) < PER_PRODUCER {
+            let seq = 200_000 + sent + out.len() as u32;
+            out.push(pool.alloc_with(&common::frame(seq, 64)).unwrap())
+                .unwrap();
+        }
+        sent += main_prod.enqueue_burst(&mut out) as u32;
+        cons.dequeue_burst(&mut back);
+        for m in back.drain() {
+            let seq = u32::from_be_bytes(m.data()[14..18].try_into().unwrap());
+            let (want, counter) = if seq >= 200_000 {
+                (200_000 + got_m, &mut got_m)
+            } else {
+                (100_000 + got_w, &mut got_w)
+            };
+            assert_eq!(seq, want, "per-producer order");
+            assert_eq!(m.data(), &common::frame(seq, 64)[..]);
+            *counter += 1;
+        }
+    }
+    assert_eq!(remote.wait().unwrap(), PER_PRODUCER);
+    assert_eq!(
+        (sent, got_w, got_m),
+        (PER_PRODUCER, PER_PRODUCER, PER_PRODUCER)
+    );
+    assert!(cons.is_empty());
 }
 
 #[test]
@@ -171,6 +231,11 @@ fn ring_pair_and_lcores() {
     assert_eq!(got, 1000);
     drop(cons);
     assert_eq!(pool.in_use(), baseline, "after ring hand-off");
+
+    // Two producers (a worker lcore and the main lcore, through cloned producer handles of an
+    // MP/SC ring) and one consumer (the main lcore): each producer's frames arrive in order.
+    mpsc_ring(&eal, &pool);
+    assert_eq!(pool.in_use(), baseline, "after MP/SC hand-off");
 
     drop((a_rx0, b_rx0, a_tx, b_tx));
     a.stop().unwrap();

@@ -1,10 +1,13 @@
 //! net_tap inside a network namespace: a frame the kernel sends on the TAP arrives in
 //! `rx_burst`, and a frame we `tx_burst` is read by the kernel side (an AF_PACKET socket).
+//! The configured MTU, `set_mtu` and `set_mac_address` reach the kernel interface, `Port::info`
+//! reports its interface index, and dropping `Eal` while the port is still claimed shuts it
+//! down (the TAP interface disappears).
 //!
 //! EAL runs with `--no-pci` (the `EalArgs` default, also set by `common::eal_args`): vdevs only.
 //!
-//! The test creates namespace `hdpdk-<random>` (IPv6 off; a drop guard deletes it even on
-//! failure) and re-executes its own binary inside it with `ip netns exec`, marked by the
+//! The test creates namespace `hdpdk-<random>` (prefix from `common::name_prefix`; IPv6 off; a
+//! drop guard deletes it even on failure) and re-executes its own binary inside it with `ip netns exec`, marked by the
 //! environment variable `HDPDK_TAP_CHILD`; the child runs EAL with `--vdev net_tap0,iface=...`.
 mod common;
 
@@ -12,7 +15,7 @@ use std::io;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dpdk::{Burst, Eal, Mempool, Port, PortConfig};
+use dpdk::{Burst, Eal, MacAddr, Mempool, Port, PortConfig};
 
 const CHILD_ENV: &str = "HDPDK_TAP_CHILD";
 const IFACE: &str = "hdtap0";
@@ -27,7 +30,12 @@ impl Netns {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let name = format!("hdpdk-{:x}{:x}", std::process::id(), nanos);
+        let name = format!(
+            "{}-{:x}{:x}",
+            common::name_prefix(),
+            std::process::id(),
+            nanos
+        );
         run(&["ip", "netns", "add", &name]);
         let ns = Self(name);
         ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
@@ -221,6 +229,21 @@ impl Drop for PacketSocket {
     }
 }
 
+/// Interface index of `iface` in this namespace, 0 when there is no such interface.
+fn if_index(iface: &str) -> u32 {
+    let name = std::ffi::CString::new(iface).expect("no NUL");
+    // SAFETY: `name` is a valid C string for the duration of the call.
+    unsafe { libc::if_nametoindex(name.as_ptr()) }
+}
+
+/// An attribute of the kernel interface from sysfs (`ip netns exec` mounts the namespace's).
+fn sysfs(iface: &str, attr: &str) -> String {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/{attr}"))
+        .unwrap_or_else(|e| panic!("read {iface}/{attr}: {e}"))
+        .trim()
+        .to_owned()
+}
+
 fn tagged(seq: u32) -> Vec<u8> {
     let mut f = common::frame(seq, 98);
     f[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
@@ -233,7 +256,21 @@ fn child() {
         .expect("EAL init with net_tap");
     let pool = Mempool::pktmbuf_pool("tap_pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM).unwrap();
     let mut port = Port::by_name("net_tap0").expect("tap port");
-    let (mut rxq, mut txq) = port.configure(&PortConfig::default(), &pool).unwrap();
+    let info = port.info().unwrap();
+    assert_eq!(info.driver_name, "net_tap");
+    assert_ne!(info.if_index, 0);
+    assert_eq!(info.if_index, if_index(IFACE), "interface index of the TAP");
+    let conf = PortConfig {
+        mtu: Some(1450),
+        ..PortConfig::default()
+    };
+    let (mut rxq, mut txq) = port.configure(&conf, &pool).unwrap();
+    assert_eq!(port.mtu().unwrap(), 1450);
+    assert_eq!(
+        sysfs(IFACE, "mtu"),
+        "1450",
+        "configured MTU on the kernel side"
+    );
     port.start().unwrap();
     port.set_promiscuous(true).unwrap();
     assert!(port.is_promiscuous().unwrap());
@@ -298,8 +335,22 @@ fn child() {
     assert_eq!(pool.in_use(), baseline, "no mbuf leaked");
     let s = port.stats().unwrap();
     assert!(s.ipackets >= 1 && s.opackets >= 1, "{s:?}");
+
+    // MTU and MAC changes reach the kernel interface.
+    port.set_mtu(1400).unwrap();
+    assert_eq!(port.mtu().unwrap(), 1400);
+    assert_eq!(sysfs(IFACE, "mtu"), "1400");
+    let new_mac = MacAddr([0x02, 0, 0, 0xaa, 0xbb, 0xcc]);
+    port.set_mac_address(new_mac).unwrap();
+    assert_eq!(port.mac_address().unwrap(), new_mac);
+    assert_eq!(sysfs(IFACE, "address"), new_mac.to_string());
+
     drop((rxq, txq, sock));
     port.stop().unwrap();
-    drop(port);
+    // Dropping EAL while the port is still claimed stops and closes it (and rte_eal_cleanup
+    // removes the vdevs): the TAP interface goes away before the process exits.
+    assert_ne!(if_index(IFACE), 0);
     drop(eal);
+    assert_eq!(if_index(IFACE), 0, "TAP closed by EAL shutdown");
+    drop(port);
 }

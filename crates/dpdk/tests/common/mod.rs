@@ -16,11 +16,22 @@ pub fn free_hugepages() -> u64 {
         .unwrap_or(0)
 }
 
-/// EAL arguments for a test: `--no-pci`, lcores 0 and 1 on the first two allowed CPUs, a file prefix unique to this process, and
-/// hugepages with `--in-memory` when at least 64 are free, else `--no-huge --no-shconf -m 256`
-/// (also forced by setting `HDPDK_NO_HUGE`).
+/// Prefix of every name these tests give to shared system objects (EAL file prefixes, network
+/// namespaces): `hdpdk`, or the value of `HDPDK_TEST_PREFIX` (so that concurrent runs by
+/// different users or tools can tell their objects apart and clean them up).
+pub fn name_prefix() -> String {
+    std::env::var("HDPDK_TEST_PREFIX")
+        .ok()
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .unwrap_or_else(|| "hdpdk".to_owned())
+}
+
+/// EAL arguments for a test: `--no-pci`, lcores 0 and 1 on the first two allowed CPUs, a file
+/// prefix unique to this process (`<name_prefix>-<scenario>-<pid>`), and hugepages with
+/// `--in-memory` when at least 64 are free, else `--no-huge --no-shconf -m 256` (also forced by
+/// setting `HDPDK_NO_HUGE`).
 pub fn eal_args(scenario: &str) -> EalArgs {
-    let prefix = format!("hdpdk-{scenario}-{}", std::process::id());
+    let prefix = format!("{}-{scenario}-{}", name_prefix(), std::process::id());
     let base = EalArgs::new()
         .no_pci()
         .auto_lcores(2)
