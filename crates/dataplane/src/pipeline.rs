@@ -1,0 +1,730 @@
+//! The per-packet decision and rewrite: one function, [`process`], from a received frame to an
+//! [`Action`], editing the frame in place.
+//!
+//! ```text
+//!  Ethernet (+802.1Q) ── ARP ─────────────────────────────────────────────> punt
+//!     │ IPv4 (checked, checksum)
+//!     ├─ to us ── GRE from a member cache ── decap ──> route (never redirected again)
+//!     │        ├─ ICMP echo request ─────────────────> echo reply (in place)
+//!     │        ├─ UDP 2048 / fragments ──────────────> punt (WCCP control)
+//!     │        └─ else ──────────────────────────────> drop local_unhandled
+//!     ├─ TTL <= 1 ───────────────────────────────────> ICMP time exceeded (in place, limited)
+//!     ├─ FIB ── redirect direction? ── services by priority ── redirect list ── table
+//!     │            ├─ target (GRE) ─── MTU / MSS ─── prepend template ────> TX cache port
+//!     │            ├─ target (L2) ──── MAC rewrite ───────────────────────> TX cache port
+//!     │            ├─ unassigned / unresolved ── closed? drop : route
+//!     └─ route ── neighbour? ── MTU ── SYN-ACK MSS clamp ── MAC rewrite, TTL ──> TX
+//!                    └─ unresolved: L2 half-built, punted for ARP (held by control)
+//! ```
+//!
+//! Nothing here allocates, locks, logs or calls into DPDK: counters are per-lcore relaxed
+//! stores, tables are read through a reference that the caller keeps valid for the burst.
+
+use std::net::Ipv4Addr;
+
+use assign::hash::FlowKey;
+use assign::table::Lookup;
+use wire::ethernet::{self, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use wire::ipv4::{PROTOCOL_GRE, PROTOCOL_ICMP, PROTOCOL_TCP, PROTOCOL_UDP};
+use wire::l4::{self, TcpPacket};
+use wire::{checksum, Ipv4Packet};
+
+use crate::buf::PacketBuf;
+use crate::counters::{LcoreCounters, Reason};
+use crate::tables::{Encap, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP, REDIRECT_HDR};
+
+/// What to do with a processed frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send on this port.
+    Tx(u16),
+    /// Hand to the control lcore.
+    Punt,
+    /// Free; the reason was counted.
+    Drop(Reason),
+}
+
+/// A token bucket for ICMP errors, in the caller's clock ticks (TSC cycles on an lcore).
+#[derive(Clone, Debug)]
+pub struct RateLimit {
+    tokens: u32,
+    burst: u32,
+    ticks_per_token: u64,
+    last: u64,
+}
+
+impl RateLimit {
+    /// `per_second` tokens a second, at most `burst` saved, for a clock of `hz` ticks a second.
+    pub fn new(per_second: u32, burst: u32, hz: u64) -> Self {
+        RateLimit {
+            tokens: burst,
+            burst,
+            ticks_per_token: hz / u64::from(per_second.max(1)),
+            last: 0,
+        }
+    }
+
+    /// Takes a token at time `now`.
+    #[inline]
+    pub fn take(&mut self, now: u64) -> bool {
+        if self.tokens == 0 {
+            let earned = now.saturating_sub(self.last) / self.ticks_per_token.max(1);
+            if earned == 0 {
+                return false;
+            }
+            self.tokens = self.burst.min(u32::try_from(earned).unwrap_or(u32::MAX));
+            self.last = now;
+        } else if self.tokens == self.burst {
+            self.last = now;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+/// The state [`process`] needs besides the frame.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The current tables.
+    pub tables: &'a Tables,
+    /// This lcore's counters.
+    pub counters: &'a LcoreCounters,
+    /// ICMP error rate limit.
+    pub icmp: &'a mut RateLimit,
+    /// Now, in the rate limit's ticks.
+    pub now: u64,
+}
+
+/// The IPv4 facts the pipeline uses, read once.
+#[derive(Clone, Copy, Debug)]
+struct Ip {
+    hl: usize,
+    total: usize,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    ttl: u8,
+    df: bool,
+    later_fragment: bool,
+    fragment: bool,
+}
+
+impl Ip {
+    fn read(data: &[u8]) -> Result<Ip, Reason> {
+        let p = Ipv4Packet::new_checked(data).map_err(|_| Reason::Ipv4Malformed)?;
+        if !p.verify_checksum() {
+            return Err(Reason::Ipv4Checksum);
+        }
+        Ok(Ip {
+            hl: p.header_len(),
+            total: usize::from(p.total_len()),
+            src: p.src(),
+            dst: p.dst(),
+            proto: p.protocol(),
+            ttl: p.ttl(),
+            df: p.dont_fragment(),
+            later_fragment: p.is_later_fragment(),
+            fragment: p.is_fragment(),
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A packet in transit: may be redirected; TTL is decremented.
+    Transit,
+    /// Decapsulated from a cache's GRE return: routed, never redirected, TTL untouched (it was
+    /// decremented when the packet was redirected).
+    Returned,
+}
+
+/// Processes one frame received on `in_port`, editing it in place. Counts `rx` and exactly one
+/// terminal reason.
+pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
+    cx.counters.count(Reason::Rx);
+    let a = classify(cx, in_port, b);
+    match a {
+        Action::Drop(r) => cx.counters.count(r),
+        Action::Punt => cx.counters.count(Reason::Punted),
+        Action::Tx(_) => {}
+    }
+    a
+}
+
+fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
+    let t = cx.tables;
+    let Some(port) = t.ports.get(usize::from(in_port)) else {
+        return Action::Drop(Reason::InjectBadPort);
+    };
+    let Ok(eth) = ethernet::Packet::new_checked(b.as_ref()) else {
+        return Action::Drop(Reason::EthTruncated);
+    };
+    let (l2len, ethertype, dmac, smac) = (eth.header_len(), eth.ethertype(), eth.dst(), eth.src());
+    let group = dmac[0] & 1 != 0;
+    if !group && dmac != port.mac {
+        return Action::Drop(Reason::NotOurMac);
+    }
+    match ethertype {
+        ETHERTYPE_ARP => return Action::Punt,
+        ETHERTYPE_IPV4 if group => return Action::Drop(Reason::Ipv4Multicast),
+        ETHERTYPE_IPV4 => {}
+        _ => return Action::Drop(Reason::UnsupportedEthertype),
+    }
+    let ip = match Ip::read(&b.as_ref()[l2len..]) {
+        Ok(ip) => ip,
+        Err(r) => return Action::Drop(r),
+    };
+    if ip.dst.is_multicast() || ip.dst.is_broadcast() || ip.src.is_multicast() {
+        return Action::Drop(Reason::Ipv4Multicast);
+    }
+    if t.is_local(u32::from(ip.dst)) {
+        return local(cx, in_port, b, l2len, &ip, smac);
+    }
+    forward(cx, in_port, b, l2len, &ip, smac, Mode::Transit)
+}
+
+/// A packet addressed to one of our addresses.
+fn local<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    b: &mut B,
+    l2len: usize,
+    ip: &Ip,
+    smac: [u8; 6],
+) -> Action {
+    match ip.proto {
+        PROTOCOL_GRE if !ip.fragment => gre_return(cx, in_port, b, l2len, ip, smac),
+        PROTOCOL_UDP if ip.fragment => Action::Punt,
+        PROTOCOL_UDP => {
+            let l4 = &b.as_ref()[l2len + ip.hl..l2len + ip.total];
+            match l4::ports(l4, wire::Layer::Udp) {
+                Ok((_, control::WCCP_PORT)) => Action::Punt,
+                Ok(_) => Action::Drop(Reason::LocalUnhandled),
+                Err(_) => Action::Drop(Reason::L4Truncated),
+            }
+        }
+        PROTOCOL_ICMP if !ip.fragment => echo_reply(cx, in_port, b, l2len, ip, smac),
+        _ => Action::Drop(Reason::LocalUnhandled),
+    }
+}
+
+/// A cache hands a packet back (GRE to us): decapsulate and route the inner packet.
+fn gre_return<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    b: &mut B,
+    l2len: usize,
+    ip: &Ip,
+    smac: [u8; 6],
+) -> Action {
+    let t = cx.tables;
+    if !t.is_member(u32::from(ip.src)) {
+        return Action::Drop(Reason::GreNotFromCache);
+    }
+    let l3 = l2len + ip.hl;
+    let payload = &b.as_ref()[l3..l2len + ip.total];
+    let Ok(gre) = wire::GrePacket::new_checked(payload) else {
+        return Action::Drop(Reason::GreMalformed);
+    };
+    if gre.flags_version() != 0 {
+        return Action::Drop(Reason::GreMalformed);
+    }
+    let (inner_at, header) = match gre.protocol() {
+        wire::gre::PROTOCOL_WCCP => match wire::decap_wccp(payload) {
+            Ok(p) => {
+                let header = match p {
+                    wire::WccpPayload::Redirect { header, .. } => Some(header),
+                    wire::WccpPayload::Ipv4(_) => None,
+                };
+                (payload.len() - p.inner().len(), header)
+            }
+            Err(_) => return Action::Drop(Reason::GreMalformed),
+        },
+        ETHERTYPE_IPV4 => (wire::gre::HEADER_LEN, None),
+        _ => return Action::Drop(Reason::GreMalformed),
+    };
+    let off = l3 + inner_at;
+    let inner = match Ip::read(&b.as_ref()[off..l2len + ip.total]) {
+        Ok(i) => i,
+        Err(_) => return Action::Drop(Reason::GreMalformed),
+    };
+    if let Some(h) = header {
+        let key = control::ServiceKey {
+            dynamic: h.flags.contains(wire::RedirectFlags::DYNAMIC),
+            id: h.service_id,
+        };
+        if let Some(s) = t.service_by_key(key) {
+            cx.counters.service(s.slot).returned.inc();
+        }
+    }
+    if !b.editable() {
+        return Action::Drop(Reason::NotEditable);
+    }
+    // Keep one Ethernet header's worth of room in front of the inner packet; `forward`
+    // rewrites it completely.
+    let keep_from = off - ethernet::HEADER_LEN;
+    let tail = b.as_ref().len() - (off + inner.total);
+    if !b.trim_back(tail) || !b.trim_front(keep_from) {
+        return Action::Drop(Reason::GreMalformed);
+    }
+    forward(
+        cx,
+        in_port,
+        b,
+        ethernet::HEADER_LEN,
+        &inner,
+        smac,
+        Mode::Returned,
+    )
+}
+
+/// The routing decision, redirection included, for a packet not addressed to us.
+fn forward<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    b: &mut B,
+    l2len: usize,
+    ip: &Ip,
+    smac: [u8; 6],
+    mode: Mode,
+) -> Action {
+    let t = cx.tables;
+    if mode == Mode::Transit && ip.ttl <= 1 {
+        return icmp_error(cx, in_port, b, l2len, ip, smac, IcmpError::TimeExceeded);
+    }
+    let Some((eport, nh)) = t.route(ip.dst) else {
+        return Action::Drop(Reason::NoRoute);
+    };
+    let inp = &t.ports[usize::from(in_port)];
+    let Some(ep) = t.ports.get(usize::from(eport)) else {
+        return Action::Drop(Reason::NoRoute);
+    };
+    let l2_return = t.l2_caches.binary_search(&(in_port, smac)).is_ok();
+    let mut terminal = match mode {
+        Mode::Returned => Reason::ReturnedGre,
+        Mode::Transit if l2_return => Reason::ReturnedL2,
+        Mode::Transit => Reason::Routed,
+    };
+    let ports = if ip.later_fragment {
+        None
+    } else {
+        match ip.proto {
+            PROTOCOL_TCP | PROTOCOL_UDP => {
+                match l4::ports(
+                    &b.as_ref()[l2len + ip.hl..l2len + ip.total],
+                    wire::Layer::Tcp,
+                ) {
+                    Ok(p) => Some(p),
+                    Err(_) => return Action::Drop(Reason::L4Truncated),
+                }
+            }
+            _ => Some((0, 0)),
+        }
+    };
+    if mode == Mode::Transit
+        && !l2_return
+        && (inp.redirect_in || (ep.redirect_out && !inp.exclude_in))
+        && !t.is_member(u32::from(ip.src))
+    {
+        if let Some((sport, dport)) = ports {
+            match services(cx, ip, sport, dport) {
+                Svc::Route => {}
+                Svc::Unassigned => terminal = Reason::Unassigned,
+                Svc::Drop(r) => return Action::Drop(r),
+                Svc::Redirect {
+                    slot,
+                    enc,
+                    target,
+                    primary,
+                    alt,
+                    used_alt,
+                } => {
+                    return redirect(
+                        cx, in_port, b, l2len, ip, smac, slot, enc, target, primary, alt, used_alt,
+                    )
+                }
+            }
+        }
+    }
+    if ip.total > usize::from(ep.mtu) {
+        return if ip.df {
+            icmp_error(
+                cx,
+                in_port,
+                b,
+                l2len,
+                ip,
+                smac,
+                IcmpError::FragNeeded(ep.mtu),
+            )
+        } else {
+            Action::Drop(Reason::MtuExceeded)
+        };
+    }
+    if !b.editable() {
+        return Action::Drop(Reason::NotEditable);
+    }
+    if ip.proto == PROTOCOL_TCP && !ip.later_fragment && t.is_member(u32::from(ip.src)) {
+        clamp_cache_synack(cx, b, l2len, ip);
+    }
+    if !strip_to_l3(b, l2len, ip.total) {
+        return Action::Drop(Reason::EthTruncated);
+    }
+    if mode == Mode::Transit {
+        Ipv4Packet::new_unchecked(&mut b.as_mut()[ethernet::HEADER_LEN..]).decrement_ttl();
+    }
+    b.reset_offloads();
+    let mac = match t.neighbours.get(&u32::from(nh)) {
+        Some(n) if n.port == eport => n.mac,
+        _ => {
+            // Half-built: the control lcore fills the MAC once ARP answers (a zero destination
+            // MAC marks a held frame; its port is the egress port).
+            ethernet::write_header(b.as_mut(), [0; 6], ep.mac, ETHERTYPE_IPV4);
+            b.set_port(eport);
+            return Action::Punt;
+        }
+    };
+    ethernet::write_header(b.as_mut(), mac, ep.mac, ETHERTYPE_IPV4);
+    cx.counters.count(terminal);
+    Action::Tx(eport)
+}
+
+/// Trims Ethernet padding after the IPv4 packet and makes the L2 header exactly 14 octets.
+#[inline]
+fn strip_to_l3<B: PacketBuf>(b: &mut B, l2len: usize, total: usize) -> bool {
+    let tail = b.as_ref().len() - (l2len + total);
+    b.trim_back(tail) && b.trim_front(l2len - ethernet::HEADER_LEN)
+}
+
+enum Svc<'t> {
+    Route,
+    Unassigned,
+    Drop(Reason),
+    Redirect {
+        slot: usize,
+        enc: &'t Encap,
+        target: u8,
+        primary: u8,
+        alt: u8,
+        used_alt: bool,
+    },
+}
+
+/// Services in priority order: protocol and ports, redirect list, table.
+#[inline]
+fn services<'t>(cx: &Ctx<'t>, ip: &Ip, sport: u16, dport: u16) -> Svc<'t> {
+    let t: &'t Tables = cx.tables;
+    for s in &t.services {
+        let Some(table) = &s.table else { continue };
+        if !table.service().matches(ip.proto, sport, dport) {
+            continue;
+        }
+        let ctr = cx.counters.service(s.slot);
+        if !config::redirect_list_permits(&s.rules, ip.proto, ip.src, ip.dst, sport, dport) {
+            ctr.denied.inc();
+            if t.check_all {
+                continue;
+            }
+            return Svc::Route;
+        }
+        let key = FlowKey::new(u32::from(ip.src), u32::from(ip.dst), sport, dport);
+        return match table.lookup(&key) {
+            Lookup::Redirect {
+                target,
+                primary,
+                alt,
+                used_alt,
+            } => match target_encap(s, target) {
+                Some(enc) => Svc::Redirect {
+                    slot: s.slot,
+                    enc,
+                    target,
+                    primary,
+                    alt,
+                    used_alt,
+                },
+                None => {
+                    cx.counters.count(Reason::TargetUnresolved);
+                    unassigned(cx, s, table.closed())
+                }
+            },
+            Lookup::Forward => unassigned(cx, s, table.closed()),
+        };
+    }
+    Svc::Route
+}
+
+#[inline]
+fn target_encap(s: &ServiceEntry, target: u8) -> Option<&Encap> {
+    s.targets.get(usize::from(target)).and_then(Option::as_ref)
+}
+
+fn unassigned<'t>(cx: &Ctx<'t>, s: &ServiceEntry, closed: bool) -> Svc<'t> {
+    let ctr = cx.counters.service(s.slot);
+    ctr.unassigned.inc();
+    if closed {
+        ctr.closed_drop.inc();
+        Svc::Drop(Reason::ClosedService)
+    } else {
+        Svc::Unassigned
+    }
+}
+
+/// Sends the packet to its cache: a routed packet (TTL decremented) in GRE or by L2 rewrite.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn redirect<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    b: &mut B,
+    l2len: usize,
+    ip: &Ip,
+    smac: [u8; 6],
+    slot: usize,
+    enc: &Encap,
+    target: u8,
+    primary: u8,
+    alt: u8,
+    used_alt: bool,
+) -> Action {
+    let max = enc.max_inner();
+    if ip.total > usize::from(max) {
+        return if ip.df {
+            icmp_error(cx, in_port, b, l2len, ip, smac, IcmpError::FragNeeded(max))
+        } else {
+            Action::Drop(Reason::MtuExceeded)
+        };
+    }
+    if !b.editable() {
+        return Action::Drop(Reason::NotEditable);
+    }
+    if ip.proto == PROTOCOL_TCP && !ip.later_fragment {
+        clamp(
+            cx,
+            b,
+            l2len,
+            ip,
+            max.saturating_sub(crate::tables::TCP_IP_HEADERS),
+            |f| f & l4::TCP_SYN != 0 && f & l4::TCP_ACK == 0,
+        );
+    }
+    if !strip_to_l3(b, l2len, ip.total) {
+        return Action::Drop(Reason::EthTruncated);
+    }
+    Ipv4Packet::new_unchecked(&mut b.as_mut()[ethernet::HEADER_LEN..]).decrement_ttl();
+    let (port, reason) = match enc {
+        Encap::Gre { port, header, .. } => {
+            if !b.prepend(GRE_FRAME_HDR - ethernet::HEADER_LEN) {
+                return Action::Drop(Reason::NoHeadroom);
+            }
+            let d = b.as_mut();
+            d[..GRE_FRAME_HDR].copy_from_slice(header);
+            let outer_total = (ip.total + wire::gre::WCCP_ENCAP_LEN) as u16;
+            // The template's total length covers the outer header alone; add the rest to the
+            // precomputed checksum incrementally.
+            let tmpl_total = u16::from_be_bytes([d[OUTER_IP + 2], d[OUTER_IP + 3]]);
+            let tmpl_csum = u16::from_be_bytes([d[OUTER_IP + 10], d[OUTER_IP + 11]]);
+            let csum = checksum::update16(tmpl_csum, tmpl_total, outer_total);
+            d[OUTER_IP + 2..OUTER_IP + 4].copy_from_slice(&outer_total.to_be_bytes());
+            d[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_be_bytes());
+            if used_alt {
+                d[REDIRECT_HDR] |= wire::RedirectFlags::ALT_BUCKET_USED.0;
+            }
+            d[REDIRECT_HDR + 2] = alt;
+            d[REDIRECT_HDR + 3] = primary;
+            (*port, Reason::RedirectedGre)
+        }
+        Encap::L2 { port, mac, .. } => {
+            let src = cx.tables.ports[usize::from(*port)].mac;
+            ethernet::write_header(b.as_mut(), *mac, src, ETHERTYPE_IPV4);
+            (*port, Reason::RedirectedL2)
+        }
+    };
+    b.reset_offloads();
+    let ctr = cx.counters.service(slot);
+    ctr.redirected.inc();
+    ctr.buckets[usize::from(if used_alt { alt } else { primary })].inc();
+    ctr.target_packets[usize::from(target) % crate::counters::MAX_TARGETS].inc();
+    ctr.target_bytes[usize::from(target) % crate::counters::MAX_TARGETS].add(ip.total as u64);
+    cx.counters.count(reason);
+    Action::Tx(port)
+}
+
+/// Lowers the MSS of a TCP segment whose flags satisfy `want` to `mss`.
+#[inline]
+fn clamp<B: PacketBuf>(
+    cx: &Ctx<'_>,
+    b: &mut B,
+    l2len: usize,
+    ip: &Ip,
+    mss: u16,
+    want: impl Fn(u8) -> bool,
+) {
+    let seg = &mut b.as_mut()[l2len + ip.hl..l2len + ip.total];
+    if let Ok(mut tcp) = TcpPacket::new_checked(seg) {
+        if want(tcp.flags()) && tcp.clamp_mss(mss) {
+            cx.counters.count(Reason::MssClamped);
+        }
+    }
+}
+
+/// A SYN-ACK from a cache of a GRE service, answering a redirected SYN (its reversed tuple
+/// matches the service): clamp its MSS so the client's segments fit the GRE tunnel.
+fn clamp_cache_synack<B: PacketBuf>(cx: &Ctx<'_>, b: &mut B, l2len: usize, ip: &Ip) {
+    let Ok((sport, dport)) = l4::ports(
+        &b.as_ref()[l2len + ip.hl..l2len + ip.total],
+        wire::Layer::Tcp,
+    ) else {
+        return;
+    };
+    for s in &cx.tables.services {
+        let (Some(table), Some(mss)) = (&s.table, s.gre_mss) else {
+            continue;
+        };
+        if table.is_member(u32::from(ip.src)) && table.service().matches(ip.proto, dport, sport) {
+            clamp(cx, b, l2len, ip, mss, |f| {
+                f & (l4::TCP_SYN | l4::TCP_ACK) == l4::TCP_SYN | l4::TCP_ACK
+            });
+            return;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum IcmpError {
+    TimeExceeded,
+    FragNeeded(u16),
+}
+
+/// Turns the frame into an ICMP error to its source, in place, and reflects it to the
+/// previous hop (the frame's source MAC on the arrival port). Rate-limited.
+fn icmp_error<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    b: &mut B,
+    l2len: usize,
+    ip: &Ip,
+    smac: [u8; 6],
+    kind: IcmpError,
+) -> Action {
+    let (drop, sent, typ, code, mtu) = match kind {
+        IcmpError::TimeExceeded => (
+            Reason::TtlExpired,
+            Reason::TimeExceededSent,
+            l4::ICMP_TIME_EXCEEDED,
+            0,
+            0,
+        ),
+        IcmpError::FragNeeded(m) => (
+            Reason::FragNeeded,
+            Reason::FragNeededSent,
+            l4::ICMP_DEST_UNREACHABLE,
+            l4::ICMP_FRAG_NEEDED,
+            m,
+        ),
+    };
+    // Never about a later fragment, an unspecified or group source, or an ICMP error.
+    if ip.later_fragment || ip.src.is_unspecified() || smac[0] & 1 != 0 {
+        return Action::Drop(drop);
+    }
+    if ip.proto == PROTOCOL_ICMP {
+        let t = b.as_ref().get(l2len + ip.hl).copied().unwrap_or(0xff);
+        if t != l4::ICMP_ECHO_REQUEST && t != l4::ICMP_ECHO_REPLY {
+            return Action::Drop(drop);
+        }
+    }
+    if !b.editable() {
+        return Action::Drop(drop);
+    }
+    if !cx.icmp.take(cx.now) {
+        cx.counters.count(Reason::IcmpRateLimited);
+        return Action::Drop(drop);
+    }
+    let Some(port) = cx.tables.ports.get(usize::from(in_port)) else {
+        return Action::Drop(drop);
+    };
+    let quote_len = (ip.hl + 8).min(ip.total);
+    let mut quote = [0u8; 60 + 8];
+    quote[..quote_len].copy_from_slice(&b.as_ref()[l2len..l2len + quote_len]);
+    let new_len = ethernet::HEADER_LEN + 20 + l4::ICMP_HEADER_LEN + quote_len;
+    let cur = b.as_ref().len();
+    let resized = if cur >= new_len {
+        b.trim_back(cur - new_len)
+    } else {
+        b.prepend(new_len - cur)
+    };
+    if !resized {
+        return Action::Drop(Reason::NoHeadroom);
+    }
+    let d = b.as_mut();
+    ethernet::write_header(d, smac, port.mac, ETHERTYPE_IPV4);
+    let repr = wire::Ipv4Repr {
+        src: port.primary(),
+        dst: ip.src,
+        protocol: PROTOCOL_ICMP,
+        ttl: 64,
+        payload_len: (l4::ICMP_HEADER_LEN + quote_len) as u16,
+    };
+    repr.emit(&mut Ipv4Packet::new_unchecked(
+        &mut d[ethernet::HEADER_LEN..],
+    ));
+    let icmp = &mut d[ethernet::HEADER_LEN + 20..];
+    icmp[0] = typ;
+    icmp[1] = code;
+    icmp[4..6].copy_from_slice(&[0, 0]);
+    icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
+    icmp[8..8 + quote_len].copy_from_slice(&quote[..quote_len]);
+    l4::fill_icmp_checksum(&mut icmp[..8 + quote_len]);
+    b.reset_offloads();
+    cx.counters.count(sent);
+    Action::Tx(in_port)
+}
+
+/// Answers an ICMP echo request to one of our addresses in place.
+fn echo_reply<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    b: &mut B,
+    l2len: usize,
+    ip: &Ip,
+    smac: [u8; 6],
+) -> Action {
+    let l4 = l2len + ip.hl;
+    let end = l2len + ip.total;
+    let ok = l4::IcmpPacket::new_checked(&b.as_ref()[l4..end])
+        .is_ok_and(|p| p.msg_type() == l4::ICMP_ECHO_REQUEST && p.verify_checksum());
+    if !ok {
+        return Action::Drop(Reason::LocalUnhandled);
+    }
+    if !b.editable() {
+        return Action::Drop(Reason::NotEditable);
+    }
+    let Some(port) = cx.tables.ports.get(usize::from(in_port)) else {
+        return Action::Drop(Reason::LocalUnhandled);
+    };
+    if !strip_to_l3(b, l2len, ip.total) {
+        return Action::Drop(Reason::EthTruncated);
+    }
+    let d = b.as_mut();
+    ethernet::write_header(d, smac, port.mac, ETHERTYPE_IPV4);
+    let mut p = Ipv4Packet::new_unchecked(&mut d[ethernet::HEADER_LEN..]);
+    let (src, dst) = (p.src(), p.dst());
+    p.set_src(dst);
+    p.set_dst(src);
+    p.set_ttl(64);
+    p.fill_checksum();
+    let icmp = &mut p.payload_mut()[..];
+    let old = u16::from_be_bytes([icmp[0], icmp[1]]);
+    icmp[0] = l4::ICMP_ECHO_REPLY;
+    let new = u16::from_be_bytes([icmp[0], icmp[1]]);
+    let c = checksum::update16(u16::from_be_bytes([icmp[2], icmp[3]]), old, new);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    b.reset_offloads();
+    cx.counters.count(Reason::EchoReply);
+    Action::Tx(in_port)
+}
+
+/// Is `mac` the broadcast address?
+pub fn is_broadcast(mac: [u8; 6]) -> bool {
+    mac == BROADCAST
+}

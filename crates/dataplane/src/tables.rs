@@ -1,0 +1,468 @@
+//! Everything a worker reads per packet, compiled by the control lcore into one immutable
+//! [`Tables`] value and published through the RCU cell: ports, our addresses, the FIB (an LPM
+//! trie), neighbours, and per service group the redirection table with one precomputed
+//! encapsulation per target.
+//!
+//! A change of any input (a new assignment, a neighbour learnt or expired, a cache's router
+//! address) compiles a whole new `Tables`; nothing is edited after publication.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use assign::RedirectTable;
+use config::RedirectRule;
+use control::ServiceKey;
+use ipnet::Ipv4Net;
+use prefix_trie::PrefixMap;
+use rustc_hash::FxHashMap;
+use wire::ethernet::{self, ETHERTYPE_IPV4};
+use wire::gre::WCCP_ENCAP_LEN;
+
+use crate::counters::MAX_SERVICES;
+
+/// Octets in front of the inner IPv4 packet of a GRE-redirected frame: Ethernet 14 + outer IPv4
+/// 20 + GRE 4 + redirect header 4.
+pub const GRE_FRAME_HDR: usize = ethernet::HEADER_LEN + WCCP_ENCAP_LEN;
+/// Offset of the outer IPv4 header in [`Encap::Gre`]'s template.
+pub const OUTER_IP: usize = ethernet::HEADER_LEN;
+/// Offset of the redirect header in the template.
+pub const REDIRECT_HDR: usize = GRE_FRAME_HDR - 4;
+/// IPv4 + TCP header octets subtracted from an MTU to get an MSS.
+pub const TCP_IP_HEADERS: u16 = 40;
+
+/// One data-plane port as the pipeline sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortInfo {
+    /// Configured name (for status and logs).
+    pub name: String,
+    /// The port's MAC address.
+    pub mac: [u8; 6],
+    /// Interface addresses with prefix lengths.
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// IP MTU.
+    pub mtu: u16,
+    /// `ip wccp redirect in` on this port.
+    pub redirect_in: bool,
+    /// `ip wccp redirect out` on this port.
+    pub redirect_out: bool,
+    /// Packets arriving here are never redirected on egress elsewhere.
+    pub exclude_in: bool,
+}
+
+impl PortInfo {
+    /// The address ICMP errors leave from (the port's first address).
+    pub fn primary(&self) -> Ipv4Addr {
+        self.addrs.first().map_or(Ipv4Addr::UNSPECIFIED, |a| a.0)
+    }
+}
+
+/// An egress port and a next hop.
+pub type Hop = (u16, Ipv4Addr);
+
+/// A FIB entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// Egress port index.
+    pub port: u16,
+    /// Next hop; `None` for a connected subnet (the destination itself is the next hop).
+    pub via: Option<Ipv4Addr>,
+}
+
+/// A resolved neighbour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighbourEntry {
+    /// Its MAC address.
+    pub mac: [u8; 6],
+    /// The port it was learnt on.
+    pub port: u16,
+}
+
+/// How a packet reaches one target cache, precomputed at compile time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encap {
+    /// GRE: the whole Ethernet + outer IPv4 + GRE + redirect-header prefix, with the outer
+    /// total length 0 and the checksum computed for that (the worker adds the real length
+    /// incrementally), and the redirect header's buckets 0.
+    Gre {
+        /// Egress port.
+        port: u16,
+        /// The frame prefix.
+        header: [u8; GRE_FRAME_HDR],
+        /// Egress MTU.
+        mtu: u16,
+    },
+    /// L2 rewrite: destination MAC = the cache.
+    L2 {
+        /// Egress port (the cache's connected port).
+        port: u16,
+        /// The cache's MAC.
+        mac: [u8; 6],
+        /// Egress MTU.
+        mtu: u16,
+    },
+}
+
+impl Encap {
+    /// The largest inner IPv4 packet this target can take.
+    pub fn max_inner(&self) -> u16 {
+        match self {
+            Encap::Gre { mtu, .. } => mtu.saturating_sub(WCCP_ENCAP_LEN as u16),
+            Encap::L2 { mtu, .. } => *mtu,
+        }
+    }
+}
+
+/// One service group, compiled.
+#[derive(Clone, Debug)]
+pub struct ServiceEntry {
+    /// The group.
+    pub key: ServiceKey,
+    /// Counter slot (position in the configuration).
+    pub slot: usize,
+    /// The redirect list (empty: permit all).
+    pub rules: Vec<RedirectRule>,
+    /// The published table (`None`: nothing to redirect, route everything).
+    pub table: Option<Arc<RedirectTable>>,
+    /// Per target index of `table`: how to reach it, `None` while unresolved.
+    pub targets: Vec<Option<Encap>>,
+    /// The target's smallest GRE MSS, for clamping the SYN-ACKs caches send (GRE services).
+    pub gre_mss: Option<u16>,
+}
+
+/// Everything a worker reads per packet. Immutable once published.
+#[derive(Debug)]
+pub struct Tables {
+    /// Publication counter.
+    pub generation: u64,
+    /// Ports by index.
+    pub ports: Vec<PortInfo>,
+    /// Our addresses (host order, sorted).
+    pub local: Vec<u32>,
+    /// Longest-prefix-match routes: connected subnets and static routes.
+    pub fib: PrefixMap<Ipv4Net, RouteEntry>,
+    /// Resolved neighbours (host-order address).
+    pub neighbours: FxHashMap<u32, NeighbourEntry>,
+    /// Service groups in priority order (highest first).
+    pub services: Vec<ServiceEntry>,
+    /// Every current member cache of every service (host order, sorted): their packets are
+    /// never redirected, and only they may return GRE.
+    pub members: Vec<u32>,
+    /// (port, MAC) of every L2 target: frames from them are L2 returns.
+    pub l2_caches: Vec<(u16, [u8; 6])>,
+    /// IOS `ip wccp check services all`: a redirect-list deny falls through to the next service.
+    pub check_all: bool,
+}
+
+impl Tables {
+    /// Is `ip` (host order) one of ours?
+    #[inline]
+    pub fn is_local(&self, ip: u32) -> bool {
+        self.local.binary_search(&ip).is_ok()
+    }
+
+    /// Is `ip` (host order) a current member cache of some service?
+    #[inline]
+    pub fn is_member(&self, ip: u32) -> bool {
+        self.members.binary_search(&ip).is_ok()
+    }
+
+    /// The route to `dst`: egress port and next hop.
+    #[inline]
+    pub fn route(&self, dst: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
+        let (_, e) = self.fib.get_lpm(&Ipv4Net::from(dst))?;
+        Some((e.port, e.via.unwrap_or(dst)))
+    }
+
+    /// The route and the resolved MAC of its next hop.
+    #[inline]
+    pub fn resolve(&self, dst: Ipv4Addr) -> Result<(u16, [u8; 6]), Option<Hop>> {
+        let Some((port, nh)) = self.route(dst) else {
+            return Err(None);
+        };
+        match self.neighbours.get(&u32::from(nh)) {
+            Some(n) if n.port == port => Ok((port, n.mac)),
+            _ => Err(Some((port, nh))),
+        }
+    }
+
+    /// The service in `slot`.
+    pub fn service_by_key(&self, key: ServiceKey) -> Option<&ServiceEntry> {
+        self.services.iter().find(|s| s.key == key)
+    }
+}
+
+/// The static part of the configuration the tables are compiled from.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    /// Ports with their MACs.
+    pub ports: Vec<PortInfo>,
+    /// Static routes.
+    pub routes: Vec<(Ipv4Net, Ipv4Addr)>,
+    /// Static neighbours.
+    pub neighbours: Vec<(Ipv4Addr, [u8; 6])>,
+    /// Configured services in configuration order (the slot is the position), with their
+    /// redirect lists.
+    pub services: Vec<(ServiceKey, Vec<RedirectRule>)>,
+    /// `check_all_services`.
+    pub check_all: bool,
+    /// The router ID (GRE source for caches whose HERE_I_AM destination is not known yet).
+    pub router_id: Ipv4Addr,
+}
+
+impl Topology {
+    /// From the validated configuration and the ports' MAC addresses (by port index).
+    pub fn from_config(
+        router: &config::RouterSettings,
+        dp: &config::Dataplane,
+        macs: &[[u8; 6]],
+    ) -> Topology {
+        let ports = dp
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortInfo {
+                name: p.name.clone(),
+                mac: p.mac.or(macs.get(i).copied()).unwrap_or([0; 6]),
+                addrs: p.addresses.iter().map(|a| (a.addr, a.len)).collect(),
+                mtu: p.mtu,
+                redirect_in: p.redirect_in,
+                redirect_out: p.redirect_out,
+                exclude_in: p.exclude_in,
+            })
+            .collect();
+        Topology {
+            ports,
+            routes: dp
+                .routes
+                .iter()
+                .filter_map(|r| {
+                    Ipv4Net::new(r.prefix.addr, r.prefix.len)
+                        .ok()
+                        .map(|n| (n, r.via))
+                })
+                .collect(),
+            neighbours: dp.neighbours.iter().map(|n| (n.address, n.mac)).collect(),
+            services: router
+                .services
+                .iter()
+                .map(|s| {
+                    (
+                        ServiceKey {
+                            dynamic: s.dynamic,
+                            id: s.id,
+                        },
+                        s.redirect_list.clone(),
+                    )
+                })
+                .collect(),
+            check_all: router.check_all_services,
+            router_id: router
+                .addresses
+                .first()
+                .copied()
+                .unwrap_or(Ipv4Addr::UNSPECIFIED),
+        }
+    }
+}
+
+/// The changing inputs of a compilation.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    /// Dynamic neighbours (ARP), by address.
+    pub neighbours: BTreeMap<Ipv4Addr, NeighbourEntry>,
+    /// The latest published table per service.
+    pub redirect: BTreeMap<ServiceKey, Arc<RedirectTable>>,
+    /// The router address each cache sends its HERE_I_AMs to (the GRE source it knows).
+    pub cache_local: BTreeMap<Ipv4Addr, Ipv4Addr>,
+}
+
+/// A compiled [`Tables`] and the next hops it still needs resolved.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The tables.
+    pub tables: Tables,
+    /// Unresolved next hops (address, port) that targets or static routes need.
+    pub unresolved: Vec<(Ipv4Addr, u16)>,
+}
+
+/// Compiles the tables.
+pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
+    let mut fib = PrefixMap::new();
+    let mut local = Vec::new();
+    for (i, p) in topo.ports.iter().enumerate() {
+        for &(a, len) in &p.addrs {
+            local.push(u32::from(a));
+            if let Ok(net) = Ipv4Net::new(a, len) {
+                fib.insert(
+                    net.trunc(),
+                    RouteEntry {
+                        port: i as u16,
+                        via: None,
+                    },
+                );
+            }
+        }
+    }
+    local.sort_unstable();
+    local.dedup();
+    // Static routes: the next hop must be on a connected subnet (validated by config).
+    for &(net, via) in &topo.routes {
+        if let Some((_, c)) = fib.get_lpm(&Ipv4Net::from(via)) {
+            if c.via.is_none() {
+                let port = c.port;
+                fib.insert(
+                    net.trunc(),
+                    RouteEntry {
+                        port,
+                        via: Some(via),
+                    },
+                );
+            }
+        }
+    }
+    let mut neighbours: FxHashMap<u32, NeighbourEntry> = FxHashMap::default();
+    for (a, n) in &state.neighbours {
+        neighbours.insert(u32::from(*a), *n);
+    }
+    for &(a, mac) in &topo.neighbours {
+        if let Some((_, c)) = fib.get_lpm(&Ipv4Net::from(a)) {
+            neighbours.insert(u32::from(a), NeighbourEntry { mac, port: c.port });
+        }
+    }
+    let mut t = Tables {
+        generation,
+        ports: topo.ports.clone(),
+        local,
+        fib,
+        neighbours,
+        services: Vec::new(),
+        members: Vec::new(),
+        l2_caches: Vec::new(),
+        check_all: topo.check_all,
+    };
+    let mut unresolved = Vec::new();
+    for &(_, via) in &topo.routes {
+        if let Err(Some((port, nh))) = t.resolve(via) {
+            unresolved.push((nh, port));
+        }
+    }
+    let mut services = Vec::new();
+    let mut members = Vec::new();
+    let mut l2_caches = Vec::new();
+    for (slot, (key, rules)) in topo.services.iter().enumerate().take(MAX_SERVICES) {
+        let table = state.redirect.get(key).cloned();
+        let mut targets = Vec::new();
+        let mut gre_mss: Option<u16> = None;
+        if let Some(table) = &table {
+            for m in table.targets() {
+                // Every cache of the table, drained or not, stays a member until the control
+                // plane publishes a table without it: its own traffic is never redirected.
+                members.push(u32::from(m.addr));
+            }
+            for target in table.targets() {
+                let enc = encap(topo, state, &t, *key, target);
+                match &enc {
+                    Some(Encap::Gre { mtu, .. }) => {
+                        let mss = mtu.saturating_sub(WCCP_ENCAP_LEN as u16 + TCP_IP_HEADERS);
+                        gre_mss = Some(gre_mss.map_or(mss, |m| m.min(mss)));
+                    }
+                    Some(Encap::L2 { port, mac, .. }) => l2_caches.push((*port, *mac)),
+                    None => {
+                        if !target.drained {
+                            if let Err(Some((port, nh))) = t.resolve(target.addr) {
+                                unresolved.push((nh, port));
+                            }
+                        }
+                    }
+                }
+                targets.push(enc);
+            }
+        }
+        let priority = table.as_ref().map_or(0, |t| t.service().priority);
+        services.push((
+            priority,
+            ServiceEntry {
+                key: *key,
+                slot,
+                rules: rules.clone(),
+                table,
+                targets,
+                gre_mss,
+            },
+        ));
+    }
+    // Priority order: higher first; ties keep configuration order.
+    services.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.slot.cmp(&b.1.slot)));
+    t.services = services.into_iter().map(|(_, s)| s).collect();
+    members.sort_unstable();
+    members.dedup();
+    t.members = members;
+    l2_caches.sort_unstable();
+    l2_caches.dedup();
+    t.l2_caches = l2_caches;
+    unresolved.sort_unstable();
+    unresolved.dedup();
+    Compiled {
+        tables: t,
+        unresolved,
+    }
+}
+
+fn encap(
+    topo: &Topology,
+    state: &State,
+    t: &Tables,
+    key: ServiceKey,
+    target: &assign::table::Target,
+) -> Option<Encap> {
+    if target.drained {
+        return None;
+    }
+    let (port, mac) = t.resolve(target.addr).ok()?;
+    let p = t.ports.get(usize::from(port))?;
+    match target.method {
+        assign::table::ForwardingMethod::L2 => {
+            // L2 is only for caches on a connected subnet.
+            let (_, nh) = t.route(target.addr)?;
+            (nh == target.addr).then_some(Encap::L2 {
+                port,
+                mac,
+                mtu: p.mtu,
+            })
+        }
+        assign::table::ForwardingMethod::Gre => {
+            let src = state
+                .cache_local
+                .get(&target.addr)
+                .copied()
+                .unwrap_or(topo.router_id);
+            let mut header = [0u8; GRE_FRAME_HDR];
+            ethernet::write_header(&mut header, mac, p.mac, ETHERTYPE_IPV4);
+            let outer = wire::Ipv4Repr {
+                src,
+                dst: target.addr,
+                protocol: wire::ipv4::PROTOCOL_GRE,
+                ttl: 255,
+                payload_len: 0,
+            };
+            let flags = if key.dynamic {
+                wire::RedirectFlags::DYNAMIC
+            } else {
+                wire::RedirectFlags::EMPTY
+            };
+            let rh = wire::RedirectHeader {
+                flags,
+                service_id: key.id,
+                alt_bucket: 0,
+                primary_bucket: 0,
+            };
+            wire::write_wccp_encap(&mut header[OUTER_IP..], &outer, &rh).ok()?;
+            Some(Encap::Gre {
+                port,
+                header,
+                mtu: p.mtu,
+            })
+        }
+    }
+}

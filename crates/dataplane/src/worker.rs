@@ -1,0 +1,221 @@
+//! The worker lcore's poll loop (l3fwd's shape): per port, RX a burst, run every packet through
+//! [`process`], buffer TX per port (flushed when full or after a drain interval), hand punts to
+//! the control lcore in bursts, send the control lcore's injected frames, then report a
+//! quiescent state to the RCU cell.
+
+use std::sync::Arc;
+
+use crate::buf::{Batch, Channel, PacketBuf, PortQueue};
+use crate::counters::{LcoreCounters, Reason};
+use crate::pipeline::{process, Action, Ctx, RateLimit};
+use crate::tables::Tables;
+
+/// One worker: owns one RX/TX queue pair on every port, its end of the punt and inject
+/// channels, an RCU reader and its counters.
+pub struct Worker<P: PortQueue, C: Channel<Buf = P::Buf>> {
+    ports: Vec<P>,
+    tx: Vec<Batch<P::Buf>>,
+    punt: C,
+    punt_out: Batch<P::Buf>,
+    inject: C,
+    reader: rcu::Reader<Tables>,
+    counters: Arc<LcoreCounters>,
+    icmp: RateLimit,
+    drain_ticks: u64,
+    last_flush: u64,
+}
+
+impl<P: PortQueue, C: Channel<Buf = P::Buf>> std::fmt::Debug for Worker<P, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("ports", &self.ports.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one [`Worker::poll`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollStats {
+    /// Frames received from ports.
+    pub rx: usize,
+    /// Frames taken from the inject channel.
+    pub injected: usize,
+}
+
+impl PollStats {
+    /// `true` when nothing arrived.
+    pub fn idle(&self) -> bool {
+        self.rx == 0 && self.injected == 0
+    }
+}
+
+impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
+    /// A worker over `ports` (index = data-plane port index). `hz` is the clock rate of the
+    /// `now` values given to [`Worker::poll`]; `drain_us` the TX drain interval.
+    pub fn new(
+        ports: Vec<P>,
+        punt: C,
+        inject: C,
+        reader: rcu::Reader<Tables>,
+        counters: Arc<LcoreCounters>,
+        hz: u64,
+        drain_us: u64,
+    ) -> Self {
+        let tx = ports.iter().map(|_| Batch::new()).collect();
+        Worker {
+            ports,
+            tx,
+            punt,
+            punt_out: Batch::new(),
+            inject,
+            reader,
+            counters,
+            // RFC 1812 asks for rate-limited ICMP errors; 1000/s with a burst of 100.
+            icmp: RateLimit::new(1000, 100, hz),
+            drain_ticks: hz / 1_000_000 * drain_us.max(1),
+            last_flush: 0,
+        }
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> &Arc<LcoreCounters> {
+        &self.counters
+    }
+
+    /// The ports (tests read what was sent).
+    pub fn ports(&self) -> &[P] {
+        &self.ports
+    }
+
+    /// The ports, mutable (tests feed frames).
+    pub fn ports_mut(&mut self) -> &mut [P] {
+        &mut self.ports
+    }
+
+    /// One loop iteration at time `now`.
+    pub fn poll(&mut self, now: u64) -> PollStats {
+        let Worker {
+            ports,
+            tx,
+            punt,
+            punt_out,
+            inject,
+            reader,
+            counters,
+            icmp,
+            ..
+        } = self;
+        let counters: &LcoreCounters = counters;
+        let mut stats = PollStats::default();
+        {
+            let tables = reader.read();
+            let mut cx = Ctx {
+                tables,
+                counters,
+                icmp,
+                now,
+            };
+            let mut rx: Batch<P::Buf> = Batch::new();
+            for in_port in 0..ports.len() {
+                // RX always into an empty burst of the full size.
+                ports[in_port].rx_burst(&mut rx);
+                stats.rx += rx.len();
+                for mut b in rx.drain(..) {
+                    match process(&mut cx, in_port as u16, &mut b) {
+                        Action::Tx(p) => push_tx(ports, tx, counters, p, b),
+                        Action::Punt => {
+                            // A held frame (next hop unresolved) already names its egress
+                            // port; everything else goes up with its arrival port.
+                            if !is_held(&b) {
+                                b.set_port(in_port as u16);
+                            }
+                            punt_out.push(b);
+                            if punt_out.is_full() {
+                                send_punts(punt, punt_out, counters);
+                            }
+                        }
+                        Action::Drop(_) => drop(b),
+                    }
+                }
+            }
+            // Frames the control lcore built (ARP, WCCP, ICMP, released held packets).
+            let mut inj: Batch<P::Buf> = Batch::new();
+            inject.recv(&mut inj);
+            stats.injected = inj.len();
+            for b in inj.drain(..) {
+                let p = b.port();
+                if usize::from(p) < ports.len() {
+                    counters.count(Reason::Injected);
+                    push_tx(ports, tx, counters, p, b);
+                } else {
+                    counters.count(Reason::InjectBadPort);
+                }
+            }
+        }
+        if !punt_out.is_empty() {
+            send_punts(punt, punt_out, counters);
+        }
+        if stats.rx == 0 || now.wrapping_sub(self.last_flush) >= self.drain_ticks {
+            for (p, q) in self.tx.iter_mut().enumerate() {
+                if !q.is_empty() {
+                    flush(&mut self.ports[p], q, &self.counters);
+                }
+            }
+            self.last_flush = now;
+        }
+        self.reader.quiescent();
+        stats
+    }
+
+    /// Sends everything buffered (shutdown).
+    pub fn flush_all(&mut self) {
+        for (p, q) in self.tx.iter_mut().enumerate() {
+            if !q.is_empty() {
+                flush(&mut self.ports[p], q, &self.counters);
+            }
+        }
+    }
+
+    /// Takes the RCU reader offline (on exit, or on a panic's way out).
+    pub fn offline(&mut self) {
+        self.reader.offline();
+    }
+}
+
+/// A frame the pipeline half-built for an unresolved next hop (zero destination MAC).
+pub fn is_held<B: PacketBuf>(b: &B) -> bool {
+    b.as_ref().get(..6) == Some(&[0u8; 6][..])
+}
+
+#[inline]
+fn push_tx<P: PortQueue>(
+    ports: &mut [P],
+    tx: &mut [Batch<P::Buf>],
+    counters: &LcoreCounters,
+    port: u16,
+    b: P::Buf,
+) {
+    let p = usize::from(port);
+    let q = &mut tx[p];
+    q.push(b);
+    if q.is_full() {
+        flush(&mut ports[p], q, counters);
+    }
+}
+
+#[inline]
+fn flush<P: PortQueue>(port: &mut P, q: &mut Batch<P::Buf>, counters: &LcoreCounters) {
+    let n = q.len();
+    let sent = port.tx_burst(q);
+    if sent < n {
+        counters.add(Reason::TxFull, (n - sent) as u64);
+    }
+}
+
+fn send_punts<C: Channel>(punt: &mut C, out: &mut Batch<C::Buf>, counters: &LcoreCounters) {
+    punt.send(out);
+    if !out.is_empty() {
+        counters.add(Reason::PuntRingFull, out.len() as u64);
+        out.clear();
+    }
+}
