@@ -7,7 +7,8 @@
 # What it does:
 #  1. apt packages: DPDK 22.11 (libdpdk-dev, dpdk-dev for dpdk-testpmd), the bindgen toolchain
 #     (clang, libclang-dev, pkg-config), iproute2 for test namespaces, tshark (the protocol
-#     referee) and squid (a real WCCPv2 cache).
+#     referee), squid (a real WCCPv2 cache) and nftables (interception rules on a cache host,
+#     tests/netns_tun.rs).
 #  2. 256 x 2 MiB hugepages mounted at /dev/hugepages (tests fall back to --no-huge without them).
 #  3. cargo-fuzz, for the bounded fuzz runs of the test command.
 set -euo pipefail
@@ -19,7 +20,7 @@ need_root() {
     fi
 }
 
-PKGS=(libdpdk-dev dpdk-dev pkg-config clang libclang-dev iproute2 tshark squid procps)
+PKGS=(libdpdk-dev dpdk-dev pkg-config clang libclang-dev iproute2 tshark squid procps nftables)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,23 +1,29 @@
-//! The cache agent's GRE packet-return worker (PROTOCOL.md §4.4): hands redirected packets the
-//! cache refuses back to the router that redirected them.
+//! The cache agent's GRE worker (PROTOCOL.md §4.4): hands redirected packets the cache refuses
+//! back to the router that redirected them and, with `cache.tun`, decapsulates the accepted ones
+//! itself and writes them to a TUN device ([`crate::cache_tun`]).
 //!
 //! One thread reads a raw IPv4 socket for IP protocol 47 bound to the cache address. The kernel
-//! gives every raw socket a *copy* of each matching datagram, outer IPv4 header included; the
-//! kernel's own GRE handling (an `ip tunnel ... mode gre` interface plus TPROXY) still delivers
-//! the packet locally. For every WCCP GRE packet (GRE protocol 0x883E) addressed to the cache
-//! and not sent by it, the worker:
+//! gives every raw socket a *copy* of each matching datagram, outer IPv4 header included. For
+//! every WCCP GRE packet addressed to the cache and not sent by it (GRE protocol 0x883E; with
+//! `cache.tun` also plain 0x0800, which some routers use, without a redirect header), the
+//! worker:
 //!
-//! 1. parses it with [`control::packet_return::parse_redirected`] (a malformed packet is
-//!    counted, with the error kept as `last_error`, never a panic);
+//! 1. parses it with the wire crate's views (outer [`wire::Ipv4Packet`], [`wire::GrePacket`],
+//!    [`wire::decap_wccp`] with the Linux first-nibble rule, inner [`wire::Ipv4Packet`]); a
+//!    malformed packet is counted, with the error kept as `last_error`, never a panic;
 //! 2. finds the configured service named by the redirect header (flag 0x01 = dynamic, octet 1 =
-//!    service id; a WCCPv1 packet without a header means web-cache, standard 0);
+//!    service id; a packet without a header means web-cache, standard 0);
 //! 3. applies that service's `return_policy` (source prefixes, then destination prefixes, then
-//!    load);
+//!    load) with [`control::packet_return`];
 //! 4. refused: sends [`control::packet_return::build_return`]'s packet (outer IPv4 cache ->
 //!    router, GRE 0x883E, redirect header copied, inner packet unchanged) to the packet's outer
 //!    source. The socket has `IP_HDRINCL` set, so the outer header built (and tested) by
 //!    `packet_return` goes on the wire as built; the kernel only fills in the checksum.
-//!    Accepted: counted only.
+//! 5. accepted (or for a service without a policy here): without `cache.tun`, counted only: the
+//!    kernel's own GRE handling (an `ip tunnel ... mode gre` interface plus TPROXY) delivers the
+//!    packet locally. With `cache.tun`, the inner IPv4 packet is written to the TUN device, so
+//!    no kernel GRE support is needed; refused packets are then *not* delivered locally, and
+//!    GRE from outer sources outside `cache.tun.accept_from` is dropped (`unknown_peer`).
 //!
 //! # Load
 //! The load figure compared with `max_load` is a percentage: the first field of
@@ -35,11 +41,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use control::packet_return::{
-    self, Prefix, RefuseReason, ReturnPolicy, GRE_PROTO_WCCP, IPPROTO_GRE,
+    self, Prefix, Redirected, RefuseReason, ReturnPolicy, GRE_PROTO_WCCP, IPPROTO_GRE,
 };
 use serde_json::{json, Value};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use wire::{decap_wccp, GrePacket, GreRepr, Ipv4Packet, WccpPayload};
+
+use crate::cache_tun::{TunCounters, TunDevice, TunSettings};
 
 /// How often the worker wakes up to check its stop flag.
 const POLL: Duration = Duration::from_millis(200);
@@ -47,6 +57,9 @@ const POLL: Duration = Duration::from_millis(200);
 const LOAD_REFRESH: Duration = Duration::from_secs(1);
 /// Redirect-header flag: dynamic service.
 const FLAG_DYNAMIC: u8 = 0x01;
+/// GRE protocol type of plain IPv4 (accepted as WCCP GRE without a redirect header when
+/// decapsulating into a TUN device).
+const GRE_PROTO_IPV4: u16 = wire::gre::PROTOCOL_IPV4;
 
 /// One service's return policy, keyed as the redirect header names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +81,9 @@ pub struct ReturnSettings {
     pub services: Vec<ServicePolicy>,
     /// File whose first field is the load average (`/proc/loadavg` format).
     pub load_source: PathBuf,
+    /// User-space decapsulation into a TUN device (`cache.tun`); `None`: packets are only
+    /// inspected, and a kernel GRE interface must deliver the accepted ones.
+    pub tun: Option<TunSettings>,
 }
 
 fn prefix(p: &config::Prefix) -> Option<Prefix> {
@@ -75,7 +91,8 @@ fn prefix(p: &config::Prefix) -> Option<Prefix> {
 }
 
 impl ReturnSettings {
-    /// The worker's settings, or `None` when no service has a return policy (no worker then).
+    /// The worker's settings, or `None` when no service has a return policy and `cache.tun` is
+    /// absent (no worker then).
     pub fn from_config(s: &config::CacheSettings) -> Option<ReturnSettings> {
         let services: Vec<ServicePolicy> = s
             .services
@@ -99,10 +116,12 @@ impl ReturnSettings {
                 }
             })
             .collect();
-        (!services.is_empty()).then(|| ReturnSettings {
+        let tun = s.tun.as_ref().map(TunSettings::from_config);
+        (!services.is_empty() || tun.is_some()).then(|| ReturnSettings {
             address: s.address,
             services,
             load_source: s.load_source.clone(),
+            tun,
         })
     }
 
@@ -122,7 +141,7 @@ impl ReturnSettings {
 pub struct ReturnCounters {
     /// WCCP GRE packets addressed to the cache (not sent by it).
     pub received: AtomicU64,
-    /// Served locally (left to the kernel).
+    /// Served locally (left to the kernel, or written to the TUN device).
     pub accepted: AtomicU64,
     /// Returned: inner source in `refuse_sources`.
     pub returned_source: AtomicU64,
@@ -130,9 +149,9 @@ pub struct ReturnCounters {
     pub returned_destination: AtomicU64,
     /// Returned: load above `max_load`.
     pub returned_load: AtomicU64,
-    /// WCCP GRE for a service without a return policy here (left to the kernel).
+    /// WCCP GRE for a service without a return policy here (served locally as well).
     pub unmatched: AtomicU64,
-    /// Other GRE, our own packets, packets for another address.
+    /// Other GRE, our own packets, packets for another address, GRE from an unknown peer.
     pub ignored: AtomicU64,
     /// Packets that could not be parsed.
     pub malformed: AtomicU64,
@@ -158,11 +177,7 @@ fn text(m: &Mutex<Option<String>>) -> Option<String> {
     m.lock().map(|g| g.clone()).unwrap_or(None)
 }
 
-fn set_text(m: &Mutex<Option<String>>, v: Option<String>) {
-    if let Ok(mut g) = m.lock() {
-        *g = v;
-    }
-}
+use crate::cache_tun::set_text;
 
 impl ReturnCounters {
     /// The counters as the `packet_return` object of `wccpd show --json`.
@@ -261,23 +276,54 @@ impl LoadSampler {
 pub struct ReturnWorker {
     stop: Arc<AtomicBool>,
     counters: Arc<ReturnCounters>,
+    tun: Option<(TunSettings, Arc<TunCounters>)>,
     thread: Option<JoinHandle<()>>,
 }
 
+fn open_socket(address: Ipv4Addr) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(IPPROTO_GRE))),
+    )?;
+    socket.set_header_included_v4(true)?;
+    socket.set_read_timeout(Some(POLL))?;
+    socket.bind(&SockAddr::from(SocketAddrV4::new(address, 0)))?;
+    Ok(socket)
+}
+
 impl ReturnWorker {
-    /// Opens the raw GRE socket (needs `CAP_NET_RAW`) and starts the worker thread.
+    /// Opens the raw GRE socket (needs `CAP_NET_RAW`), with `settings.tun` creates the TUN
+    /// device (needs `CAP_NET_ADMIN`), and starts the worker thread.
     ///
     /// # Errors
-    /// The socket cannot be created, configured or bound to `settings.address`.
-    pub fn start(settings: ReturnSettings) -> io::Result<ReturnWorker> {
-        let socket = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(i32::from(IPPROTO_GRE))),
-        )?;
-        socket.set_header_included_v4(true)?;
-        socket.set_read_timeout(Some(POLL))?;
-        socket.bind(&SockAddr::from(SocketAddrV4::new(settings.address, 0)))?;
+    /// The socket cannot be created, configured or bound to `settings.address`; the TUN device
+    /// cannot be created or configured.
+    pub fn start(settings: ReturnSettings) -> anyhow::Result<ReturnWorker> {
+        let socket = open_socket(settings.address).with_context(|| {
+            format!(
+                "cannot open the raw GRE socket on {} (raw IP protocol 47 needs CAP_NET_RAW)",
+                settings.address
+            )
+        })?;
+        let tun = match &settings.tun {
+            Some(t) => {
+                let counters = Arc::new(TunCounters::default());
+                let dev = TunDevice::open(t, &counters).with_context(|| {
+                    format!(
+                        "cannot create TUN device {} with address {}/32 (needs CAP_NET_ADMIN and \
+                         /dev/net/tun; an existing interface of that name must be a TUN device)",
+                        t.name, t.address
+                    )
+                })?;
+                Some((dev, counters))
+            }
+            None => None,
+        };
+        let tun_info = settings
+            .tun
+            .clone()
+            .zip(tun.as_ref().map(|(_, c)| Arc::clone(c)));
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(ReturnCounters::default());
         let thread = {
@@ -285,11 +331,12 @@ impl ReturnWorker {
             let counters = Arc::clone(&counters);
             std::thread::Builder::new()
                 .name("wccp-return".into())
-                .spawn(move || run(&socket, &settings, &stop, &counters))?
+                .spawn(move || run(&socket, &settings, &stop, &counters, tun))?
         };
         Ok(ReturnWorker {
             stop,
             counters,
+            tun: tun_info,
             thread: Some(thread),
         })
     }
@@ -299,7 +346,13 @@ impl ReturnWorker {
         Arc::clone(&self.counters)
     }
 
-    /// Stops the thread and waits for it (at most one poll interval).
+    /// The TUN settings and live counters, when decapsulating into a TUN device.
+    pub fn tun(&self) -> Option<(TunSettings, Arc<TunCounters>)> {
+        self.tun.clone()
+    }
+
+    /// Stops the thread and waits for it (at most one poll interval); the TUN device, if any,
+    /// is closed (and so removed) before this returns.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
@@ -319,6 +372,9 @@ impl Drop for ReturnWorker {
 pub enum Handled {
     /// Not ours to look at (other GRE, our own packet, another destination).
     Ignored,
+    /// WCCP GRE from an outer source outside `cache.tun.accept_from` (only when decapsulating
+    /// into a TUN device): neither delivered nor returned. The outer source.
+    UnknownPeer(Ipv4Addr),
     /// WCCP GRE for a service without a policy here.
     Unmatched,
     /// Could not be parsed.
@@ -344,26 +400,46 @@ pub fn handle(
     ip_id: u16,
     load: impl FnOnce() -> u32,
 ) -> Handled {
+    inspect(settings, pkt, ip_id, load).0
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// As [`handle`], plus the inner IPv4 packet (exactly its total length) to deliver locally:
+/// `Some` for [`Handled::Accepted`] and [`Handled::Unmatched`], `None` otherwise.
+pub fn inspect<'p>(
+    settings: &ReturnSettings,
+    pkt: &'p [u8],
+    ip_id: u16,
+    load: impl FnOnce() -> u32,
+) -> (Handled, Option<&'p [u8]>) {
+    let tun = settings.tun.as_ref();
     // Cheap pre-checks so that non-WCCP GRE and our own packets are not "malformed".
     if pkt.len() >= 20 && pkt[0] >> 4 == 4 && pkt[9] == IPPROTO_GRE {
         let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
         let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
         if src == settings.address || dst != settings.address {
-            return Handled::Ignored;
+            return (Handled::Ignored, None);
         }
         let gre = usize::from(pkt[0] & 0x0F) * 4;
-        if let Some(p) = pkt.get(gre + 2..gre + 4) {
-            if u16::from_be_bytes([p[0], p[1]]) != GRE_PROTO_WCCP {
-                return Handled::Ignored;
+        if pkt.len() >= gre + 4 {
+            let proto = be16(pkt, gre + 2);
+            if proto != GRE_PROTO_WCCP && !(tun.is_some() && proto == GRE_PROTO_IPV4) {
+                return (Handled::Ignored, None);
             }
         }
+        if tun.is_some_and(|t| !t.accepts(src)) {
+            return (Handled::UnknownPeer(src), None);
+        }
     }
-    let r = match packet_return::parse_redirected(pkt) {
+    let r = match parse(pkt, tun.is_some()) {
         Ok(r) => r,
-        Err(e) => return Handled::Malformed(e.to_string()),
+        Err(e) => return (Handled::Malformed(e), None),
     };
     let Some(svc) = settings.service(r.redirect_header) else {
-        return Handled::Unmatched;
+        return (Handled::Unmatched, Some(r.inner));
     };
     let load = if svc.policy.max_load.is_some() {
         load()
@@ -371,23 +447,86 @@ pub fn handle(
         0
     };
     match svc.policy.decide(&r, load) {
-        packet_return::Decision::Accept => Handled::Accepted,
+        packet_return::Decision::Accept => (Handled::Accepted, Some(r.inner)),
         packet_return::Decision::Refuse(reason) => match packet_return::build_return(&r, ip_id) {
-            Ok(packet) => Handled::Returned {
-                reason,
-                router: r.router,
-                packet,
-            },
-            Err(e) => Handled::Malformed(e.to_string()),
+            Ok(packet) => (
+                Handled::Returned {
+                    reason,
+                    router: r.router,
+                    packet,
+                },
+                None,
+            ),
+            Err(e) => (Handled::Malformed(e.to_string()), None),
         },
     }
 }
 
-fn run(socket: &Socket, settings: &ReturnSettings, stop: &AtomicBool, counters: &ReturnCounters) {
+/// Takes a received datagram apart with the wire crate's views: outer IPv4 (protocol 47, octets
+/// after its total length ignored), GRE, then either [`decap_wccp`] (0x883E: the first-nibble
+/// rule decides whether a redirect header is there) or, with `plain_ipv4`, GRE 0x0800 with no
+/// flags (no redirect header), and the inner IPv4 packet (cut to its total length).
+///
+/// # Errors
+/// A message naming the layer (`outer IPv4 header`, `GRE header`, `WCCP redirect header`,
+/// `inner IPv4 header`), field and offset.
+fn parse(pkt: &[u8], plain_ipv4: bool) -> Result<Redirected<'_>, String> {
+    let outer = Ipv4Packet::new_checked(pkt).map_err(|e| format!("outer {e}"))?;
+    if outer.protocol() != IPPROTO_GRE {
+        return Err(format!(
+            "outer IPv4 header: protocol {} is not GRE",
+            outer.protocol()
+        ));
+    }
+    // check_len: header_len <= total_len <= pkt.len().
+    let gre_buf = &pkt[outer.header_len()..usize::from(outer.total_len())];
+    let gre = GrePacket::new_checked(gre_buf).map_err(|e| e.to_string())?;
+    let (redirect_header, inner) = match gre.protocol() {
+        GRE_PROTO_WCCP => match decap_wccp(gre_buf).map_err(|e| e.to_string())? {
+            WccpPayload::Ipv4(inner) => (None, inner),
+            WccpPayload::Redirect { header, inner } => (
+                Some([
+                    header.flags.0,
+                    header.service_id,
+                    header.alt_bucket,
+                    header.primary_bucket,
+                ]),
+                inner,
+            ),
+        },
+        GRE_PROTO_IPV4 if plain_ipv4 => {
+            GreRepr::parse(&gre).map_err(|e| e.to_string())?;
+            (None, &gre_buf[gre.header_len()..])
+        }
+        other => {
+            return Err(format!(
+                "GRE header: protocol type {other:#06x} is not WCCP"
+            ))
+        }
+    };
+    let ip = Ipv4Packet::new_checked(inner).map_err(|e| format!("inner {e}"))?;
+    Ok(Redirected {
+        router: outer.src(),
+        cache: outer.dst(),
+        redirect_header,
+        inner: &inner[..usize::from(ip.total_len())],
+        inner_src: ip.src(),
+        inner_dst: ip.dst(),
+    })
+}
+
+fn run(
+    socket: &Socket,
+    settings: &ReturnSettings,
+    stop: &AtomicBool,
+    counters: &ReturnCounters,
+    mut tun: Option<(TunDevice, Arc<TunCounters>)>,
+) {
     tracing::info!(
         address = %settings.address,
         services = settings.services.len(),
         load_source = %settings.load_source.display(),
+        tun = settings.tun.as_ref().map_or("none (kernel GRE delivers)", |t| t.name.as_str()),
         "GRE packet return ready"
     );
     let mut buf = vec![0u8; 65_535];
@@ -414,12 +553,48 @@ fn run(socket: &Socket, settings: &ReturnSettings, stop: &AtomicBool, counters: 
         };
         let pkt = &buf[..n];
         ip_id = ip_id.wrapping_add(1);
-        let handled = handle(settings, pkt, ip_id, || load.get(Instant::now(), counters));
-        if !matches!(handled, Handled::Ignored) {
+        let (handled, deliver) =
+            inspect(settings, pkt, ip_id, || load.get(Instant::now(), counters));
+        if !matches!(handled, Handled::Ignored | Handled::UnknownPeer(_)) {
             bump(&counters.received);
         }
+        if let Some((dev, tc)) = tun.as_mut() {
+            match handled {
+                Handled::Accepted | Handled::Unmatched | Handled::Returned { .. } => {
+                    bump(&tc.decapsulated);
+                }
+                Handled::UnknownPeer(src) => {
+                    // Most likely a router sending GRE from an address not in accept_from:
+                    // say so once, loudly.
+                    if tc.unknown_peer.fetch_add(1, Ordering::Relaxed) == 0 {
+                        tracing::warn!(
+                            %src,
+                            "WCCP GRE from a source outside cache.tun.accept_from dropped \
+                             (counted as tun.unknown_peer); add the router's GRE source address \
+                             to accept_from if it is one"
+                        );
+                    } else {
+                        tracing::debug!(%src, "WCCP GRE from an unknown peer dropped");
+                    }
+                }
+                Handled::Ignored | Handled::Malformed(_) => {}
+            }
+            if let Some(inner) = deliver {
+                match dev.write(inner) {
+                    Ok(()) => bump(&tc.written),
+                    Err(e) => {
+                        if tc.write_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            tracing::warn!(error = %e, "TUN write failed (further ones: debug)");
+                        } else {
+                            tracing::debug!(error = %e, "TUN write failed");
+                        }
+                        set_text(&tc.last_error, Some(e.to_string()));
+                    }
+                }
+            }
+        }
         match handled {
-            Handled::Ignored => bump(&counters.ignored),
+            Handled::Ignored | Handled::UnknownPeer(_) => bump(&counters.ignored),
             Handled::Unmatched => bump(&counters.unmatched),
             Handled::Accepted => bump(&counters.accepted),
             Handled::Malformed(e) => {
@@ -451,6 +626,8 @@ fn run(socket: &Socket, settings: &ReturnSettings, stop: &AtomicBool, counters: 
             }
         }
     }
+    // Closing the TUN device removes it.
+    drop(tun);
     tracing::info!("GRE packet return stopped");
 }
 
@@ -502,6 +679,112 @@ mod tests {
                 },
             }],
             load_source: PathBuf::from("/nonexistent"),
+            tun: None,
+        }
+    }
+
+    fn tun_settings() -> ReturnSettings {
+        ReturnSettings {
+            tun: Some(TunSettings {
+                name: "wccp0".into(),
+                address: Ipv4Addr::new(169, 254, 87, 1),
+                accept_from: vec![Prefix::new(ROUTER, 32).unwrap()],
+            }),
+            ..settings(None)
+        }
+    }
+
+    #[test]
+    fn tun_mode_delivers_accepted_inner_packets() {
+        let s = tun_settings();
+        let refused = Ipv4Addr::new(10, 99, 1, 5);
+        let ok = Ipv4Addr::new(10, 99, 2, 5);
+        // Accepted: the inner packet, exactly (outer 20 + GRE 4 + redirect header 4 stripped).
+        let mut pkt = redirected(ROUTER, GRE_PROTO_WCCP, Some([0x01, 90, 0, 7]), ok);
+        let (h, inner) = inspect(&s, &pkt, 1, || 0);
+        assert_eq!(h, Handled::Accepted);
+        assert_eq!(inner, Some(&pkt[28..]));
+        // Ethernet-style padding after the outer total length is not delivered.
+        pkt.extend_from_slice(&[0xEE; 6]);
+        assert_eq!(inspect(&s, &pkt, 1, || 0).1, Some(&pkt[28..pkt.len() - 6]));
+        // Refused: returned, not delivered.
+        let pkt = redirected(ROUTER, GRE_PROTO_WCCP, Some([0x01, 90, 0, 7]), refused);
+        let (h, inner) = inspect(&s, &pkt, 1, || 0);
+        assert!(matches!(h, Handled::Returned { .. }), "{h:?}");
+        assert_eq!(inner, None);
+        // Another service (no policy here): delivered.
+        let pkt = redirected(ROUTER, GRE_PROTO_WCCP, Some([0x01, 91, 0, 0]), refused);
+        assert_eq!(
+            inspect(&s, &pkt, 1, || 0),
+            (Handled::Unmatched, Some(&pkt[28..]))
+        );
+        // WCCPv1 style (first nibble 4, no redirect header) and plain GRE 0x0800: web-cache.
+        for proto in [GRE_PROTO_WCCP, GRE_PROTO_IPV4] {
+            let pkt = redirected(ROUTER, proto, None, ok);
+            assert_eq!(
+                inspect(&s, &pkt, 1, || 0),
+                (Handled::Unmatched, Some(&pkt[24..]))
+            );
+        }
+        // Plain GRE is ignored without a TUN device, as before.
+        let pkt = redirected(ROUTER, GRE_PROTO_IPV4, None, ok);
+        assert_eq!(
+            inspect(&settings(None), &pkt, 1, || 0),
+            (Handled::Ignored, None)
+        );
+        // From a source outside accept_from: dropped.
+        let stranger = Ipv4Addr::new(10, 0, 0, 9);
+        let pkt = redirected(stranger, GRE_PROTO_WCCP, Some([0x01, 90, 0, 7]), ok);
+        assert_eq!(
+            inspect(&s, &pkt, 1, || 0),
+            (Handled::UnknownPeer(stranger), None)
+        );
+        // Without a TUN device the source is not checked.
+        assert_eq!(handle(&settings(None), &pkt, 1, || 0), Handled::Accepted);
+        // Other GRE protocols stay ignored.
+        let pkt = redirected(ROUTER, 0x6558, None, ok);
+        assert_eq!(inspect(&s, &pkt, 1, || 0), (Handled::Ignored, None));
+    }
+
+    #[test]
+    fn tun_mode_counts_malformed_gre() {
+        let s = tun_settings();
+        let ok = Ipv4Addr::new(10, 99, 2, 5);
+        // GRE flags (checksum present) are not WCCP GRE by the Linux rule.
+        let mut pkt = redirected(ROUTER, GRE_PROTO_WCCP, Some([0x01, 90, 0, 7]), ok);
+        pkt[20] = 0x80;
+        match inspect(&s, &pkt, 1, || 0) {
+            (Handled::Malformed(e), None) => assert!(e.contains("GRE"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let mut pkt = redirected(ROUTER, GRE_PROTO_IPV4, None, ok);
+        pkt[21] = 0x01; // version 1
+        assert!(matches!(
+            inspect(&s, &pkt, 1, || 0),
+            (Handled::Malformed(_), None)
+        ));
+        // Not IPv4 inside.
+        let mut pkt = redirected(ROUTER, GRE_PROTO_IPV4, None, ok);
+        pkt[24] = 0x65;
+        match inspect(&s, &pkt, 1, || 0) {
+            (Handled::Malformed(e), None) => assert!(e.starts_with("inner IPv4"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        // Every truncation and every single-octet corruption: no panic.
+        let pkt = redirected(ROUTER, GRE_PROTO_WCCP, Some([0x01, 90, 0, 7]), ok);
+        for cut in 0..pkt.len() {
+            let _ = inspect(&s, &pkt[..cut], 1, || 0);
+        }
+        for i in 0..pkt.len() {
+            for v in [0x00, 0x45, 0x4F, 0xFF] {
+                let mut p = pkt.clone();
+                p[i] = v;
+                let (h, inner) = inspect(&s, &p, 1, || 0);
+                if let Some(inner) = inner {
+                    assert!(matches!(h, Handled::Accepted | Handled::Unmatched));
+                    assert_eq!(inner[0] >> 4, 4);
+                }
+            }
         }
     }
 

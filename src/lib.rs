@@ -7,9 +7,12 @@
 // Peer input and configuration are errors, never panics: no unwrap/expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cache_tun;
 pub mod daemon;
 pub mod decode;
 pub mod gre_return;
 pub mod pcap;
+#[cfg(feature = "dpdk")]
+pub mod router_dpdk;
 #[cfg(feature = "dpdk")]
 pub mod smoke;
