@@ -8,7 +8,8 @@
 //! added: `role` (`"router"` or `"cache"`), `driver` (the UDP driver's counters, including
 //! `drops` per reason and the `last_drop` detail per reason), on the router `tables` (the
 //! latest published redirection table per service: targets and their bucket counts) and, on a
-//! cache with a return policy, `packet_return` (the [`crate::gre_return`] worker's counters).
+//! cache with a return policy or `cache.tun`, `packet_return` (the [`crate::gre_return`]
+//! worker's counters) and, with `cache.tun`, `tun` (the [`crate::cache_tun`] device's counters).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -20,26 +21,29 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::{json, Map, Value};
 
-use control::driver::{Driver, DriverHandle, DriverOptions, DriverStats, LatestTables};
+use control::driver::{Driver, DriverOptions, DriverStats, LatestTables};
 use control::Machine;
 
 use crate::gre_return::{ReturnSettings, ReturnWorker};
 
 /// A status key whose value is computed at every request (outside the driver thread).
-type Live = (&'static str, Box<dyn Fn() -> Value + Send>);
+pub(crate) type Live = (&'static str, Box<dyn Fn() -> Value + Send>);
 
 /// Where `wccpd show` looks for the daemon unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/wccpd/wccpd.sock";
 
 /// How long the control socket waits for the driver to answer a status request.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Run the router until a signal or a fatal error.
 pub fn run_router(config: &Path) -> anyhow::Result<()> {
     let settings = config::load_router(config)?;
     init_logging(settings.log_level);
     if settings.control.transport == config::ControlTransport::Dpdk {
-        anyhow::bail!("dpdk control transport comes with the data-plane issue");
+        #[cfg(feature = "dpdk")]
+        return crate::router_dpdk::run(&settings, config);
+        #[cfg(not(feature = "dpdk"))]
+        anyhow::bail!("control.transport dpdk: this wccpd was built without the dpdk feature");
     }
     let router = build::router(&settings)?;
     tracing::info!(
@@ -79,19 +83,22 @@ pub fn run_cache(config: &Path) -> anyhow::Result<()> {
         services = settings.services.len(),
         "cache agent starting"
     );
+    if settings.tun.is_none() {
+        tracing::info!(
+            "no cache.tun: redirected traffic must be terminated by a kernel GRE interface"
+        );
+    }
     let worker = match ReturnSettings::from_config(&settings) {
-        Some(rs) => Some(ReturnWorker::start(rs).with_context(|| {
-            format!(
-                "cannot open the GRE packet-return socket on {} (raw IP protocol 47 needs CAP_NET_RAW)",
-                settings.address
-            )
-        })?),
+        Some(rs) => Some(ReturnWorker::start(rs)?),
         None => None,
     };
     let mut live: Vec<Live> = Vec::new();
     if let Some(w) = &worker {
         let counters = w.counters();
         live.push(("packet_return", Box::new(move || counters.to_json())));
+        if let Some((tun, counters)) = w.tun() {
+            live.push(("tun", Box::new(move || counters.to_json(&tun))));
+        }
     }
     let result = serve(
         cache,
@@ -144,14 +151,14 @@ pub fn request(socket: &Path, what: &str) -> anyhow::Result<Value> {
     Ok(v)
 }
 
-fn extra(v: Value) -> Map<String, Value> {
+pub(crate) fn extra(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
     }
 }
 
-fn init_logging(level: config::LogLevel) {
+pub(crate) fn init_logging(level: config::LogLevel) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
@@ -192,12 +199,18 @@ fn serve<M: Machine + 'static>(
             .spawn(move || {
                 let ctx = Served {
                     role,
-                    status,
-                    tables,
+                    tables: Some(tables),
                     extra,
                     live,
                 };
-                control_loop(&listener, &handle, &stop, &ctx);
+                let query = move || {
+                    handle
+                        .query(QUERY_TIMEOUT, move |m, stats| {
+                            status_object(status(m), stats)
+                        })
+                        .map_err(|e| e.to_string())
+                };
+                control_loop(&listener, &stop, &ctx, &query);
             })?
     };
     tracing::info!(socket = %socket.display(), "control socket ready");
@@ -211,7 +224,7 @@ fn serve<M: Machine + 'static>(
 
 /// Creates the parent directory, removes a stale socket (refusing to replace a live one) and
 /// binds.
-fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
+pub(crate) fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)
@@ -241,26 +254,29 @@ fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
 }
 
 /// What the control socket serves besides the machine's own status.
-struct Served<M> {
-    role: &'static str,
-    status: fn(&M) -> Value,
-    tables: Arc<LatestTables>,
+pub(crate) struct Served {
+    pub(crate) role: &'static str,
+    /// The socket driver's published tables (the DPDK data plane reports its own).
+    pub(crate) tables: Option<Arc<LatestTables>>,
     /// Static facts from the configuration merged into every status (e.g. `router_id`).
-    extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
     /// Keys computed at every request (e.g. the cache's `packet_return` counters).
-    live: Vec<Live>,
+    pub(crate) live: Vec<Live>,
 }
 
-fn control_loop<M: 'static>(
+/// Produces the machine's status object (run on the thread that owns the machine).
+pub(crate) type StatusQuery<'a> = dyn Fn() -> Result<Map<String, Value>, String> + 'a;
+
+pub(crate) fn control_loop(
     listener: &UnixListener,
-    handle: &DriverHandle<M>,
     stop: &AtomicBool,
-    ctx: &Served<M>,
+    ctx: &Served,
+    query: &StatusQuery<'_>,
 ) {
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = answer(stream, handle, ctx) {
+                if let Err(e) = answer(stream, ctx, query) {
                     tracing::debug!(error = %e, "control connection failed");
                 }
             }
@@ -275,39 +291,33 @@ fn control_loop<M: 'static>(
     }
 }
 
-fn answer<M: 'static>(
-    stream: UnixStream,
-    handle: &DriverHandle<M>,
-    ctx: &Served<M>,
-) -> anyhow::Result<()> {
-    let (role, status) = (ctx.role, ctx.status);
+fn answer(stream: UnixStream, ctx: &Served, query: &StatusQuery<'_>) -> anyhow::Result<()> {
+    let role = ctx.role;
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
     let req: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
     let reply = match req.get("request").and_then(Value::as_str) {
-        Some("status") => {
-            match handle.query(QUERY_TIMEOUT, move |m, stats| {
-                status_object(status(m), stats)
-            }) {
-                Ok(mut v) => {
-                    normalize(role, &mut v);
-                    v.insert("role".into(), json!(role));
-                    for (k, x) in &ctx.extra {
-                        v.entry(k.clone()).or_insert_with(|| x.clone());
-                    }
-                    if role == "router" {
-                        v.insert("tables".into(), tables_json(&ctx.tables));
-                    }
-                    for (k, f) in &ctx.live {
-                        v.insert((*k).into(), f());
-                    }
-                    Value::Object(v)
+        Some("status") => match query() {
+            Ok(mut v) => {
+                normalize(role, &mut v);
+                v.insert("role".into(), json!(role));
+                for (k, x) in &ctx.extra {
+                    v.entry(k.clone()).or_insert_with(|| x.clone());
                 }
-                Err(e) => json!({ "error": e.to_string() }),
+                if let Some(tables) = &ctx.tables {
+                    if role == "router" {
+                        v.insert("tables".into(), tables_json(tables));
+                    }
+                }
+                for (k, f) in &ctx.live {
+                    v.insert((*k).into(), f());
+                }
+                Value::Object(v)
             }
-        }
+            Err(e) => json!({ "error": e }),
+        },
         _ => json!({ "error": format!("unknown request {:?}", line.trim()) }),
     };
     let mut w = &stream;
@@ -315,7 +325,7 @@ fn answer<M: 'static>(
     Ok(())
 }
 
-fn status_object(machine: Value, stats: &DriverStats) -> Map<String, Value> {
+pub(crate) fn status_object(machine: Value, stats: &DriverStats) -> Map<String, Value> {
     let mut m = match machine {
         Value::Object(m) => m,
         other => {
@@ -421,6 +431,97 @@ fn normalize(role: &str, v: &mut Map<String, Value>) {
             }
         }
     }
+}
+
+/// The data plane's part of `show`: ports, per-service and per-cache packet counts, verdicts
+/// and drop reasons (summed over lcores).
+fn render_dataplane(dp: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
+    let empty = Vec::new();
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Data plane: {} worker(s), tables generation {}, mempool {}/{} mbufs in use",
+        s(field(dp, &["workers"])),
+        s(field(dp, &["generation"])),
+        s(field(dp, &["mempool_in_use"])),
+        s(field(dp, &["mempool_size"]))
+    )?;
+    for p in field(dp, &["ports"]).as_array().unwrap_or(&empty) {
+        let c = field(p, &["counters"]);
+        let dirs: Vec<String> = field(p, &["redirect"])
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .map(s)
+            .collect();
+        writeln!(
+            out,
+            "    port {:<10} {} mtu {} {} redirect [{}]{}  rx {} tx {} missed {} errors {}/{}",
+            s(field(p, &["name"])),
+            s(field(p, &["mac"])),
+            s(field(p, &["mtu"])),
+            field(p, &["addresses"])
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .map(s)
+                .collect::<Vec<_>>()
+                .join(","),
+            dirs.join(","),
+            if field(p, &["exclude_in"]).as_bool() == Some(true) {
+                " exclude_in"
+            } else {
+                ""
+            },
+            s(field(c, &["rx_packets"])),
+            s(field(c, &["tx_packets"])),
+            s(field(c, &["rx_missed"])),
+            s(field(c, &["rx_errors"])),
+            s(field(c, &["tx_errors"])),
+        )?;
+    }
+    for svc in field(dp, &["services"]).as_array().unwrap_or(&empty) {
+        writeln!(
+            out,
+            "    service {:<12} redirected {} returned {} unassigned {} closed-drop {} denied {}",
+            service_name(svc),
+            s(field(svc, &["redirected"])),
+            s(field(svc, &["returned"])),
+            s(field(svc, &["unassigned"])),
+            s(field(svc, &["closed_drop"])),
+            s(field(svc, &["denied"])),
+        )?;
+        for c in field(svc, &["caches"]).as_array().unwrap_or(&empty) {
+            writeln!(
+                out,
+                "        cache {:<16} {:<4} {} packets {} bytes {}",
+                s(field(c, &["address"])),
+                s(field(c, &["method"])),
+                if field(c, &["resolved"]).as_bool() == Some(true) {
+                    "resolved  "
+                } else {
+                    "unresolved"
+                },
+                s(field(c, &["packets"])),
+                s(field(c, &["bytes"])),
+            )?;
+        }
+    }
+    for (title, key) in [("Verdicts", "verdicts"), ("Drops", "drops")] {
+        if let Some(m) = field(dp, &[key]).as_object() {
+            let list: Vec<String> = m.iter().map(|(k, v)| format!("{k} {}", s(v))).collect();
+            writeln!(
+                out,
+                "    {title}: {}",
+                if list.is_empty() {
+                    "none".to_string()
+                } else {
+                    list.join(", ")
+                }
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Renders the status like Cisco's `show ip wccp <service> detail`.
@@ -621,6 +722,10 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
     }
+    let dp = field(st, &["dataplane"]);
+    if dp.is_object() {
+        render_dataplane(dp, out)?;
+    }
     let pr = field(st, &["packet_return"]);
     if pr.is_object() {
         writeln!(out)?;
@@ -647,6 +752,38 @@ fn render_text(st: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
             ("Load source error:", "load_error"),
         ] {
             let v = field(pr, &[key]);
+            if !v.is_null() {
+                writeln!(out, "    {label:<38}{}", s(v))?;
+            }
+        }
+    }
+    let tun = field(st, &["tun"]);
+    if tun.is_object() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "TUN decapsulation ({} {}/32):",
+            s(field(tun, &["name"])),
+            s(field(tun, &["address"]))
+        )?;
+        writeln!(
+            out,
+            "    {:<38}{} decapsulated, {} written to TUN, {} write errors",
+            "Redirected packets:",
+            s(field(tun, &["decapsulated"])),
+            s(field(tun, &["written"])),
+            s(field(tun, &["write_errors"])),
+        )?;
+        if let Some(list) = field(tun, &["accept_from"]).as_array() {
+            let names: Vec<String> = list.iter().map(s).collect();
+            writeln!(out, "    {:<38}{}", "Accepted from:", names.join(", "))?;
+        }
+        for (label, key) in [
+            ("Unknown peer (dropped):", "unknown_peer"),
+            ("Last write error:", "last_error"),
+            ("rp_filter error:", "rp_filter_error"),
+        ] {
+            let v = field(tun, &[key]);
             if !v.is_null() {
                 writeln!(out, "    {label:<38}{}", s(v))?;
             }
@@ -806,11 +943,11 @@ pub mod build {
         })
     }
 
-    pub(super) fn router(s: &config::RouterSettings) -> anyhow::Result<Router> {
+    pub(crate) fn router(s: &config::RouterSettings) -> anyhow::Result<Router> {
         Ok(Router::new(router_config(s)?)?)
     }
 
-    pub(super) fn router_status(m: &Router) -> Value {
+    pub(crate) fn router_status(m: &Router) -> Value {
         serde_json::to_value(m.status()).unwrap_or(Value::Null)
     }
 }
