@@ -74,7 +74,7 @@ fn config_errors_are_all_reported_with_lines() {
 }
 
 #[test]
-fn dpdk_transport_is_refused_clearly() {
+fn dpdk_transport_without_dataplane_is_refused_clearly() {
     let p = temp(
         "dpdk-router.yaml",
         "router:\n  addresses: [10.0.0.1]\n  control:\n    transport: dpdk\n  services:\n    - id: 0\n      type: standard\n",
@@ -82,7 +82,7 @@ fn dpdk_transport_is_refused_clearly() {
     let (ok, out) = wccpd(&["router", "-c", p.to_str().unwrap()]);
     assert!(!ok);
     assert!(
-        out.contains("dpdk control transport comes with the data-plane issue"),
+        out.contains("line 4 column 5: router.control.transport: the dpdk transport needs a `dataplane` section"),
         "{out}"
     );
 }
