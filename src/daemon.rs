@@ -907,20 +907,8 @@ pub mod build {
                 dynamic: svc.dynamic,
                 id: svc.id,
             };
-            let definition = match (&svc.definition, svc.dynamic) {
-                (_, false) => assign::service::ServiceDef::well_known(svc.id),
-                (None, true) => None,
-                (Some(d), true) => Some(
-                    assign::service::ServiceDef::dynamic(
-                        d.id,
-                        d.priority,
-                        d.protocol,
-                        d.flags(),
-                        d.wire_ports(),
-                    )
-                    .map_err(|e| anyhow::anyhow!("service {}: {e:?}", d.id))?,
-                ),
-            };
+            let definition = dataplane::tables::service_def(svc)
+                .map_err(|e| anyhow::anyhow!("service {}: {e:?}", svc.id))?;
             let mut c = router::ServiceConfig::new(key);
             c.definition = definition;
             c.password = svc.password.clone();

@@ -308,6 +308,8 @@ pub struct RouterService {
     /// Which packets the service may redirect (IOS `redirect-list`); empty = all it matches.
     /// See [`redirect_list_permits`].
     pub redirect_list: Vec<RedirectRule>,
+    /// A configured table used while no cache-provided assignment is published.
+    pub static_assignment: Option<StaticAssignment>,
 }
 
 /// A validated router configuration file.

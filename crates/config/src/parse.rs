@@ -625,6 +625,7 @@ fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<Route
         "assignment",
         "return",
         "redirect_list",
+        "static_assignment",
     ]);
     let mut m = ctx.fields(v, path, &allowed)?;
     let head = head(ctx, &mut m, path, true);
@@ -643,6 +644,10 @@ fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<Route
     let return_methods = method_list(ctx, &mut m, path, "return", METHODS)
         .unwrap_or_else(|| vec![Method::Gre, Method::L2]);
     let redirect_list = dataplane::redirect_list(ctx, &mut m, path);
+    let has_definition = head
+        .as_ref()
+        .is_some_and(|h| !h.dynamic || h.definition.is_some());
+    let static_assignment = dataplane::static_assignment(ctx, &mut m, path, has_definition);
     let head = head?;
     Some(RouterService {
         dynamic: head.dynamic,
@@ -655,6 +660,7 @@ fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<Route
         assignment,
         return_methods,
         redirect_list,
+        static_assignment,
     })
 }
 

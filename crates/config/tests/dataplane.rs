@@ -723,3 +723,48 @@ fn all_digit_mac_is_not_read_as_a_number() {
         Some([0x12, 0x34, 0x56, 0, 0, 1])
     );
 }
+
+#[test]
+fn static_assignment_is_parsed_and_checked() {
+    let r = ok("\
+router:
+  addresses: [10.0.1.1]
+  services:
+    - id: 0
+      type: standard
+      static_assignment: {caches: [10.0.3.10, 10.0.3.11], forwarding: l2}
+");
+    let st = r.services[0].static_assignment.as_ref().expect("static assignment");
+    assert_eq!(
+        st.caches,
+        vec![Ipv4Addr::new(10, 0, 3, 10), Ipv4Addr::new(10, 0, 3, 11)]
+    );
+    assert_eq!(st.forwarding, wccpd_config::Method::L2);
+    // A learnt dynamic service has no definition to build a table from.
+    only(
+        "\
+router:
+  addresses: [10.0.1.1]
+  services:
+    - id: 90
+      type: dynamic
+      static_assignment: {caches: [10.0.3.10]}
+",
+        "router.services[0].static_assignment",
+        6,
+        "needs the service's definition",
+    );
+    only(
+        "\
+router:
+  addresses: [10.0.1.1]
+  services:
+    - id: 0
+      type: standard
+      static_assignment: {caches: []}
+",
+        "router.services[0].static_assignment.caches",
+        6,
+        "1 to 32 cache addresses",
+    );
+}

@@ -265,8 +265,13 @@ pub fn run(
         let mut port =
             Port::by_name(name).map_err(|e| RunError::Port(format!("{} ({name}): {e}", p.name)))?;
         if let Some(mac) = p.mac {
-            port.set_mac_address(MacAddr(mac))
-                .map_err(|e| RunError::Port(format!("{}: set MAC: {e}", p.name)))?;
+            if let Err(e) = port.set_mac_address(MacAddr(mac)) {
+                // Some drivers (net_pcap, net_ring) cannot change their MAC: the data plane
+                // then answers for the configured one, and the port listens promiscuously so
+                // a hardware filter cannot drop frames sent to it.
+                tracing::warn!(port = %p.name, error = %e, "cannot set the MAC; using it in promiscuous mode");
+                let _ = port.set_promiscuous(true);
+            }
         }
         let conf = PortConfig {
             rx_queues: dp.workers,
@@ -281,9 +286,12 @@ pub fn run(
             .map_err(|e| RunError::Port(format!("{}: configure: {e}", p.name)))?;
         port.start()
             .map_err(|e| RunError::Port(format!("{}: start: {e}", p.name)))?;
-        let mac = port
-            .mac_address()
-            .map_err(|e| RunError::Port(format!("{}: MAC: {e}", p.name)))?;
+        let mac = match p.mac {
+            Some(m) => MacAddr(m),
+            None => port
+                .mac_address()
+                .map_err(|e| RunError::Port(format!("{}: MAC: {e}", p.name)))?,
+        };
         macs.push(mac.0);
         for (w, (rx, tx)) in rx.into_iter().zip(tx).enumerate() {
             queues[w].push(DpdkQueue {

@@ -208,6 +208,46 @@ pub struct Topology {
     pub check_all: bool,
     /// The router ID (GRE source for caches whose HERE_I_AM destination is not known yet).
     pub router_id: Ipv4Addr,
+    /// Configured tables (`static_assignment`), used while no cache-provided assignment is
+    /// published for the service.
+    pub statics: BTreeMap<ServiceKey, Arc<RedirectTable>>,
+}
+
+/// The service definition of a configured router service: the well-known one for a standard
+/// service, the configured one for a dynamic service, `None` for a dynamic service learnt from
+/// its first cache.
+///
+/// # Errors
+/// The definition is invalid (e.g. ports without a protocol that has them).
+pub fn service_def(
+    s: &config::RouterService,
+) -> Result<Option<assign::service::ServiceDef>, assign::service::ServiceError> {
+    use assign::service::ServiceDef;
+    match (&s.definition, s.dynamic) {
+        (_, false) => Ok(ServiceDef::well_known(s.id)),
+        (None, true) => Ok(None),
+        (Some(d), true) => {
+            ServiceDef::dynamic(d.id, d.priority, d.protocol, d.flags(), d.wire_ports()).map(Some)
+        }
+    }
+}
+
+/// The table of a `static_assignment`: bucket `b` to cache `b % n`.
+fn static_table(s: &config::RouterService) -> Option<RedirectTable> {
+    let st = s.static_assignment.as_ref()?;
+    let def = service_def(s).ok().flatten()?;
+    let method = match st.forwarding {
+        config::Method::Gre => assign::table::ForwardingMethod::Gre,
+        config::Method::L2 => assign::table::ForwardingMethod::L2,
+    };
+    let n = st.caches.len().max(1);
+    let mut buckets = [0u8; 256];
+    for (b, slot) in buckets.iter_mut().enumerate() {
+        *slot = (b % n) as u8;
+    }
+    RedirectTable::from_hash_assignment(def, &st.caches, &buckets, method)
+        .ok()
+        .map(|t| t.with_closed(s.closed))
 }
 
 impl Topology {
@@ -257,6 +297,17 @@ impl Topology {
                 })
                 .collect(),
             check_all: router.check_all_services,
+            statics: router
+                .services
+                .iter()
+                .filter_map(|s| {
+                    let key = ServiceKey {
+                        dynamic: s.dynamic,
+                        id: s.id,
+                    };
+                    static_table(s).map(|t| (key, Arc::new(t)))
+                })
+                .collect(),
             router_id: router
                 .addresses
                 .first()
@@ -351,7 +402,11 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
     let mut members = Vec::new();
     let mut l2_caches = Vec::new();
     for (slot, (key, rules)) in topo.services.iter().enumerate().take(MAX_SERVICES) {
-        let table = state.redirect.get(key).cloned();
+        let table = state
+            .redirect
+            .get(key)
+            .or_else(|| topo.statics.get(key))
+            .cloned();
         let mut targets = Vec::new();
         let mut gre_mss: Option<u16> = None;
         if let Some(table) = &table {

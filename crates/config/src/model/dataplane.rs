@@ -255,6 +255,20 @@ impl Dataplane {
     }
 }
 
+/// A redirection table given in the configuration (`router.services[].static_assignment`): the
+/// data plane uses it while no cache-provided assignment is published for the service. For
+/// labs, benchmarks and tests that redirect without a cache speaking WCCP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticAssignment {
+    /// The caches; hash bucket `b` goes to `caches[b % caches.len()]`.
+    pub caches: Vec<Ipv4Addr>,
+    /// How packets reach them.
+    pub forwarding: super::Method,
+}
+
+/// Most caches a static assignment may name.
+pub const STATIC_CACHES_MAX: usize = 32;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -765,6 +765,52 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
+// ---- static assignment -------------------------------------------------------------------
+
+/// Takes the optional `static_assignment` of a router service entry.
+pub(super) fn static_assignment(
+    ctx: &mut Ctx<'_>,
+    m: &mut BTreeMap<String, Value>,
+    path: &FieldPath,
+    has_definition: bool,
+) -> Option<StaticAssignment> {
+    let v = opt::<Value>(ctx, m, path, "static_assignment")?;
+    let sp = path.key("static_assignment");
+    let mut f = ctx.fields(v, &sp, &["caches", "forwarding"])?;
+    let caches: Vec<Ipv4Addr> = req::<Vec<String>>(ctx, &mut f, &sp, "caches")
+        .map(|l| {
+            l.iter()
+                .enumerate()
+                .filter_map(|(i, s)| ipv4(ctx, s, &sp.key("caches").index(i)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if caches.is_empty() || caches.len() > STATIC_CACHES_MAX {
+        ctx.err(
+            &sp.key("caches"),
+            format!("give 1 to {STATIC_CACHES_MAX} cache addresses"),
+        );
+    }
+    let forwarding = match opt::<String>(ctx, &mut f, &sp, "forwarding").as_deref() {
+        None | Some("gre") => Method::Gre,
+        Some("l2") => Method::L2,
+        Some(other) => {
+            ctx.err(
+                &sp.key("forwarding"),
+                format!("unknown forwarding method `{other}`, expected gre or l2"),
+            );
+            Method::Gre
+        }
+    };
+    if !has_definition {
+        ctx.err(
+            &sp,
+            "a static assignment needs the service's definition (a standard service, or a dynamic one with protocol and ports)",
+        );
+    }
+    Some(StaticAssignment { caches, forwarding })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
