@@ -20,7 +20,7 @@ need_root() {
     fi
 }
 
-PKGS=(libdpdk-dev dpdk-dev pkg-config clang libclang-dev iproute2 tshark squid procps nftables)
+PKGS=(libdpdk-dev dpdk-dev pkg-config clang libclang-dev iproute2 tshark squid procps nftables iputils-ping traceroute curl python3)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

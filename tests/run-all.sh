@@ -20,10 +20,24 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+target_dir=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target_dir"
+out="$target_dir/test-output.txt"
+
 step "cargo test (whole workspace: pure crates, DPDK vdev and TAP tests, namespaces, tshark, squid)"
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
-passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+
+step "loom: model-checking the RCU cell (crates/rcu/loom.sh)"
+set +e
+bash crates/rcu/loom.sh 2>&1 | tee -a "$out"
+loom_status=${PIPESTATUS[0]}
+set -e
+
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$out" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$out" | awk '{s+=$1} END {print s+0}')
 
 step "rustdoc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
@@ -34,3 +48,7 @@ if [ "$fuzz_seconds" != 0 ] && [ -x crates/wccp-wire/fuzz/run.sh ]; then
 fi
 
 printf '\nall checks: %s passed, %s failed\n' "$passed" "$failed"
+if [ "$status" != 0 ] || [ "$loom_status" != 0 ]; then
+    echo "test command failed (cargo test exit $status, loom exit $loom_status)" >&2
+    exit 1
+fi
