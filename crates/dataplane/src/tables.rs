@@ -128,6 +128,10 @@ pub struct ServiceEntry {
     pub targets: Vec<Option<Encap>>,
     /// The target's smallest GRE MSS, for clamping the SYN-ACKs caches send (GRE services).
     pub gre_mss: Option<u16>,
+    /// (port, MAC) of every resolved GRE target's next hop (the cache itself when it is
+    /// connected): frames from there are the caches' own, e.g. a proxy's SYN-ACK sent from the
+    /// origin server's address.
+    pub gre_sources: Vec<(u16, [u8; 6])>,
 }
 
 /// Everything a worker reads per packet. Immutable once published.
@@ -145,8 +149,9 @@ pub struct Tables {
     pub neighbours: FxHashMap<u32, NeighbourEntry>,
     /// Service groups in priority order (highest first).
     pub services: Vec<ServiceEntry>,
-    /// Every current member cache of every service (host order, sorted): their packets are
-    /// never redirected, and only they may return GRE.
+    /// Every target of every service's table (host order, sorted). With the tables' own
+    /// member lists this makes [`Tables::is_member`]: their packets are never redirected, and
+    /// only they may return GRE.
     pub members: Vec<u32>,
     /// (port, MAC) of every L2 target: frames from them are L2 returns.
     pub l2_caches: Vec<(u16, [u8; 6])>,
@@ -161,10 +166,16 @@ impl Tables {
         self.local.binary_search(&ip).is_ok()
     }
 
-    /// Is `ip` (host order) a current member cache of some service?
+    /// Is `ip` (host order) a current member cache of some service: a target of its table
+    /// (drained or not), or a cache the router counts in the group without buckets
+    /// (`RedirectTable::is_member`)?
     #[inline]
     pub fn is_member(&self, ip: u32) -> bool {
         self.members.binary_search(&ip).is_ok()
+            || self
+                .services
+                .iter()
+                .any(|s| s.table.as_ref().is_some_and(|t| t.is_member(ip)))
     }
 
     /// The route to `dst`: egress port and next hop.
@@ -409,6 +420,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
             .cloned();
         let mut targets = Vec::new();
         let mut gre_mss: Option<u16> = None;
+        let mut gre_sources = Vec::new();
         if let Some(table) = &table {
             for m in table.targets() {
                 // Every cache of the table, drained or not, stays a member until the control
@@ -418,9 +430,12 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
             for target in table.targets() {
                 let enc = encap(topo, state, &t, *key, target);
                 match &enc {
-                    Some(Encap::Gre { mtu, .. }) => {
+                    Some(Encap::Gre { port, header, mtu }) => {
                         let mss = mtu.saturating_sub(WCCP_ENCAP_LEN as u16 + TCP_IP_HEADERS);
                         gre_mss = Some(gre_mss.map_or(mss, |m| m.min(mss)));
+                        let mut mac = [0u8; 6];
+                        mac.copy_from_slice(&header[..6]);
+                        gre_sources.push((*port, mac));
                     }
                     Some(Encap::L2 { port, mac, .. }) => l2_caches.push((*port, *mac)),
                     None => {
@@ -444,6 +459,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
                 table,
                 targets,
                 gre_mss,
+                gre_sources,
             },
         ));
     }
