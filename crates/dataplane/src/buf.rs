@@ -32,6 +32,13 @@ pub trait PacketBuf: AsRef<[u8]> + AsMut<[u8]> {
     fn port(&self) -> u16;
     /// Attaches the packet to data-plane port `port`.
     fn set_port(&mut self, port: u16);
+    /// Frees every packet of `batch` (DPDK: one bulk call instead of one per packet).
+    fn free_batch(batch: &mut Batch<Self>)
+    where
+        Self: Sized,
+    {
+        batch.clear();
+    }
 }
 
 /// A packet in a `Vec` with headroom: the test and simulation buffer.

@@ -68,6 +68,14 @@ impl PacketBuf for Mbuf {
     fn set_port(&mut self, port: u16) {
         Mbuf::set_port(self, port);
     }
+    fn free_batch(batch: &mut Batch<Mbuf>) {
+        let mut burst: Burst = Burst::new();
+        for m in batch.drain(..) {
+            // Same capacity as the batch: never full here.
+            let _ = burst.push(m);
+        }
+        burst.free_all();
+    }
 }
 
 /// One worker's RX and TX queue of one port.

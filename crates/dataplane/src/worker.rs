@@ -116,6 +116,7 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 now,
             };
             let mut rx: Batch<P::Buf> = Batch::new();
+            let mut dropped: Batch<P::Buf> = Batch::new();
             for in_port in 0..ports.len() {
                 // RX always into an empty burst of the full size.
                 ports[in_port].rx_burst(&mut rx);
@@ -134,8 +135,14 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                                 send_punts(punt, punt_out, counters);
                             }
                         }
-                        Action::Drop(_) => drop(b),
+                        Action::Drop(_) => {
+                            // At most one burst is received at a time, so this never fills.
+                            dropped.push(b);
+                        }
                     }
+                }
+                if !dropped.is_empty() {
+                    P::Buf::free_batch(&mut dropped);
                 }
             }
             // Frames the control lcore built (ARP, WCCP, ICMP, released held packets).
