@@ -36,6 +36,8 @@ pub trait Alloc {
 
 /// ARP request retry interval for an unresolved next hop.
 const ARP_RETRY: Duration = Duration::from_secs(1);
+/// ARP requests without an answer after which the frames held for a next hop are dropped.
+const ARP_TRIES: u32 = 3;
 /// A dynamic neighbour that a table needs is re-confirmed after this long.
 const ARP_REFRESH: Duration = Duration::from_secs(60);
 /// A dynamic neighbour not confirmed for this long is forgotten.
@@ -96,6 +98,8 @@ struct Pending<B> {
     port: u16,
     next_try: Instant,
     held: VecDeque<B>,
+    /// ARP requests sent so far.
+    tries: u32,
 }
 
 #[derive(Debug)]
@@ -302,6 +306,7 @@ impl<B: PacketBuf> ControlPlane<B> {
                     port,
                     next_try: now,
                     held: VecDeque::new(),
+                    tries: 0,
                 },
             );
         }
@@ -311,6 +316,7 @@ impl<B: PacketBuf> ControlPlane<B> {
                 port,
                 next_try: now,
                 held: VecDeque::new(),
+                tries: 0,
             });
         }
         // ARP requests for everything pending whose retry time has come. A hop that is no
@@ -323,13 +329,30 @@ impl<B: PacketBuf> ControlPlane<B> {
             .collect();
         let needed = self.needed_hops();
         for (a, port) in due {
-            self.arp_request(port, a, alloc);
-            if let Some(p) = self.pending.get_mut(&a) {
-                p.next_try = now + ARP_RETRY;
-                if p.held.is_empty() && !needed.iter().any(|(n, _)| *n == a) {
+            let Some(p) = self.pending.get_mut(&a) else {
+                continue;
+            };
+            let needed_hop = needed.iter().any(|(n, _)| *n == a);
+            if p.tries >= ARP_TRIES {
+                // No answer to ARP_TRIES requests: drop what is held (RFC 1122 2.3.2.2 asks
+                // for a bounded queue; Linux gives up after three probes too), so that a dead
+                // host does not keep buffers forever. A hop the tables need is still asked.
+                let n = p.held.len();
+                p.held.clear();
+                self.held_total -= n;
+                self.stats.held_dropped += n as u64;
+                self.counters.add(Reason::NeighbourMiss, n as u64);
+                if !needed_hop {
                     self.pending.remove(&a);
+                    continue;
                 }
             }
+            p.next_try = now + ARP_RETRY;
+            p.tries = p.tries.saturating_add(1);
+            if p.held.is_empty() && !needed_hop {
+                self.pending.remove(&a);
+            }
+            self.arp_request(port, a, alloc);
         }
     }
 
@@ -457,10 +480,12 @@ impl<B: PacketBuf> ControlPlane<B> {
             return;
         }
         let new = !self.pending.contains_key(&nh);
+        // A new entry's first request is sent below.
         let p = self.pending.entry(nh).or_insert(Pending {
             port,
             next_try: now + ARP_RETRY,
             held: VecDeque::new(),
+            tries: 1,
         });
         if p.held.len() >= HELD_PER_HOP || self.held_total >= HELD_TOTAL {
             self.stats.held_dropped += 1;
@@ -546,6 +571,13 @@ impl<B: PacketBuf> ControlPlane<B> {
             return;
         }
         let Some(end) = p.end else { return };
+        // Data past the end the last fragment gave is inconsistent (overlapping or forged
+        // fragments): drop the whole datagram, as RFC 815 hosts do.
+        if p.parts.iter().any(|(o, d)| o + d.len() > end) {
+            self.reasm.remove(&key);
+            self.stats.reassembly_dropped += 1;
+            return;
+        }
         // Complete when the fragments cover [0, end) without a gap.
         let mut parts: Vec<&(usize, Vec<u8>)> = p.parts.iter().collect();
         parts.sort_by_key(|x| x.0);

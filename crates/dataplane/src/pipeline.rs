@@ -347,25 +347,27 @@ fn forward<B: PacketBuf>(
         }
     }
     if ip.total > usize::from(ep.mtu) {
-        return if ip.df {
-            icmp_error(
-                cx,
-                in_port,
-                b,
-                l2len,
-                ip,
-                smac,
-                IcmpError::FragNeeded(ep.mtu),
-            )
-        } else {
-            Action::Drop(Reason::MtuExceeded)
+        if !ip.df {
+            return Action::Drop(Reason::MtuExceeded);
+        }
+        // The error goes back the way the packet came, except for a cache's returned packet:
+        // that came from the cache, so the error is routed to the packet's source.
+        let back = match mode {
+            Mode::Transit => Some((in_port, smac)),
+            Mode::Returned => t.resolve(ip.src).ok(),
+        };
+        return match back {
+            Some((port, mac)) => {
+                icmp_error(cx, port, b, l2len, ip, mac, IcmpError::FragNeeded(ep.mtu))
+            }
+            None => Action::Drop(Reason::FragNeeded),
         };
     }
     if !b.editable() {
         return Action::Drop(Reason::NotEditable);
     }
-    if ip.proto == PROTOCOL_TCP && !ip.later_fragment && t.is_member(u32::from(ip.src)) {
-        clamp_cache_synack(cx, b, l2len, ip);
+    if ip.proto == PROTOCOL_TCP && !ip.later_fragment {
+        clamp_cache_synack(cx, b, l2len, ip, in_port, smac);
     }
     if !strip_to_l3(b, l2len, ip.total) {
         return Action::Drop(Reason::EthTruncated);
@@ -570,18 +572,34 @@ fn clamp<B: PacketBuf>(
 
 /// A SYN-ACK from a cache of a GRE service, answering a redirected SYN (its reversed tuple
 /// matches the service): clamp its MSS so the client's segments fit the GRE tunnel.
-fn clamp_cache_synack<B: PacketBuf>(cx: &Ctx<'_>, b: &mut B, l2len: usize, ip: &Ip) {
-    let Ok((sport, dport)) = l4::ports(
-        &b.as_ref()[l2len + ip.hl..l2len + ip.total],
-        wire::Layer::Tcp,
-    ) else {
+///
+/// An intercepting proxy answers from the origin server's address (docs/cache-host.md), so
+/// "from a cache" is its address or the frame's source: a GRE target's next hop on the
+/// arrival port.
+fn clamp_cache_synack<B: PacketBuf>(
+    cx: &Ctx<'_>,
+    b: &mut B,
+    l2len: usize,
+    ip: &Ip,
+    in_port: u16,
+    smac: [u8; 6],
+) {
+    let seg = &b.as_ref()[l2len + ip.hl..l2len + ip.total];
+    // Most segments are not SYN-ACKs: look at the flags before anything else.
+    let synack = l4::TCP_SYN | l4::TCP_ACK;
+    if seg.get(13).is_none_or(|f| f & synack != synack) {
+        return;
+    }
+    let Ok((sport, dport)) = l4::ports(seg, wire::Layer::Tcp) else {
         return;
     };
     for s in &cx.tables.services {
         let (Some(table), Some(mss)) = (&s.table, s.gre_mss) else {
             continue;
         };
-        if table.is_member(u32::from(ip.src)) && table.service().matches(ip.proto, dport, sport) {
+        let from_cache =
+            table.is_member(u32::from(ip.src)) || s.gre_sources.contains(&(in_port, smac));
+        if from_cache && table.service().matches(ip.proto, dport, sport) {
             clamp(cx, b, l2len, ip, mss, |f| {
                 f & (l4::TCP_SYN | l4::TCP_ACK) == l4::TCP_SYN | l4::TCP_ACK
             });
@@ -596,8 +614,9 @@ enum IcmpError {
     FragNeeded(u16),
 }
 
-/// Turns the frame into an ICMP error to its source, in place, and reflects it to the
-/// previous hop (the frame's source MAC on the arrival port). Rate-limited.
+/// Turns the frame into an ICMP error to its source, in place, and sends it out of `in_port`
+/// to `smac`: the previous hop (the frame's source MAC on the arrival port), or for a cache's
+/// returned packet the route back to the source. Rate-limited.
 fn icmp_error<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     in_port: u16,
