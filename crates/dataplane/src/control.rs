@@ -379,6 +379,14 @@ impl<B: PacketBuf> ControlPlane<B> {
         v
     }
 
+    /// Sets the redirection table of `service` as if the router state machine had published
+    /// it (`None` withdraws it: the `static_assignment`, if any, applies again), then compiles
+    /// and publishes new tables at once. `wccpd bench` changes bucket owners this way.
+    pub fn set_redirect(&mut self, service: ServiceKey, table: Option<Arc<assign::RedirectTable>>) {
+        self.publish(service, table);
+        self.republish();
+    }
+
     /// Compiles and publishes new tables if anything changed; reclaims old ones.
     pub fn republish(&mut self) {
         if self.dirty {

@@ -83,6 +83,8 @@ counters! {
     FragNeededSent = "icmp_frag_needed", pass;
     /// TCP MSS option lowered.
     MssClamped = "mss_clamped", info;
+    /// Frame on a port the tables do not know (the worker and the tables disagree).
+    UnknownPort = "unknown_port", drop;
     /// Frame shorter than an Ethernet header (or its 802.1Q tag).
     EthTruncated = "eth_truncated", drop;
     /// Frame for another station's MAC.
@@ -175,7 +177,9 @@ pub struct ServiceCounters {
     pub closed_drop: Counter,
     /// Denied by the redirect list (routed or checked against the next service).
     pub denied: Counter,
-    /// Redirected packets per primary bucket (hash) or 0 (mask).
+    /// Redirected packets per bucket that chose the target: the primary bucket, or the
+    /// alternate one when its flag sent the packet there (hash); bucket 0 under mask
+    /// assignment.
     pub buckets: [Counter; 256],
     /// Packets per target index of the current table.
     pub target_packets: [Counter; MAX_TARGETS],

@@ -203,8 +203,14 @@ impl std::error::Error for RunError {}
 /// allow-list of exactly those), a `--vdev` per virtual port, one lcore per worker plus the
 /// main lcore, then the configuration's own `eal` arguments.
 pub fn eal_args(dp: &config::Dataplane) -> EalArgs {
+    eal_args_except(dp, &[])
+}
+
+/// [`eal_args`] without the devices of the ports named in `skip` (ports that
+/// [`RunOptions::ring_ports`] makes out of `net_ring` pairs instead).
+fn eal_args_except(dp: &config::Dataplane, skip: &[String]) -> EalArgs {
     let mut a = EalArgs::new();
-    for p in &dp.ports {
+    for p in dp.ports.iter().filter(|p| !skip.contains(&p.name)) {
         a = match &p.device {
             config::PortDevice::Pci(bdf) => a.pci_allow(bdf),
             config::PortDevice::Vdev(spec) => a.vdev(spec),
@@ -251,7 +257,176 @@ pub fn run(
     stop: Arc<AtomicBool>,
     requests: Receiver<StatusRequest>,
 ) -> Result<(), RunError> {
-    let eal = Eal::init(eal_args(dp)).map_err(RunError::Eal)?;
+    run_with(settings, dp, router, stop, requests, RunOptions::default()).map(|_| ())
+}
+
+/// Work done on the main lcore next to the control loop, once per loop iteration
+/// (`wccpd bench`'s traffic generator and checker, tests). It runs between two iterations of
+/// the control loop, never on a worker lcore.
+pub trait MainHook {
+    /// One call per control-loop iteration.
+    fn poll(&mut self, cx: &mut HookCtx<'_>) -> HookFlow;
+}
+
+/// What a [`MainHook`] sees.
+#[derive(Debug)]
+pub struct HookCtx<'a> {
+    /// The data plane's mempool (to build frames).
+    pub pool: &'a Mempool,
+    /// The far ends of [`RunOptions::ring_ports`], in that order.
+    pub peers: &'a mut [RingPeer],
+    /// The control plane (to publish tables, read the current ones).
+    pub control: &'a mut ControlPlane<Mbuf>,
+    /// The workers' counters, by worker index.
+    pub workers: &'a [Arc<LcoreCounters>],
+}
+
+/// What the control loop does after a [`MainHook::poll`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookFlow {
+    /// Nothing to do now: the loop may sleep as it does when idle.
+    Idle,
+    /// More work is pending: poll again without sleeping.
+    Busy,
+    /// Finished: stop the data plane (as if `stop` had been set).
+    Done,
+}
+
+/// The far end of a port that [`RunOptions::ring_ports`] made out of a cross-connected
+/// `net_ring` pair: what it sends, the data-plane port receives, and the other way round.
+#[derive(Debug)]
+pub struct RingPeer {
+    /// The configured name of the data-plane port it faces.
+    pub port: String,
+    /// Its receive queue (frames the data plane sent on that port).
+    pub rx: RxQueue,
+    /// Its transmit queue (frames for the data plane to receive).
+    pub tx: TxQueue,
+}
+
+/// Options of [`run_with`]; the default is `wccpd router`'s behaviour.
+#[derive(Default)]
+pub struct RunOptions<'h> {
+    /// Stop by itself after `warmup + duration`, and report the workers' counts over
+    /// `duration` ([`RunReport::window`]); `None`: run until `stop` (or the hook says done).
+    pub duration: Option<Duration>,
+    /// Time from start-up (ports started, workers launched) to the measured window.
+    pub warmup: Duration,
+    /// Names of configured ports to build from a cross-connected `net_ring` pair
+    /// (`Port::ring_pair`) instead of their `device`, which is then not passed to EAL: the
+    /// data plane uses one end, the other is handed to the hook as a [`RingPeer`].
+    pub ring_ports: Vec<String>,
+    /// Work for the main lcore, once per control-loop iteration.
+    pub hook: Option<&'h mut dyn MainHook>,
+}
+
+impl std::fmt::Debug for RunOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("duration", &self.duration)
+            .field("warmup", &self.warmup)
+            .field("ring_ports", &self.ring_ports)
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
+}
+
+/// Counts at one instant: the sum over all workers, and over all ports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Frames the workers received (`Reason::Rx`).
+    pub rx: u64,
+    /// Frames the workers handed to a TX queue that took them: delivered verdicts (except
+    /// punts) minus `tx_full`.
+    pub tx: u64,
+    /// Frames the workers dropped (drop reasons, late drops included).
+    pub dropped: u64,
+    /// Port counters: packets received, packets sent, octets received, octets sent.
+    pub port_rx: u64,
+    /// See `port_rx`.
+    pub port_tx: u64,
+    /// See `port_rx`.
+    pub port_rx_bytes: u64,
+    /// See `port_rx`.
+    pub port_tx_bytes: u64,
+}
+
+impl Counts {
+    fn take(workers: &[Arc<LcoreCounters>], ports: &[Port]) -> Counts {
+        let mut c = Counts::default();
+        for w in workers {
+            c.rx += w.get(Reason::Rx);
+            let mut delivered = 0u64;
+            for r in Reason::ALL {
+                if r.is_terminal() && !r.is_drop() && *r != Reason::Punted {
+                    delivered += w.get(*r);
+                }
+                if r.is_drop() {
+                    c.dropped += w.get(*r);
+                }
+            }
+            c.tx += delivered.saturating_sub(w.get(Reason::TxFull));
+        }
+        for p in ports {
+            if let Ok(s) = p.stats() {
+                c.port_rx += s.ipackets;
+                c.port_tx += s.opackets;
+                c.port_rx_bytes += s.ibytes;
+                c.port_tx_bytes += s.obytes;
+            }
+        }
+        c
+    }
+
+    fn minus(self, o: Counts) -> Counts {
+        Counts {
+            rx: self.rx.saturating_sub(o.rx),
+            tx: self.tx.saturating_sub(o.tx),
+            dropped: self.dropped.saturating_sub(o.dropped),
+            port_rx: self.port_rx.saturating_sub(o.port_rx),
+            port_tx: self.port_tx.saturating_sub(o.port_tx),
+            port_rx_bytes: self.port_rx_bytes.saturating_sub(o.port_rx_bytes),
+            port_tx_bytes: self.port_tx_bytes.saturating_sub(o.port_tx_bytes),
+        }
+    }
+}
+
+/// The counts of a measured window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Length of the window.
+    pub elapsed: Duration,
+    /// What happened in it.
+    pub counts: Counts,
+}
+
+/// What [`run_with`] measured.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    /// The measured window ([`RunOptions::duration`]).
+    pub window: Option<Window>,
+    /// Totals at the end, before the workers stopped.
+    pub total: Counts,
+    /// Every reason counter, summed over the workers, at the end.
+    pub reasons: Vec<(Reason, u64)>,
+    /// Mbufs the pool had lent out at the end beyond its start-up baseline (0: no leak).
+    pub leaked_mbufs: u32,
+}
+
+/// [`run`] with options: a self-timed measured window, ring-pair ports and a main-lcore
+/// hook (`wccpd bench`). With `RunOptions::default()` it is exactly `run`.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with(
+    settings: &config::RouterSettings,
+    dp: &config::Dataplane,
+    router: Router,
+    stop: Arc<AtomicBool>,
+    requests: Receiver<StatusRequest>,
+    mut opts: RunOptions<'_>,
+) -> Result<RunReport, RunError> {
+    let eal = Eal::init(eal_args_except(dp, &opts.ring_ports)).map_err(RunError::Eal)?;
     let workers = eal.worker_lcores();
     let nworkers = usize::from(dp.workers);
     if workers.len() < nworkers {
@@ -268,10 +443,16 @@ pub fn run(
     let mut ports = Vec::new();
     let mut queues: Vec<Vec<DpdkQueue>> = (0..nworkers).map(|_| Vec::new()).collect();
     let mut macs = Vec::new();
-    for p in &dp.ports {
+    let mut peers = Vec::new();
+    for (i, p) in dp.ports.iter().enumerate() {
         let name = p.device.name();
-        let mut port =
-            Port::by_name(name).map_err(|e| RunError::Port(format!("{} ({name}): {e}", p.name)))?;
+        let mut port = if opts.ring_ports.contains(&p.name) {
+            let (port, peer) = ring_peer(i, &p.name, &pool)?;
+            peers.push(peer);
+            port
+        } else {
+            Port::by_name(name).map_err(|e| RunError::Port(format!("{} ({name}): {e}", p.name)))?
+        };
         if let Some(mac) = p.mac {
             if let Err(e) = port.set_mac_address(MacAddr(mac)) {
                 // Some drivers (net_pcap, net_ring) cannot change their MAC: the data plane
@@ -366,7 +547,28 @@ pub fn run(
     let mut alloc = PoolAlloc(&pool);
     let mut batch: Batch<Mbuf> = Batch::new();
     let mut next_tick = control::Instant(0);
+    let worker_counters = &all_counters[1..];
+    let window_start = started + opts.warmup;
+    let window_end = opts.duration.map(|d| window_start + d);
+    let mut first: Option<(StdInstant, Counts)> = None;
+    let mut window = None;
     while !stop.load(Ordering::Relaxed) {
+        if let Some(end) = window_end {
+            let t = StdInstant::now();
+            if first.is_none() && t >= window_start {
+                first = Some((t, Counts::take(worker_counters, &ports)));
+            }
+            if t >= end {
+                if let Some((t0, c0)) = first {
+                    let c1 = Counts::take(worker_counters, &ports);
+                    window = Some(Window {
+                        elapsed: StdInstant::now().duration_since(t0),
+                        counts: c1.minus(c0),
+                    });
+                }
+                break;
+            }
+        }
         let now =
             control::Instant(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         punt.recv(&mut batch);
@@ -394,11 +596,36 @@ pub fn run(
             );
             req(cp.router(), &st);
         }
+        let mut busy = busy;
+        if let Some(hook) = opts.hook.as_deref_mut() {
+            let mut cx = HookCtx {
+                pool: &pool,
+                peers: &mut peers,
+                control: &mut cp,
+                workers: worker_counters,
+            };
+            match hook.poll(&mut cx) {
+                HookFlow::Idle => {}
+                HookFlow::Busy => busy = true,
+                HookFlow::Done => break,
+            }
+            // Frames the hook made the control plane build (none so far) go out too.
+            inject(&mut cp, &mut injects, &control_counters);
+        }
         if !busy {
             // The control lcore never spins flat out.
             std::thread::sleep(Duration::from_micros(200));
         }
     }
+    let total = Counts::take(worker_counters, &ports);
+    let mut reasons: Vec<(Reason, u64)> = Reason::ALL.iter().map(|r| (*r, 0)).collect();
+    for w in worker_counters {
+        for (r, n) in reasons.iter_mut() {
+            *n += w.get(*r);
+        }
+    }
+    // The workers stop with the loop (the caller's `stop` flag may be unset here).
+    stop.store(true, Ordering::SeqCst);
     tracing::info!("data plane stopping");
     let mut failed = Vec::new();
     for (w, h) in handles.into_iter().enumerate() {
@@ -413,6 +640,14 @@ pub fn run(
     drop(injects);
     drop(punt);
     drop(cp);
+    // The ring peers' queues go before their ports stop; drain what is still in flight.
+    for peer in &mut peers {
+        let mut b: Burst = Burst::new();
+        while peer.rx.rx_burst(&mut b) > 0 {
+            b.free_all();
+        }
+    }
+    drop(peers);
     for p in &mut ports {
         let _ = p.stop();
     }
@@ -425,10 +660,40 @@ pub fn run(
     drop(pool);
     drop(eal);
     if failed.is_empty() {
-        Ok(())
+        Ok(RunReport {
+            window,
+            total,
+            reasons,
+            leaked_mbufs: leaked,
+        })
     } else {
         Err(RunError::Worker(failed.join("; ")))
     }
+}
+
+/// Makes data-plane port `index` (configured name `name`) out of a cross-connected
+/// `net_ring` pair, and starts the far end as a [`RingPeer`] on `pool`.
+fn ring_peer(index: usize, name: &str, pool: &Mempool) -> Result<(Port, RingPeer), RunError> {
+    let (port, mut far) = Port::ring_pair(&format!("wdp{index}"), &format!("wdp{index}x"), 1024)
+        .map_err(|e| RunError::Port(format!("{name}: ring pair: {e}")))?;
+    let (mut rx, mut tx) = far
+        .configure(&PortConfig::default(), pool)
+        .map_err(|e| RunError::Port(format!("{name}: ring peer: configure: {e}")))?;
+    far.start()
+        .map_err(|e| RunError::Port(format!("{name}: ring peer: start: {e}")))?;
+    let (Some(rx), Some(tx)) = (rx.pop(), tx.pop()) else {
+        return Err(RunError::Port(format!("{name}: ring peer has no queue")));
+    };
+    // The queue handles keep the far end's device claimed; its `Port` may go.
+    drop(far);
+    Ok((
+        port,
+        RingPeer {
+            port: name.to_owned(),
+            rx,
+            tx,
+        },
+    ))
 }
 
 fn inject(cp: &mut ControlPlane<Mbuf>, injects: &mut [RingChannel], counters: &LcoreCounters) {

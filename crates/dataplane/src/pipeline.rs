@@ -154,7 +154,7 @@ pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Actio
 fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
     let t = cx.tables;
     let Some(port) = t.ports.get(usize::from(in_port)) else {
-        return Action::Drop(Reason::InjectBadPort);
+        return Action::Drop(Reason::UnknownPort);
     };
     let Ok(eth) = ethernet::Packet::new_checked(b.as_ref()) else {
         return Action::Drop(Reason::EthTruncated);
@@ -175,6 +175,9 @@ fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
         Err(r) => return Action::Drop(r),
     };
     if ip.dst.is_multicast() || ip.dst.is_broadcast() || ip.src.is_multicast() {
+        return Action::Drop(Reason::Ipv4Multicast);
+    }
+    if t.is_directed_broadcast(u32::from(ip.dst)) {
         return Action::Drop(Reason::Ipv4Multicast);
     }
     if t.is_local(u32::from(ip.dst)) {
@@ -248,15 +251,13 @@ fn gre_return<B: PacketBuf>(
         Ok(i) => i,
         Err(_) => return Action::Drop(Reason::GreMalformed),
     };
-    if let Some(h) = header {
+    let slot = header.and_then(|h| {
         let key = control::ServiceKey {
             dynamic: h.flags.contains(wire::RedirectFlags::DYNAMIC),
             id: h.service_id,
         };
-        if let Some(s) = t.service_by_key(key) {
-            cx.counters.service(s.slot).returned.inc();
-        }
-    }
+        t.service_by_key(key).map(|s| s.slot)
+    });
     if !b.editable() {
         return Action::Drop(Reason::NotEditable);
     }
@@ -267,7 +268,7 @@ fn gre_return<B: PacketBuf>(
     if !b.trim_back(tail) || !b.trim_front(keep_from) {
         return Action::Drop(Reason::GreMalformed);
     }
-    forward(
+    let a = forward(
         cx,
         in_port,
         b,
@@ -275,7 +276,12 @@ fn gre_return<B: PacketBuf>(
         &inner,
         smac,
         Mode::Returned,
-    )
+    );
+    // Counted per service only once the returned packet is really on its way.
+    if let (Action::Tx(_), Some(slot)) = (a, slot) {
+        cx.counters.service(slot).returned.inc();
+    }
+    a
 }
 
 /// The routing decision, redirection included, for a packet not addressed to us.
@@ -372,7 +378,9 @@ fn forward<B: PacketBuf>(
     if !strip_to_l3(b, l2len, ip.total) {
         return Action::Drop(Reason::EthTruncated);
     }
-    if mode == Mode::Transit {
+    // A returned packet (GRE or L2) already lost its TTL when it was redirected: the cache
+    // hands back the same hop.
+    if mode == Mode::Transit && !l2_return {
         Ipv4Packet::new_unchecked(&mut b.as_mut()[ethernet::HEADER_LEN..]).decrement_ttl();
     }
     b.reset_offloads();

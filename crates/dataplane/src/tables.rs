@@ -143,6 +143,9 @@ pub struct Tables {
     pub ports: Vec<PortInfo>,
     /// Our addresses (host order, sorted).
     pub local: Vec<u32>,
+    /// The broadcast addresses of connected subnets of /30 and shorter (host order, sorted):
+    /// directed broadcasts are not forwarded (RFC 2644).
+    pub broadcasts: Vec<u32>,
     /// Longest-prefix-match routes: connected subnets and static routes.
     pub fib: PrefixMap<Ipv4Net, RouteEntry>,
     /// Resolved neighbours (host-order address).
@@ -164,6 +167,12 @@ impl Tables {
     #[inline]
     pub fn is_local(&self, ip: u32) -> bool {
         self.local.binary_search(&ip).is_ok()
+    }
+
+    /// Is `ip` (host order) the broadcast address of a connected subnet?
+    #[inline]
+    pub fn is_directed_broadcast(&self, ip: u32) -> bool {
+        !self.broadcasts.is_empty() && self.broadcasts.binary_search(&ip).is_ok()
     }
 
     /// Is `ip` (host order) a current member cache of some service: a target of its table
@@ -368,6 +377,16 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
     }
     local.sort_unstable();
     local.dedup();
+    let mut broadcasts: Vec<u32> = topo
+        .ports
+        .iter()
+        .flat_map(|p| p.addrs.iter())
+        .filter(|(_, len)| *len <= 30)
+        .filter_map(|&(a, len)| Ipv4Net::new(a, len).ok())
+        .map(|n| u32::from(n.broadcast()))
+        .collect();
+    broadcasts.sort_unstable();
+    broadcasts.dedup();
     // Static routes: the next hop must be on a connected subnet (validated by config).
     for &(net, via) in &topo.routes {
         if let Some((_, c)) = fib.get_lpm(&Ipv4Net::from(via)) {
@@ -388,14 +407,27 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
         neighbours.insert(u32::from(*a), *n);
     }
     for &(a, mac) in &topo.neighbours {
-        if let Some((_, c)) = fib.get_lpm(&Ipv4Net::from(a)) {
-            neighbours.insert(u32::from(a), NeighbourEntry { mac, port: c.port });
+        // A static neighbour lives on the port whose connected subnet holds it.
+        let port = topo.ports.iter().position(|p| {
+            p.addrs
+                .iter()
+                .any(|&(pa, len)| Ipv4Net::new(pa, len).is_ok_and(|n| n.contains(&a)))
+        });
+        if let Some(port) = port {
+            neighbours.insert(
+                u32::from(a),
+                NeighbourEntry {
+                    mac,
+                    port: port as u16,
+                },
+            );
         }
     }
     let mut t = Tables {
         generation,
         ports: topo.ports.clone(),
         local,
+        broadcasts,
         fib,
         neighbours,
         services: Vec::new(),

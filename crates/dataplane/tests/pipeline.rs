@@ -358,10 +358,8 @@ fn l2_return_is_routed_not_redirected() {
     let input = Tcp::new(CLIENT_IP, DST_A, 40000, 443).ttl(63);
     let r = run(&t, CACHE, &to_port(CACHE, CACHE_L2_MAC, &input.ip()));
     let out = r.expect_tx(SERVER, Reason::ReturnedL2);
-    assert_eq!(
-        out,
-        &from_port(SERVER, GW_MAC, &input.clone().ttl(62).ip())[..]
-    );
+    // Like a GRE return, the frame keeps its TTL: it lost it when it was redirected.
+    assert_eq!(out, &from_port(SERVER, GW_MAC, &input.ip())[..]);
     // The same frame from another station on that port is redirected.
     let r = run(&t, CACHE, &to_port(CACHE, CACHE_NET_HOST_MAC, &input.ip()));
     r.expect_tx(CACHE, Reason::RedirectedL2);
@@ -832,6 +830,7 @@ fn drop_case(r: Reason) -> Run {
         }
         Reason::NotEditable => run_buf(&t, CLIENT, VecBuf::new(CLIENT, &web(DST_A)).shared()),
         Reason::NoHeadroom => run_buf(&t, CLIENT, VecBuf::with_headroom(CLIENT, &web(DST_A), 0)),
+        Reason::UnknownPort => run(&t, 9, &web(DST_A)),
         other => panic!("no drop case for {other:?}"),
     }
 }
@@ -879,4 +878,16 @@ fn unknown_arrival_port_is_dropped() {
     let t = Lab::new().tables();
     let r = run(&t, 9, &to_port(CLIENT, CLIENT_MAC, &Tcp::web(DST_A).ip()));
     assert!(matches!(r.action, Action::Drop(_)));
+}
+
+#[test]
+fn directed_broadcast_to_a_connected_subnet_is_not_forwarded() {
+    let lab = Lab::new();
+    let t = lab.tables();
+    let ip = Tcp::new(CLIENT_IP, std::net::Ipv4Addr::new(10, 0, 2, 255), 40000, 22).ip();
+    let r = run(&t, CLIENT, &to_port(CLIENT, CLIENT_MAC, &ip));
+    assert_eq!(r.action, Action::Drop(Reason::Ipv4Multicast));
+    // The last host address of that subnet is routed as usual.
+    let ip = Tcp::new(CLIENT_IP, std::net::Ipv4Addr::new(10, 0, 2, 254), 40000, 22).ip();
+    run(&t, CLIENT, &to_port(CLIENT, CLIENT_MAC, &ip)).expect_tx(SERVER, Reason::Routed);
 }
