@@ -1,114 +1,206 @@
 #!/usr/bin/env bash
-# The wccpd demo: no hardware needed. Run as root on Debian 12; installs what it needs.
+# The wccpd demo: a WCCPv2 router on a DPDK data plane redirecting real HTTP to two Squid caches.
+# No hardware needed: run as root on Debian 12; it installs what it needs.
 #
-#  1. DPDK: `wccpd smoke` forwards packets between two vdevs (--no-pci, ring pair) on a worker
-#     lcore and prints the counts and the mempool balance.
-#  2. WCCPv2: a router and two cache agents, each in its own network namespace on one bridge.
-#     The caches join, the designated cache (lowest address) assigns the 256 buckets, the router
-#     adopts the assignment; then one cache dies and the router removes it and the survivor
-#     takes every bucket. `wccpd show` prints each step. Timers run at TRANSMIT_T = 1 s
-#     (10x faster than the default) so the whole story takes under a minute.
+#                          10.71.1.0/24            10.71.2.0/24
+#     client (curl) ──── [client] wccpd router [server] ──── web server (10.71.2.2, .2.3)
+#                          [cache1]        [cache2]       (DPDK TAP ports, one worker lcore)
+#                             │                │
+#              cache1 10.71.3.10        cache2 10.71.4.10
+#              wccpd cache + Squid      wccpd cache + Squid (intercepting, behind nftables)
 #
-# Everything it creates (namespaces wccpd-demo-*, files under /tmp/wccpd-demo.*) is removed on
-# exit, also on failure or Ctrl-C.
+#  1. wccpd starts on DPDK TAP vdevs (--no-pci) in its own namespace; each TAP is moved into a
+#     host namespace. Routing, ARP, ping and traceroute go through the data plane.
+#  2. Two cache agents join service 0 (web-cache, TCP 80); the designated cache assigns the 256
+#     buckets; wccpd redirects port-80 traffic in GRE; each agent decapsulates into a TUN device,
+#     nftables hands the connections to Squid, and Squid fetches from the origin through wccpd
+#     (a cache's own traffic is routed, never redirected).
+#  3. cache1 dies; wccpd removes it and cache2 takes every bucket; then cache2 dies and the
+#     traffic flows straight to the server (an open service).
+# TRANSMIT_T is 1 s (10x faster than the default) so the whole story takes about a minute.
+#
+# Everything it creates (namespaces wdemo-*, files under /tmp/wccpd-demo.*) is removed on exit,
+# also on failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WCCPD_NO_FUZZ=1 bash deploy/setup-host.sh
-echo "==> building wccpd (release)"
+WCCPD_NO_FUZZ=1 bash deploy/setup-host.sh >/dev/null
+step() { printf '\n\033[1m==> [%3ss] %s\033[0m\n' "$SECONDS" "$*"; }
+step "building wccpd (release)"
 cargo build --release --locked --quiet
 BIN=$PWD/target/release/wccpd
 
 WORK=$(mktemp -d /tmp/wccpd-demo.XXXXXX)
-NS_SW=wccpd-demo-sw NS_R=wccpd-demo-r NS_C1=wccpd-demo-c1 NS_C2=wccpd-demo-c2
+chmod 755 "$WORK"
+NSS=(wdemo-r wdemo-client wdemo-server wdemo-cache1 wdemo-cache2)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    for ns in $NS_R $NS_C1 $NS_C2 $NS_SW; do ip netns del "$ns" 2>/dev/null || true; done
+    set +e
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.5
+    for ns in "${NSS[@]}"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        ip netns del "$ns" 2>/dev/null
+    done
     rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-echo
-echo "==> 1. DPDK smoke: forward packets between two vdevs (--no-pci)"
-"$BIN" smoke --vdev-kind ring --packets 200000 --file-prefix "wccpd-demo-$$"
-
-echo
-echo "==> 2. WCCPv2 service group in namespaces: router 10.77.0.1, caches 10.77.0.11 and .12"
-for ns in $NS_R $NS_C1 $NS_C2 $NS_SW; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; done
-ip -n $NS_SW link add br0 type bridge
-ip -n $NS_SW link set br0 up
-i=0
-for ns in $NS_R $NS_C1 $NS_C2; do
-    i=$((i + 1))
-    ip link add "wd$i" netns "$ns" type veth peer name "p$i" netns $NS_SW
-    ip -n $NS_SW link set "p$i" master br0 up
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    ip -n "$ns" link set lo up
-    ip -n "$ns" link set "wd$i" up
-done
-ip -n $NS_R addr add 10.77.0.1/24 dev wd1
-ip -n $NS_C1 addr add 10.77.0.11/24 dev wd2
-ip -n $NS_C2 addr add 10.77.0.12/24 dev wd3
-
-cat > "$WORK/router.yaml" <<YAML
-router:
-  addresses: [10.77.0.1]
-  control: { transport: socket, socket_path: $WORK/router.sock }
-  timers: { transmit_t_ms: 1000 }
-  services:
-    - { id: 0, type: standard, password: demo }
-    - { id: 70, type: dynamic }
-log: { level: warn }
-YAML
-for c in 11 12; do
-cat > "$WORK/cache$c.yaml" <<YAML
-cache:
-  address: 10.77.0.$c
-  routers: [10.77.0.1]
-  control: { socket_path: $WORK/cache$c.sock }
-  timers: { transmit_t_ms: 1000 }
-  services:
-    - { id: 0, type: standard, password: demo, weight: 10000 }
-    - { id: 70, type: dynamic, protocol: tcp, ports: [443], hash: [src_ip], alt_hash: [src_ip, src_port], assignment: mask }
-log: { level: warn }
-YAML
-done
-
-ip netns exec $NS_R "$BIN" router -c "$WORK/router.yaml" & PIDS+=($!)
-ip netns exec $NS_C1 "$BIN" cache -c "$WORK/cache11.yaml" & PIDS+=($!)
-ip netns exec $NS_C2 "$BIN" cache -c "$WORK/cache12.yaml" & C2=$!; PIDS+=($C2)
-
-# Wait until the router has adopted an assignment naming both caches (at most 20 s).
-router_json() { "$BIN" show -s "$WORK/router.sock" --json 2>/dev/null || echo '{}'; }
-wait_for() { # $1 = python expression over `s` (the show JSON), $2 = seconds
-    local end=$((SECONDS + $2))
-    while [ $SECONDS -lt $end ]; do
-        if router_json | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if ($1) else 1)" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.5
-    done
-    echo "demo: timed out waiting for: $1" >&2
+nsx() { local ns=$1; shift; ip netns exec "wdemo-$ns" "$@"; }
+wait_for() { # seconds, description, command...
+    local t=$1 what=$2; shift 2
+    for _ in $(seq $((t * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    echo "timed out waiting for $what" >&2
+    show 2>&1 | tail -40 >&2 || true
     return 1
 }
-both_assigned='any(v["id"]==0 and sum(1 for c in v["caches"] if c["usable"] and c["buckets"]>0)==2 for v in s.get("services",[]))'
-wait_for "$both_assigned" 20
-echo
-echo "--- router, both caches joined and assigned (wccpd show) ---"
-"$BIN" show -s "$WORK/router.sock"
-echo
-echo "--- cache agent 10.77.0.11 (the designated cache) ---"
-"$BIN" show -s "$WORK/cache11.sock"
+show() { "$BIN" show --socket "$WORK/router.sock" "$@"; }
 
-echo
-echo "==> killing cache 10.77.0.12; the router queries it at 2.5 T and removes it at 3 T"
-kill -9 "$C2"
-one_left='any(v["id"]==0 and len([c for c in v["caches"] if c["usable"]])==1 and [c for c in v["caches"] if c["usable"]][0]["buckets"]==256 for v in s.get("services",[]))'
-wait_for "$one_left" 20
-echo
-echo "--- router, after the removal and the new assignment ---"
-"$BIN" show -s "$WORK/router.sock"
-echo
-echo "demo: OK"
+for ns in "${NSS[@]}"; do
+    ip netns del "$ns" 2>/dev/null || true
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+done
+
+step "1. wccpd on the DPDK data plane: 4 TAP ports, 1 worker lcore, control lcore speaks WCCP"
+cat >"$WORK/router.yaml" <<EOF
+router:
+  addresses: [10.71.3.1, 10.71.4.1]
+  control: {transport: dpdk, socket_path: $WORK/router.sock}
+  timers: {transmit_t_ms: 1000}
+  services:
+    - {id: 0, type: standard}
+dataplane:
+  eal: [--no-huge, --no-shconf, -m, "256", --log-level, "*:error"]
+  workers: 1
+  idle_backoff: true
+  ports:
+    - {name: client, device: "net_tap0,iface=wd-client", addresses: [10.71.1.1/24], redirect: [in]}
+    - {name: server, device: "net_tap1,iface=wd-server", addresses: [10.71.2.1/24], redirect: [in]}
+    - {name: cache1, device: "net_tap2,iface=wd-cache1", addresses: [10.71.3.1/24], redirect: [in]}
+    - {name: cache2, device: "net_tap3,iface=wd-cache2", addresses: [10.71.4.1/24], redirect: [in]}
+log: {level: info}
+EOF
+ip netns exec wdemo-r "$BIN" router -c "$WORK/router.yaml" >"$WORK/router.log" 2>&1 &
+PIDS+=($!)
+wait_for 20 "the data plane" grep -q "data plane running" "$WORK/router.log"
+host() { # iface ns address gateway mac
+    ip -n wdemo-r link set "$1" netns "wdemo-$2"
+    ip -n "wdemo-$2" link set "$1" address "$5"
+    ip -n "wdemo-$2" addr add "$3" dev "$1"
+    ip -n "wdemo-$2" link set "$1" up
+    ip -n "wdemo-$2" route add default via "$4"
+}
+host wd-client client 10.71.1.2/24 10.71.1.1 02:00:00:71:01:02
+host wd-server server 10.71.2.2/24 10.71.2.1 02:00:00:71:02:02
+ip -n wdemo-server addr add 10.71.2.3/24 dev wd-server
+host wd-cache1 cache1 10.71.3.10/24 10.71.3.1 02:00:00:71:03:10
+host wd-cache2 cache2 10.71.4.10/24 10.71.4.1 02:00:00:71:04:10
+grep -E "port started|data plane running" "$WORK/router.log" | sed 's/^.*INFO //'
+nsx client ping -c 2 -W 1 10.71.2.2 | sed -n '2,3p'
+nsx client traceroute -n -w 1 -q 1 10.71.2.2 | sed 's/^/    /'
+
+step "2. the web server (10.71.2.2 and 10.71.2.3) and two caches: wccpd cache + Squid each"
+mkdir -p "$WORK/www"
+echo "hello from the origin server" >"$WORK/www/index.html"
+nsx server python3 -m http.server 80 --bind 0.0.0.0 --directory "$WORK/www" >"$WORK/server.log" 2>&1 &
+PIDS+=($!)
+for i in 1 2; do
+    d="$WORK/cache$i"
+    mkdir -p "$d"
+    chmod 777 "$d"
+    cat >"$d/cache.yaml" <<EOF
+cache:
+  address: 10.71.$((i + 2)).10
+  routers: [10.71.$((i + 2)).1]
+  control: {socket_path: $d/agent.sock}
+  timers: {transmit_t_ms: 1000}
+  tun: {name: wccp0}
+  services:
+    - {id: 0, type: standard}
+log: {level: warn}
+EOF
+    cat >"$d/squid.conf" <<EOF
+http_port 3128
+http_port 3129 intercept
+visible_hostname demo-cache$i
+http_access allow all
+cache deny all
+access_log stdio:$d/access.log
+cache_store_log none
+cache_log $d/cache.log
+pid_filename $d/squid.pid
+coredump_dir $d
+netdb_filename none
+pinger_enable off
+shutdown_lifetime 0 seconds
+EOF
+    cat >"$d/wccp.nft" <<'EOF'
+table ip wccp {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        iifname "wccp0" tcp dport 80 redirect to :3129
+    }
+}
+EOF
+    nsx "cache$i" nft -f "$d/wccp.nft"
+    nsx "cache$i" /usr/sbin/squid -N -f "$d/squid.conf" >"$d/squid.out" 2>&1 &
+    PIDS+=($!)
+    # `ip netns exec` execs the agent, so $! is the agent itself.
+    ip netns exec "wdemo-cache$i" "$BIN" cache -c "$d/cache.yaml" >"$d/agent.log" 2>&1 &
+    PIDS+=($!)
+    eval "AGENT$i=\$!"
+done
+joined() { # N: N usable caches share all 256 buckets, each resolved in the data plane
+    show --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+n = int(sys.argv[1])
+usable = [c for c in d["services"][0]["caches"] if c["usable"]]
+dp = [c for c in d["dataplane"]["services"][0]["caches"] if c["resolved"] and not c["drained"]]
+ok = len(usable) == n and sum(c["buckets"] for c in usable) == 256 and len(dp) == n
+sys.exit(0 if ok else 1)' "$1"; }
+wait_for 20 "both caches to join" joined 2
+show | sed -n '/Service Identifier/,/^$/p' | grep -E "Service|Change|Assignment Key|Cache ID|State|Buckets"
+
+step "3. HTTP from the client: wccpd redirects port 80 in GRE, Squid answers, by hash bucket"
+for dst in 10.71.2.2 10.71.2.3 10.71.2.2 10.71.2.3; do
+    printf '    curl http://%s/  ->  %s\n' "$dst" "$(nsx client curl -s -m 5 "http://$dst/")"
+done
+for i in 1 2; do
+    echo "    Squid access log, cache$i:"
+    awk '{print "        client " $3 "  " $4 "  " $6 " " $7 "  " $9}' "$WORK/cache$i/access.log"
+done
+show | sed -n '/^Data plane/,$p' | grep -E "Data plane|service|cache |Verdicts"
+
+step "4. cache1 fails: wccpd removes it after 3 x TRANSMIT_T and cache2 gets every bucket"
+kill -9 "$AGENT1"
+t0=$SECONDS
+wait_for 15 "cache2 alone" joined 1
+echo "    buckets moved after $((SECONDS - t0)) s"
+for dst in 10.71.2.2 10.71.2.3; do
+    printf '    curl http://%s/  ->  %s\n' "$dst" "$(nsx client curl -s -m 5 "http://$dst/")"
+done
+echo "    Squid access log, cache2 (last 2):"
+tail -n 2 "$WORK/cache2/access.log" | awk '{print "        client " $3 "  " $4 "  " $6 " " $7 "  " $9}'
+
+step "5. no cache left: the open service forwards straight to the server"
+kill -9 "$AGENT2"
+gone() { show --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if not [c for c in d["services"][0]["caches"] if c["usable"]] else 1)'; }
+wait_for 15 "the caches to be removed" gone
+printf '    curl http://10.71.2.2/  ->  %s\n' "$(nsx client curl -s -m 5 http://10.71.2.2/)"
+echo "    origin server log (last 2):"
+tail -n 2 "$WORK/server.log" | sed 's/^/        /'
+
+step "6. wccpd show"
+show | sed -n '/^Data plane/,$p'
+
+step "done: tearing everything down"
+kill -TERM "${PIDS[0]}"
+wait "${PIDS[0]}" 2>/dev/null || true
+grep -E "mempool at exit|stopped" "$WORK/router.log" | sed 's/^.*INFO //'

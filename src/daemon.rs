@@ -497,7 +497,9 @@ fn render_dataplane(dp: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
                 "        cache {:<16} {:<4} {} packets {} bytes {}",
                 s(field(c, &["address"])),
                 s(field(c, &["method"])),
-                if field(c, &["resolved"]).as_bool() == Some(true) {
+                if field(c, &["drained"]).as_bool() == Some(true) {
+                    "drained   "
+                } else if field(c, &["resolved"]).as_bool() == Some(true) {
                     "resolved  "
                 } else {
                     "unresolved"
