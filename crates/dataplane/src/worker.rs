@@ -3,7 +3,9 @@
 //! the control lcore in bursts, send the control lcore's injected frames, then report a
 //! quiescent state to the RCU cell.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::buf::{Batch, Channel, PacketBuf, PortQueue};
 use crate::counters::{LcoreCounters, Reason};
@@ -225,4 +227,43 @@ fn send_punts<C: Channel>(punt: &mut C, out: &mut Batch<C::Buf>, counters: &Lcor
         counters.add(Reason::PuntRingFull, out.len() as u64);
         out.clear();
     }
+}
+
+/// Sets the stop flag when a worker unwinds, so every lcore stops and the daemon exits
+/// non-zero naming the worker (the lcore launcher returns the panic as an error).
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A worker lcore's whole life: poll until `stop`, then flush what is buffered and take the
+/// RCU reader offline. With `backoff`, empty polls are followed by short sleeps (labs and CI
+/// share their CPUs with the kernel's TAP side); never while packets arrive. If the pipeline
+/// panics, `stop` is set and the reader goes offline as the worker is dropped during unwinding.
+pub fn run<P: PortQueue, C: Channel<Buf = P::Buf>>(
+    mut w: Worker<P, C>,
+    stop: &AtomicBool,
+    backoff: bool,
+    clock: impl Fn() -> u64,
+) {
+    let _guard = StopOnPanic(stop);
+    let mut idle: u32 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let s = w.poll(clock());
+        if s.idle() {
+            idle = idle.saturating_add(1);
+            if backoff && idle > 64 {
+                std::thread::sleep(Duration::from_micros(if idle > 4096 { 500 } else { 50 }));
+            }
+        } else {
+            idle = 0;
+        }
+    }
+    w.flush_all();
+    w.offline();
 }

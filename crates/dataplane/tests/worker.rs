@@ -279,3 +279,67 @@ fn every_received_frame_counts_one_verdict() {
     assert_eq!(r.count(Reason::Rx), frames.len() as u64);
     assert_eq!(terminal, frames.len() as u64);
 }
+
+/// A port whose receive path panics on its third poll (a bug in the pipeline, say).
+struct Faulty(u32);
+
+impl wccp_dataplane::buf::PortQueue for Faulty {
+    type Buf = VecBuf;
+    fn rx_burst(&mut self, _out: &mut Batch<VecBuf>) {
+        self.0 += 1;
+        assert!(self.0 < 3, "injected fault in the receive path");
+    }
+    fn tx_burst(&mut self, pkts: &mut Batch<VecBuf>) -> usize {
+        let n = pkts.len();
+        pkts.clear();
+        n
+    }
+}
+
+#[test]
+fn a_panicking_worker_stops_everyone_and_goes_offline() {
+    let lab = Lab::new();
+    let (mut publisher, mut readers) = rcu::cell(Box::new(lab.tables()), 1);
+    let worker = Worker::new(
+        vec![Faulty(0)],
+        VecChannel::new(8),
+        VecChannel::new(8),
+        readers.remove(0),
+        Arc::new(LcoreCounters::default()),
+        HZ,
+        100,
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let joined = std::thread::spawn(move || {
+        wccp_dataplane::worker::run(worker, &flag, false, || 0);
+    })
+    .join();
+    assert!(joined.is_err(), "the fault must surface as a panic");
+    assert!(
+        stop.load(std::sync::atomic::Ordering::SeqCst),
+        "the stop flag tells the other lcores and the daemon"
+    );
+    // The dead worker's reader is offline: a new table's predecessor is reclaimable at once.
+    publisher.publish(Box::new(lab.tables()));
+    assert_eq!(publisher.reclaim(), 1);
+}
+
+#[test]
+fn run_stops_on_the_flag_and_flushes() {
+    let lab = Lab::new();
+    let (mut publisher, mut readers) = rcu::cell(Box::new(lab.tables()), 1);
+    let worker: Worker<VecPort, VecChannel> = Worker::new(
+        (0..3).map(|_| VecPort::default()).collect(),
+        VecChannel::new(8),
+        VecChannel::new(8),
+        readers.remove(0),
+        Arc::new(LcoreCounters::default()),
+        HZ,
+        100,
+    );
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    wccp_dataplane::worker::run(worker, &stop, true, || 0);
+    publisher.publish(Box::new(lab.tables()));
+    assert_eq!(publisher.reclaim(), 1, "the reader went offline on exit");
+}
