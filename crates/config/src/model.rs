@@ -1,9 +1,9 @@
 //! Validated, typed configuration. Everything here has been checked; consumers never re-check.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::str::FromStr;
+
+pub use ipnet::Ipv4Net;
 
 mod dataplane;
 pub use dataplane::*;
@@ -18,12 +18,12 @@ pub const DEFAULT_LOAD_SOURCE: &str = "/proc/loadavg";
 pub const DEFAULT_TUN_NAME: &str = "wccp0";
 /// Default `cache.tun.address`: a link-local /32 for the TUN device (nftables REDIRECT needs one).
 pub const DEFAULT_TUN_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 87, 1);
-/// Default TRANSMIT_T (PROTOCOL.md 5.1).
+/// Default TRANSMIT_T (docs/protocol.md 5.1).
 pub const DEFAULT_TRANSMIT_T_MS: u32 = 10_000;
-/// Smallest and largest TRANSMIT_T accepted (PROTOCOL.md 2.10 suggested range).
+/// Smallest and largest TRANSMIT_T accepted (docs/protocol.md 2.10 suggested range).
 pub const TRANSMIT_T_RANGE_MS: (u32, u32) = (500, 60_000);
 
-/// A field of the packet that feeds a hash key (service flags, PROTOCOL.md 2.3).
+/// A field of the packet that feeds a hash key (service flags, docs/protocol.md 2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HashField {
     /// Source IPv4 address.
@@ -95,38 +95,7 @@ pub fn assignment_bits(methods: &[AssignmentMethod]) -> u32 {
     })
 }
 
-/// An IPv4 prefix `a.b.c.d/len` (host bits must be zero).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Prefix {
-    /// Network address.
-    pub addr: Ipv4Addr,
-    /// Prefix length 0-32.
-    pub len: u8,
-}
-
-impl Prefix {
-    /// The netmask as a host-order integer.
-    pub fn mask(self) -> u32 {
-        if self.len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.len))
-        }
-    }
-
-    /// Whether `ip` lies inside.
-    pub fn contains(self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask() == u32::from(self.addr)
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-/// Why a prefix string was rejected.
+/// Why a prefix string was rejected by [`parse_prefix`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PrefixError {
@@ -138,37 +107,37 @@ pub enum PrefixError {
     Length(String),
     /// Bits beyond the prefix length are set.
     #[error("host bits set (did you mean {0}?)")]
-    HostBits(Prefix),
+    HostBits(Ipv4Net),
 }
 
-impl FromStr for Prefix {
-    type Err = PrefixError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, l) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
-        let addr: Ipv4Addr = a
-            .trim()
-            .parse()
-            .map_err(|_| PrefixError::Address(a.to_string()))?;
-        let len = match l {
-            None => 32,
-            Some(l) => match l.trim().parse::<u8>() {
-                Ok(n) if n <= 32 => n,
-                _ => return Err(PrefixError::Length(l.to_string())),
-            },
-        };
-        let p = Prefix { addr, len };
-        let net = Ipv4Addr::from(u32::from(addr) & p.mask());
-        if net != addr {
-            return Err(PrefixError::HostBits(Prefix { addr: net, len }));
-        }
-        Ok(p)
+/// Parses a prefix of the configuration: `a.b.c.d/len` with no host bits set, or a bare address
+/// meaning `/32`. Every prefix in the configuration is an [`Ipv4Net`] with its host bits clear.
+///
+/// # Errors
+/// [`PrefixError`] naming the part that is wrong.
+pub fn parse_prefix(s: &str) -> Result<Ipv4Net, PrefixError> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: Ipv4Addr = a
+        .trim()
+        .parse()
+        .map_err(|_| PrefixError::Address(a.to_string()))?;
+    let net = match l {
+        None => Ipv4Net::from(addr),
+        Some(l) => match l.trim().parse::<u8>().map(|n| Ipv4Net::new(addr, n)) {
+            Ok(Ok(net)) => net,
+            _ => return Err(PrefixError::Length(l.to_string())),
+        },
+    };
+    if net.trunc() != net {
+        return Err(PrefixError::HostBits(net.trunc()));
     }
+    Ok(net)
 }
 
-/// A service group definition (PROTOCOL.md 2.3).
+/// A service group definition (docs/protocol.md 2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceDefinition {
     /// `true` for a dynamic service.
@@ -204,7 +173,7 @@ impl ServiceDefinition {
         }
     }
 
-    /// The Service Info flags as sent on the wire (0 for standard services, PROTOCOL.md 2.3).
+    /// The Service Info flags as sent on the wire (0 for standard services, docs/protocol.md 2.3).
     pub fn flags(&self) -> u32 {
         if !self.dynamic {
             return 0;
@@ -296,7 +265,7 @@ pub struct RouterService {
     /// MD5 password (1-8 octets), or none.
     pub password: Option<Vec<u8>>,
     /// Caches allowed to join; empty = any.
-    pub allowed_caches: Vec<Prefix>,
+    pub allowed_caches: Vec<Ipv4Net>,
     /// Closed service: with no usable cache, drop matching traffic instead of forwarding it.
     pub closed: bool,
     /// Forwarding methods offered.
@@ -330,6 +299,17 @@ pub struct RouterSettings {
     pub check_all_services: bool,
     /// The DPDK data plane (`dataplane:` section), if configured.
     pub dataplane: Option<Dataplane>,
+    /// The Prometheus endpoint, if any.
+    pub metrics: Option<Metrics>,
+}
+
+/// `router.metrics`: where `/metrics` is served (Prometheus text format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    /// Address and port to listen on.
+    pub listen: std::net::SocketAddr,
+    /// Export per-bucket packet counters (256 series per service; default true).
+    pub buckets: bool,
 }
 
 /// Bucket spreading algorithm of the designated cache.
@@ -345,9 +325,9 @@ pub enum Spread {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReturnPolicy {
     /// Return packets from these sources.
-    pub refuse_sources: Vec<Prefix>,
+    pub refuse_sources: Vec<Ipv4Net>,
     /// Return packets to these destinations.
-    pub refuse_destinations: Vec<Prefix>,
+    pub refuse_destinations: Vec<Ipv4Net>,
     /// Return new flows while the load is above this percentage (1-100).
     pub max_load: Option<u8>,
 }
@@ -407,7 +387,7 @@ pub struct CacheTun {
     /// The IPv4 address (a /32) given to the device.
     pub address: Ipv4Addr,
     /// Outer sources whose GRE is decapsulated; others are ignored. Default: the seed routers.
-    pub accept_from: Vec<Prefix>,
+    pub accept_from: Vec<Ipv4Net>,
 }
 
 #[cfg(test)]
@@ -416,26 +396,22 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        let p: Prefix = "10.1.0.0/16".parse().unwrap();
-        assert!(p.contains(Ipv4Addr::new(10, 1, 200, 3)));
-        assert!(!p.contains(Ipv4Addr::new(10, 2, 0, 1)));
-        assert_eq!("10.1.2.3".parse::<Prefix>().unwrap().len, 32);
-        assert!("0.0.0.0/0"
-            .parse::<Prefix>()
+        let p = parse_prefix("10.1.0.0/16").unwrap();
+        assert!(p.contains(&Ipv4Addr::new(10, 1, 200, 3)));
+        assert!(!p.contains(&Ipv4Addr::new(10, 2, 0, 1)));
+        assert_eq!(parse_prefix("10.1.2.3").unwrap().prefix_len(), 32);
+        assert!(parse_prefix("0.0.0.0/0")
             .unwrap()
-            .contains(Ipv4Addr::BROADCAST));
+            .contains(&Ipv4Addr::BROADCAST));
         assert_eq!(
-            "10.1.2.3/16".parse::<Prefix>(),
+            parse_prefix("10.1.2.3/16"),
             Err(PrefixError::HostBits("10.1.0.0/16".parse().unwrap()))
         );
         assert!(matches!(
-            "10.1.0.0/33".parse::<Prefix>(),
+            parse_prefix("10.1.0.0/33"),
             Err(PrefixError::Length(_))
         ));
-        assert!(matches!(
-            "x/3".parse::<Prefix>(),
-            Err(PrefixError::Address(_))
-        ));
+        assert!(matches!(parse_prefix("x/3"), Err(PrefixError::Address(_))));
     }
 
     #[test]

@@ -225,10 +225,10 @@ fn ipv4_list(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Ipv4
     out
 }
 
-fn prefixes(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Prefix> {
+fn prefixes(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Ipv4Net> {
     let mut out = Vec::new();
     for (i, s) in list.iter().enumerate() {
-        match s.parse::<Prefix>() {
+        match parse_prefix(s) {
             Ok(p) => out.push(p),
             Err(e) => ctx.err(&path.index(i), format!("bad prefix `{s}`: {e}")),
         }
@@ -568,6 +568,7 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
             "services",
             "timers",
             "check_all_services",
+            "metrics",
         ],
     )?;
     let addresses = match req::<Vec<String>>(ctx, &mut m, &p, "addresses") {
@@ -588,6 +589,7 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
     );
     let transmit_t_ms = transmit_t(ctx, m.remove("timers"), &p.key("timers"));
     let check_all_services = opt(ctx, &mut m, &p, "check_all_services").unwrap_or(false);
+    let metrics = metrics(ctx, &mut m, &p);
     dataplane::check_router(ctx, &p, &control, &addresses, addresses_exact, dp.as_ref());
     let sp = p.key("services");
     let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
@@ -612,7 +614,29 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
         log_level,
         check_all_services,
         dataplane: dp.and_then(|d| d.dataplane),
+        metrics,
     })
+}
+
+/// The optional `router.metrics` section: `{listen: ADDR:PORT, buckets: bool}`.
+fn metrics(ctx: &mut Ctx<'_>, m: &mut BTreeMap<String, Value>, p: &FieldPath) -> Option<Metrics> {
+    let v = opt::<Value>(ctx, m, p, "metrics")?;
+    let mp = p.key("metrics");
+    let mut f = ctx.fields(v, &mp, &["listen", "buckets"])?;
+    let listen = req::<String>(ctx, &mut f, &mp, "listen").and_then(|s| match s
+        .parse::<std::net::SocketAddr>()
+    {
+        Ok(a) => Some(a),
+        Err(_) => {
+            ctx.err(
+                &mp.key("listen"),
+                format!("`{s}` is not an address:port (e.g. 127.0.0.1:9548)"),
+            );
+            None
+        }
+    })?;
+    let buckets = opt(ctx, &mut f, &mp, "buckets").unwrap_or(true);
+    Some(Metrics { listen, buckets })
 }
 
 fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<RouterService> {
@@ -817,10 +841,7 @@ fn cache_tun(
         ok = false;
     }
     let accept_from = match raw_accept {
-        None => routers
-            .iter()
-            .map(|&addr| Prefix { addr, len: 32 })
-            .collect(),
+        None => routers.iter().map(|&addr| Ipv4Net::from(addr)).collect(),
         Some(l) if l.is_empty() => {
             ctx.err(
                 &path.key("accept_from"),

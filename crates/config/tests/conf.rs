@@ -57,6 +57,11 @@ fn full_router_example_values() {
         (true, 90, None)
     );
     assert_eq!(s70.forwarding, vec![Method::Gre, Method::L2]);
+
+    // 10000 is also the default TRANSMIT_T: the same file with 2500 must say 2500.
+    assert!(text.contains("transmit_t_ms: 10000"), "router.yaml changed");
+    let r = router_from_str(&text.replace("transmit_t_ms: 10000", "transmit_t_ms: 2500")).unwrap();
+    assert_eq!(r.transmit_t_ms, 2500);
 }
 
 #[test]
@@ -64,6 +69,18 @@ fn full_cache_example_values() {
     let text = std::fs::read_to_string(conf_dir().join("cache.yaml")).unwrap();
     let c = cache_from_str(&text).unwrap();
     assert_eq!(c.services[0].weight, 10_000);
+    assert_eq!(c.transmit_t_ms, 10_000);
+    // Both are also the defaults: the same file with other values must say those.
+    assert!(text.contains("weight: 10000") && text.contains("transmit_t_ms: 10000"));
+    let other = text
+        .replace("weight: 10000", "weight: 2500")
+        .replace("transmit_t_ms: 10000", "transmit_t_ms: 2500");
+    let o = cache_from_str(&other).unwrap();
+    assert_eq!((o.services[0].weight, o.transmit_t_ms), (2500, 2500));
+    assert_eq!(
+        o.services[1].weight, 10_000,
+        "a service without `weight` keeps the default"
+    );
     assert_eq!(c.services[0].forwarding, vec![Method::Gre]);
     assert_eq!(c.services[1].forwarding, vec![Method::L2, Method::Gre]);
     assert_eq!(c.services[1].spread, wccpd_config::Spread::Stable);

@@ -734,7 +734,10 @@ router:
       type: standard
       static_assignment: {caches: [10.0.3.10, 10.0.3.11], forwarding: l2}
 ");
-    let st = r.services[0].static_assignment.as_ref().expect("static assignment");
+    let st = r.services[0]
+        .static_assignment
+        .as_ref()
+        .expect("static assignment");
     assert_eq!(
         st.caches,
         vec![Ipv4Addr::new(10, 0, 3, 10), Ipv4Addr::new(10, 0, 3, 11)]

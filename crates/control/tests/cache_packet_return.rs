@@ -1,13 +1,15 @@
-//! Packet return (PROTOCOL.md §4.4) on real bytes: the GRE-redirected packet of TV-1 (a Cisco
+//! Packet return (docs/protocol.md §4.4) on real bytes: the GRE-redirected packet of TV-1 (a Cisco
 //! router, tcpdump test capture `wccp_redirect_gre.pcap`, dynamic service 89, redirect header
 //! `05 59 00 48`).
 
 use std::net::Ipv4Addr;
 
+use ipnet::Ipv4Net;
 use wccp_control::packet_return::{
-    build_return, internet_checksum, parse_redirected, process, rewrite_destination, Decision,
-    Prefix, RefuseReason, ReturnError, ReturnPolicy, Verdict,
+    build_return, parse_redirected, process, rewrite_destination, Decision, RefuseReason,
+    ReturnError, ReturnPolicy, Verdict,
 };
+use wire::checksum::checksum as internet_checksum;
 
 /// Outer IPv4 packet of the capture (Ethernet stripped): 10.254.127.194 -> 10.254.214.82, GRE,
 /// redirect header 05 59 00 48, inner TCP 10.254.127.195:1291 -> 10.254.108.228:445.
@@ -112,7 +114,7 @@ fn policy_source_destination_and_load() {
     p.refuse_sources = vec!["10.254.127.195/32".parse().unwrap()];
     assert_eq!(p.decide(&r, 0), Decision::Refuse(RefuseReason::Source));
     let other = ReturnPolicy {
-        refuse_sources: vec!["10.254.127.196/32".parse::<Prefix>().unwrap()],
+        refuse_sources: vec!["10.254.127.196/32".parse::<Ipv4Net>().unwrap()],
         refuse_destinations: vec!["10.254.109.0/24".parse().unwrap()],
         max_load: None,
         ..ReturnPolicy::default()

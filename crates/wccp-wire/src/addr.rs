@@ -1,4 +1,4 @@
-//! Address elements (PROTOCOL.md §2.1).
+//! Address elements (docs/protocol.md §2.1).
 //!
 //! Every "address" in a WCCP message is a 4-octet element. Without an Address Table it is an IPv4
 //! address (or IPv4-sized mask). With an Address Table (2.01 only) the upper 16 bits are 0 and the

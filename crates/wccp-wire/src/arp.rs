@@ -6,7 +6,7 @@
 
 use core::net::Ipv4Addr;
 
-use crate::error::{sat_u16, Error, FieldId, Layer};
+use crate::error::{check_header, Error, FieldId, Layer};
 
 /// Length of an Ethernet/IPv4 ARP packet.
 pub const PACKET_LEN: usize = 28;
@@ -42,23 +42,9 @@ impl ArpRepr {
     /// `Truncated { layer: Arp }` when shorter than 28 octets; `Invalid { layer: Arp }` for a
     /// hardware/protocol pair other than Ethernet/IPv4 or an unknown operation.
     pub fn parse(buf: &[u8]) -> Result<Self, Error> {
-        let Some(b) = buf.get(..PACKET_LEN) else {
-            return Err(Error::Truncated {
-                layer: Layer::Arp,
-                field: FieldId::Header,
-                index: 0,
-                need: PACKET_LEN as u32,
-                have: sat_u16(buf.len()),
-                offset: 0,
-            });
-        };
-        let invalid = |field, offset: u32, value: u32| Error::Invalid {
-            layer: Layer::Arp,
-            field,
-            index: 0,
-            offset,
-            value,
-        };
+        check_header(Layer::Arp, PACKET_LEN, buf.len())?;
+        let b = &buf[..PACKET_LEN];
+        let invalid = |field, offset, value| Error::invalid(Layer::Arp, field, offset, value);
         if b[0..6] != [0, 1, 8, 0, 6, 4] {
             return Err(invalid(
                 FieldId::Header,

@@ -5,6 +5,8 @@
 //! [`CursorMut`] writes; it is used by the emitters, which always write into a buffer of exactly
 //! `buffer_len()` octets, so running out of space is a programmer error and panics.
 
+use alloc::vec::Vec;
+
 use crate::error::{sat_u16, sat_u32, Error, FieldId, Layer};
 
 /// A read cursor over a byte slice with error context.
@@ -200,6 +202,29 @@ impl<'a> Cursor<'a> {
         }
         Ok(n)
     }
+
+    /// Reads a counted list: a 32-bit count (checked as by [`Cursor::count`]), then that many
+    /// elements, each read by `f` with its 1-based number as the error index (0 again after the
+    /// list).
+    ///
+    /// # Errors
+    /// As [`Cursor::count`], or the first error of `f`.
+    pub fn list<T>(
+        &mut self,
+        field: FieldId,
+        elem_field: FieldId,
+        min_elem_len: usize,
+        mut f: impl FnMut(&mut Cursor<'a>) -> Result<T, Error>,
+    ) -> Result<Vec<T>, Error> {
+        let n = self.count(field, elem_field, min_elem_len)?;
+        let mut v = Vec::with_capacity(n);
+        for i in 0..n {
+            self.set_index(i + 1);
+            v.push(f(self)?);
+        }
+        self.set_index(0);
+        Ok(v)
+    }
 }
 
 /// A write cursor over a mutable byte slice.
@@ -266,6 +291,17 @@ impl<'a> CursorMut<'a> {
     /// If fewer than 4 octets remain.
     pub fn count(&mut self, n: usize) {
         self.u32(sat_u32(n));
+    }
+
+    /// Writes a counted list: the 32-bit count of `items`, then each item with `f`.
+    ///
+    /// # Panics
+    /// As [`CursorMut::count`] and `f`.
+    pub fn list<T>(&mut self, items: &[T], mut f: impl FnMut(&T, &mut Self)) {
+        self.count(items.len());
+        for item in items {
+            f(item, self);
+        }
     }
 
     /// Splits off the next `n` octets as a separate writer.

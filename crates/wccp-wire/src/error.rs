@@ -350,6 +350,46 @@ pub(crate) fn sat_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+impl Error {
+    /// `Truncated` for `field` of `layer` (not a list element) at `offset`.
+    pub(crate) fn truncated(
+        layer: Layer,
+        field: FieldId,
+        need: usize,
+        have: usize,
+        offset: usize,
+    ) -> Error {
+        Error::Truncated {
+            layer,
+            field,
+            index: 0,
+            need: sat_u32(need),
+            have: sat_u16(have),
+            offset: sat_u32(offset),
+        }
+    }
+
+    /// `Invalid` for `field` of `layer` (not a list element) at `offset`.
+    pub(crate) fn invalid(layer: Layer, field: FieldId, offset: usize, value: u32) -> Error {
+        Error::Invalid {
+            layer,
+            field,
+            index: 0,
+            offset: sat_u32(offset),
+            value,
+        }
+    }
+}
+
+/// The first check of every header view: `Ok` when the `have` octets of the buffer hold the
+/// `need` octets of `layer`'s fixed header, else `Truncated { field: Header, offset: 0 }`.
+pub(crate) fn check_header(layer: Layer, need: usize, have: usize) -> Result<(), Error> {
+    if have < need {
+        return Err(Error::truncated(layer, FieldId::Header, need, have, 0));
+    }
+    Ok(())
+}
+
 fn write_index(f: &mut fmt::Formatter<'_>, field: FieldId, index: u16) -> fmt::Result {
     if index == 0 {
         write!(f, "{field}")

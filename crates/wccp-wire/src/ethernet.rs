@@ -4,7 +4,7 @@
 //! | destination MAC (6) | source MAC (6) | [0x8100 | TCI (2)] | EtherType (2) | payload
 //! ```
 
-use crate::error::{sat_u16, Error, FieldId, Layer};
+use crate::error::{check_header, Error, Layer};
 
 /// Header length without a VLAN tag.
 pub const HEADER_LEN: usize = 14;
@@ -26,46 +26,23 @@ mod field {
     pub const ETHERTYPE: Field = 12..14;
 }
 
-/// Zero-copy Ethernet II header view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy Ethernet II header view.
+    pub struct Packet;
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checks.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Wraps and checks.
-    ///
-    /// # Errors
-    /// See [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks that the header (and the 802.1Q tag, when there is one) fits.
     ///
     /// # Errors
     /// `Truncated { layer: Ethernet, .. }`.
     pub fn check_len(&self) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(truncated(HEADER_LEN, len));
-        }
-        if self.outer_ethertype() == ETHERTYPE_VLAN && len < HEADER_LEN + VLAN_TAG_LEN {
-            return Err(truncated(HEADER_LEN + VLAN_TAG_LEN, len));
+        check_header(Layer::Ethernet, HEADER_LEN, len)?;
+        if self.outer_ethertype() == ETHERTYPE_VLAN {
+            check_header(Layer::Ethernet, HEADER_LEN + VLAN_TAG_LEN, len)?;
         }
         Ok(())
-    }
-
-    /// Returns the buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Destination MAC.
@@ -143,17 +120,6 @@ pub fn write_header(buf: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) 
     buf[field::DST].copy_from_slice(&dst);
     buf[field::SRC].copy_from_slice(&src);
     buf[field::ETHERTYPE].copy_from_slice(&ethertype.to_be_bytes());
-}
-
-fn truncated(need: usize, have: usize) -> Error {
-    Error::Truncated {
-        layer: Layer::Ethernet,
-        field: FieldId::Header,
-        index: 0,
-        need: need as u32,
-        have: sat_u16(have),
-        offset: 0,
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! GRE header (RFC 2784/2890) as used by WCCP (PROTOCOL.md §4.1, §4.2) and the Linux
+//! GRE header (RFC 2784/2890) as used by WCCP (docs/protocol.md §4.1, §4.2) and the Linux
 //! first-nibble rule for WCCP GRE payloads.
 //!
 //! ```text
@@ -8,7 +8,7 @@
 //! ```
 //! WCCP uses flags/version = 0 and protocol 0x883E, then the 4-octet redirect header.
 
-use crate::error::{sat_u16, Error, FieldId, Layer};
+use crate::error::{check_header, Error, FieldId, Layer};
 use crate::redirect_header::{self, RedirectHeader};
 
 /// Length of the basic GRE header.
@@ -19,6 +19,9 @@ pub const PROTOCOL_WCCP: u16 = 0x883E;
 pub const PROTOCOL_IPV4: u16 = 0x0800;
 /// Checksum-present flag.
 pub const FLAG_CHECKSUM: u16 = 0x8000;
+/// Routing-present flag (RFC 1701; no WCCP peer sets it, and [`Packet::header_len`] does not
+/// count a routing field).
+pub const FLAG_ROUTING: u16 = 0x4000;
 /// Key-present flag.
 pub const FLAG_KEY: u16 = 0x2000;
 /// Sequence-present flag.
@@ -32,55 +35,20 @@ mod field {
     pub const PROTOCOL: Field = 2..4;
 }
 
-/// Zero-copy view of a GRE header and what follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of a GRE header and what follows.
+    pub struct Packet;
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checks.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Wraps and checks the length.
-    ///
-    /// # Errors
-    /// See [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks that the header, including optional checksum/key/sequence fields, is present.
     ///
     /// # Errors
     /// `Truncated { layer: Gre, .. }`.
     pub fn check_len(&self) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
-        let need = if len < HEADER_LEN {
-            HEADER_LEN
-        } else {
-            self.header_len()
-        };
-        if len < need {
-            return Err(Error::Truncated {
-                layer: Layer::Gre,
-                field: FieldId::Header,
-                index: 0,
-                need: need as u32,
-                have: sat_u16(len),
-                offset: 0,
-            });
-        }
-        Ok(())
-    }
-
-    /// Returns the buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
+        check_header(Layer::Gre, HEADER_LEN, len)?;
+        check_header(Layer::Gre, self.header_len(), len)
     }
 
     /// Flags and version word.
@@ -163,14 +131,8 @@ impl GreRepr {
     }
 }
 
-fn invalid(field: FieldId, offset: u32, value: u32) -> Error {
-    Error::Invalid {
-        layer: Layer::Gre,
-        field,
-        index: 0,
-        offset,
-        value,
-    }
+fn invalid(field: FieldId, offset: usize, value: u32) -> Error {
+    Error::invalid(Layer::Gre, field, offset, value)
 }
 
 /// Octets a WCCP GRE encapsulation adds: outer IPv4 (20) + GRE (4) + redirect header (4).
@@ -229,9 +191,37 @@ impl<'a> WccpPayload<'a> {
     }
 }
 
+impl<'a> Packet<&'a [u8]> {
+    /// What follows the (checked) header, split by the first-nibble rule of Linux
+    /// (`gre_parse_header`): if the first nibble is 4 the inner IPv4 starts immediately,
+    /// otherwise a 4-octet redirect header comes first. The header's flags and protocol type are
+    /// not looked at: that is the caller's policy ([`decap_wccp`] is the strict one).
+    ///
+    /// # Errors
+    /// `Truncated` for an empty payload, a short redirect header or an empty inner packet.
+    pub fn wccp_payload(&self) -> Result<WccpPayload<'a>, Error> {
+        let at = self.header_len();
+        let rest = &self.buffer[at..];
+        let truncated =
+            |need: usize| Error::truncated(Layer::Gre, FieldId::Payload, need, rest.len(), at);
+        let Some(&first) = rest.first() else {
+            return Err(truncated(1));
+        };
+        if first >> 4 == 4 {
+            return Ok(WccpPayload::Ipv4(rest));
+        }
+        let rh = redirect_header::Packet::new_checked(rest)?;
+        let header = RedirectHeader::parse(&rh);
+        let inner = &rest[redirect_header::HEADER_LEN..];
+        if inner.is_empty() {
+            return Err(truncated(redirect_header::HEADER_LEN + 1));
+        }
+        Ok(WccpPayload::Redirect { header, inner })
+    }
+}
+
 /// Decodes a WCCP GRE payload with the Linux rule (`gre_parse_header`): requires flags/version all
-/// 0 and protocol 0x883E; if the first nibble after GRE is 4 the inner IPv4 starts immediately,
-/// otherwise a 4-octet redirect header is skipped.
+/// 0 and protocol 0x883E, then splits the payload with [`Packet::wccp_payload`].
 ///
 /// `buf` starts at the GRE header.
 ///
@@ -246,32 +236,7 @@ pub fn decap_wccp(buf: &[u8]) -> Result<WccpPayload<'_>, Error> {
     if p.protocol() != PROTOCOL_WCCP {
         return Err(invalid(FieldId::Protocol, 2, u32::from(p.protocol())));
     }
-    let rest = &buf[HEADER_LEN..];
-    let truncated = |need: usize, have: usize, field| Error::Truncated {
-        layer: Layer::Gre,
-        field,
-        index: 0,
-        need: need as u32,
-        have: sat_u16(have),
-        offset: HEADER_LEN as u32,
-    };
-    let Some(&first) = rest.first() else {
-        return Err(truncated(1, 0, FieldId::Payload));
-    };
-    if first >> 4 == 4 {
-        return Ok(WccpPayload::Ipv4(rest));
-    }
-    let rh = redirect_header::Packet::new_checked(rest)?;
-    let header = RedirectHeader::parse(&rh);
-    let inner = &rest[redirect_header::HEADER_LEN..];
-    if inner.is_empty() {
-        return Err(truncated(
-            redirect_header::HEADER_LEN + 1,
-            rest.len(),
-            FieldId::Payload,
-        ));
-    }
-    Ok(WccpPayload::Redirect { header, inner })
+    p.wccp_payload()
 }
 
 #[cfg(test)]

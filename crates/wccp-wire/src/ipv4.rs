@@ -11,7 +11,8 @@
 
 use core::net::Ipv4Addr;
 
-use crate::error::{sat_u16, Error, FieldId, Layer};
+use crate::checksum;
+use crate::error::{check_header, sat_u16, Error, FieldId, Layer};
 
 /// Minimum header length.
 pub const HEADER_LEN: usize = 20;
@@ -44,54 +45,16 @@ mod field {
     pub const DST: Field = 16..20;
 }
 
-/// RFC 1071 Internet checksum of `data` (ones' complement of the ones' complement sum).
-pub fn checksum(data: &[u8]) -> u16 {
-    crate::checksum::checksum(data)
+view! {
+    /// Zero-copy IPv4 header view.
+    pub struct Packet;
 }
 
-/// Zero-copy IPv4 header view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn truncated(field: FieldId, need: usize, have: usize) -> Error {
-    Error::Truncated {
-        layer: Layer::Ipv4,
-        field,
-        index: 0,
-        need: need as u32,
-        have: sat_u16(have),
-        offset: 0,
-    }
-}
-
-fn invalid(field: FieldId, offset: u32, value: u32) -> Error {
-    Error::Invalid {
-        layer: Layer::Ipv4,
-        field,
-        index: 0,
-        offset,
-        value,
-    }
+fn invalid(field: FieldId, offset: usize, value: u32) -> Error {
+    Error::invalid(Layer::Ipv4, field, offset, value)
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checks.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Wraps and checks.
-    ///
-    /// # Errors
-    /// See [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks version 4, IHL >= 5, that the header fits, and that total length is between the
     /// header length and the buffer length.
     ///
@@ -99,9 +62,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// `Truncated` or `Invalid { layer: Ipv4, .. }`.
     pub fn check_len(&self) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(truncated(FieldId::Header, HEADER_LEN, len));
-        }
+        check_header(Layer::Ipv4, HEADER_LEN, len)?;
         if self.version() != 4 {
             return Err(invalid(FieldId::Version, 0, u32::from(self.version())));
         }
@@ -109,9 +70,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if hl < HEADER_LEN {
             return Err(invalid(FieldId::HeaderLength, 0, u32::from(self.ihl())));
         }
-        if len < hl {
-            return Err(truncated(FieldId::Header, hl, len));
-        }
+        check_header(Layer::Ipv4, hl, len)?;
         let total = usize::from(self.total_len());
         if total < hl {
             return Err(invalid(
@@ -121,14 +80,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
             ));
         }
         if total > len {
-            return Err(truncated(FieldId::Payload, total, len));
+            return Err(Error::truncated(
+                Layer::Ipv4,
+                FieldId::Payload,
+                total,
+                len,
+                0,
+            ));
         }
         Ok(())
-    }
-
-    /// Returns the buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Version (4).
@@ -199,7 +159,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Whether the header checksum is valid.
     pub fn verify_checksum(&self) -> bool {
-        checksum(&self.buffer.as_ref()[..self.header_len()]) == 0
+        checksum::checksum(&self.buffer.as_ref()[..self.header_len()]) == 0
     }
 
     /// The payload (from the header end to total length).
@@ -275,7 +235,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Recomputes and stores the header checksum.
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
-        let c = checksum(&self.buffer.as_ref()[..self.header_len()]);
+        let c = checksum::checksum(&self.buffer.as_ref()[..self.header_len()]);
         self.set_checksum(c);
     }
     /// Decrements TTL and updates the checksum incrementally (RFC 1624). Returns the new TTL.
@@ -284,7 +244,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let ttl = self.ttl().wrapping_sub(1);
         self.set_ttl(ttl);
         let new_word = u16::from_be_bytes([ttl, self.protocol()]);
-        let c = crate::checksum::update16(self.checksum(), old_word, new_word);
+        let c = checksum::update16(self.checksum(), old_word, new_word);
         self.set_checksum(c);
         ttl
     }
@@ -344,7 +304,7 @@ impl Ipv4Repr {
 mod tests {
     use super::*;
 
-    /// Inner header of the tcpdump WCCP capture (PROTOCOL.md TV-1).
+    /// Inner header of the tcpdump WCCP capture (docs/protocol.md TV-1).
     const TV1_INNER: [u8; 20] = [
         0x45, 0x00, 0x00, 0xf0, 0x91, 0x14, 0x40, 0x00, 0x40, 0x06, 0xa6, 0x50, 0x0a, 0xfe, 0x7f,
         0xc3, 0x0a, 0xfe, 0x6c, 0xe4,

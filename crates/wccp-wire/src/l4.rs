@@ -2,7 +2,7 @@
 //! option) and ICMP (RFC 792). Checked once, then no accessor panics.
 
 use crate::checksum;
-use crate::error::{sat_u16, Error, FieldId, Layer};
+use crate::error::{check_header, Error, FieldId, Layer};
 
 /// UDP header length.
 pub const UDP_HEADER_LEN: usize = 8;
@@ -15,17 +15,6 @@ pub const TCP_SYN: u8 = 0x02;
 /// TCP flag ACK.
 pub const TCP_ACK: u8 = 0x10;
 
-fn truncated(layer: Layer, need: usize, have: usize) -> Error {
-    Error::Truncated {
-        layer,
-        field: FieldId::Header,
-        index: 0,
-        need: need as u32,
-        have: sat_u16(have),
-        offset: 0,
-    }
-}
-
 /// The source and destination ports of a TCP or UDP header (the first four octets of both).
 ///
 /// # Errors
@@ -33,38 +22,33 @@ fn truncated(layer: Layer, need: usize, have: usize) -> Error {
 pub fn ports(l4: &[u8], layer: Layer) -> Result<(u16, u16), Error> {
     match l4 {
         [a, b, c, d, ..] => Ok((u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))),
-        _ => Err(truncated(layer, 4, l4.len())),
+        _ => Err(Error::truncated(layer, FieldId::Header, 4, l4.len(), 0)),
     }
 }
 
-/// Zero-copy UDP header view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UdpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy UDP header view.
+    pub struct UdpPacket;
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
-    /// Wraps and checks: the header fits and the length field lies between 8 and the buffer.
+    /// Checks that the header fits and that the length field lies between 8 and the buffer.
     ///
     /// # Errors
     /// `Truncated` or `Invalid { layer: Udp, field: Length }`.
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let len = buffer.as_ref().len();
-        if len < UDP_HEADER_LEN {
-            return Err(truncated(Layer::Udp, UDP_HEADER_LEN, len));
-        }
-        let p = UdpPacket { buffer };
-        let l = usize::from(p.len());
+    pub fn check_len(&self) -> Result<(), Error> {
+        let len = self.buffer.as_ref().len();
+        check_header(Layer::Udp, UDP_HEADER_LEN, len)?;
+        let l = usize::from(self.len());
         if l < UDP_HEADER_LEN || l > len {
-            return Err(Error::Invalid {
-                layer: Layer::Udp,
-                field: FieldId::Length,
-                index: 0,
-                offset: 4,
-                value: u32::from(p.len()),
-            });
+            return Err(Error::invalid(
+                Layer::Udp,
+                FieldId::Length,
+                4,
+                u32::from(self.len()),
+            ));
         }
-        Ok(p)
+        Ok(())
     }
     fn word(&self, at: usize) -> u16 {
         let b = self.buffer.as_ref();
@@ -105,6 +89,13 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    /// Sets the checksum field.
+    pub fn set_checksum(&mut self, v: u16) {
+        self.buffer.as_mut()[6..8].copy_from_slice(&v.to_be_bytes());
+    }
+}
+
 /// Writes a UDP header for `payload_len` octets of payload into `seg[..8]` and fills the
 /// checksum over `seg[..8 + payload_len]` (the payload must already be in place).
 ///
@@ -130,37 +121,29 @@ pub fn write_udp(
     seg[6..8].copy_from_slice(&c.to_be_bytes());
 }
 
-/// Zero-copy TCP header view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy TCP header view.
+    pub struct TcpPacket;
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
-    /// Wraps and checks that the header, options included, fits.
+    /// Checks that the header, options included, fits.
     ///
     /// # Errors
     /// `Truncated` or `Invalid { layer: Tcp, field: HeaderLength }`.
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let len = buffer.as_ref().len();
-        if len < TCP_HEADER_LEN {
-            return Err(truncated(Layer::Tcp, TCP_HEADER_LEN, len));
-        }
-        let p = TcpPacket { buffer };
-        let hl = p.header_len();
+    pub fn check_len(&self) -> Result<(), Error> {
+        let len = self.buffer.as_ref().len();
+        check_header(Layer::Tcp, TCP_HEADER_LEN, len)?;
+        let hl = self.header_len();
         if hl < TCP_HEADER_LEN {
-            return Err(Error::Invalid {
-                layer: Layer::Tcp,
-                field: FieldId::HeaderLength,
-                index: 0,
-                offset: 12,
-                value: hl as u32,
-            });
+            return Err(Error::invalid(
+                Layer::Tcp,
+                FieldId::HeaderLength,
+                12,
+                hl as u32,
+            ));
         }
-        if hl > len {
-            return Err(truncated(Layer::Tcp, hl, len));
-        }
-        Ok(p)
+        check_header(Layer::Tcp, hl, len)
     }
     /// Source port.
     pub fn src_port(&self) -> u16 {
@@ -211,6 +194,11 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    /// Sets the checksum field.
+    pub fn set_checksum(&mut self, v: u16) {
+        self.buffer.as_mut()[16..18].copy_from_slice(&v.to_be_bytes());
+    }
+
     /// Lowers the MSS option to `max` when it is larger, updating the checksum incrementally
     /// (RFC 1624). Returns `true` when the option was changed.
     pub fn clamp_mss(&mut self, max: u16) -> bool {
@@ -227,17 +215,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         } else {
             checksum::update16(self.checksum(), mss.swap_bytes(), max.swap_bytes())
         };
-        let b = self.buffer.as_mut();
-        b[at + 2..at + 4].copy_from_slice(&max.to_be_bytes());
-        b[16..18].copy_from_slice(&c.to_be_bytes());
+        self.buffer.as_mut()[at + 2..at + 4].copy_from_slice(&max.to_be_bytes());
+        self.set_checksum(c);
         true
     }
 }
 
-/// Zero-copy ICMP header view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IcmpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy ICMP header view.
+    pub struct IcmpPacket;
 }
 
 /// ICMP type: echo reply.
@@ -252,16 +238,12 @@ pub const ICMP_ECHO_REQUEST: u8 = 8;
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
 
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
-    /// Wraps and checks that the 8-octet header fits.
+    /// Checks that the 8-octet header fits.
     ///
     /// # Errors
     /// `Truncated { layer: Icmp }`.
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let len = buffer.as_ref().len();
-        if len < ICMP_HEADER_LEN {
-            return Err(truncated(Layer::Icmp, ICMP_HEADER_LEN, len));
-        }
-        Ok(IcmpPacket { buffer })
+    pub fn check_len(&self) -> Result<(), Error> {
+        check_header(Layer::Icmp, ICMP_HEADER_LEN, self.buffer.as_ref().len())
     }
     /// Type.
     pub fn msg_type(&self) -> u8 {

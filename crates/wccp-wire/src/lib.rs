@@ -1,5 +1,6 @@
 //! WCCPv2 wire formats (versions 2.00 and 2.01): messages, components, GRE and the redirect
-//! header, and MD5 message authentication. No I/O, no dependencies, no `unsafe`.
+//! header, and MD5 message authentication. No I/O, no `unsafe`, and only `no_std` dependencies
+//! (RustCrypto's `md-5` for the digest).
 //!
 //! # What this crate is for
 //!
@@ -18,7 +19,7 @@
 //! * **Emit into a buffer of exactly `buffer_len()` octets.** Message and component `emit`
 //!   return [`Error::BufferLength`] otherwise; header `emit`s (GRE, redirect, IPv4) panic on a
 //!   short buffer (documented per method).
-//! * Messages are emitted in the canonical component order (PROTOCOL.md §1.4). Parsing skips
+//! * Messages are emitted in the canonical component order (docs/protocol.md §1.4). Parsing skips
 //!   unknown components by length and, for duplicated components, **the first occurrence wins**.
 //! * Addresses are kept as raw 4-octet [`Addr`] element values; with a 2.01 Address Table they
 //!   are 1-based indices, resolved by [`Addr::resolve`].
@@ -50,6 +51,9 @@
 
 extern crate alloc;
 
+#[macro_use]
+mod view;
+
 pub mod addr;
 pub mod arp;
 pub mod auth;
@@ -61,7 +65,6 @@ pub mod ethernet;
 pub mod gre;
 pub mod ipv4;
 pub mod l4;
-pub mod md5;
 pub mod message;
 pub mod redirect_header;
 

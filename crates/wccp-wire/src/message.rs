@@ -1,4 +1,4 @@
-//! WCCP messages (PROTOCOL.md §1.2, §1.4): the 8-octet header view and the four message `Repr`s.
+//! WCCP messages (docs/protocol.md §1.2, §1.4): the 8-octet header view and the four message `Repr`s.
 //!
 //! ```text
 //!  0                   1                   2                   3
@@ -18,7 +18,7 @@
 //! kept as raw [`crate::Addr`] element values and resolved on demand with
 //! [`crate::Addr::resolve`] (pass the message's `address_table`).
 //!
-//! Emitting always writes the canonical component order of PROTOCOL.md §1.4.
+//! Emitting always writes the canonical component order of docs/protocol.md §1.4.
 
 use alloc::vec::Vec;
 
@@ -28,7 +28,7 @@ use crate::component::{
     RouterQueryInfo, RouterViewInfo, Security, ServiceInfo, WebCacheIdentity, WebCacheViewInfo,
 };
 use crate::cursor::CursorMut;
-use crate::error::{sat_u16, sat_u32, Error, FieldId, Layer};
+use crate::error::{check_header, sat_u32, Error, FieldId, Layer};
 
 /// Length of the message header.
 pub const HEADER_LEN: usize = 8;
@@ -112,61 +112,30 @@ mod field {
     pub const LENGTH: Field = 6..8;
 }
 
-/// Zero-copy view of a WCCP message (header + components).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of a WCCP message (header + components).
+    pub struct Packet;
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checks; accessors may panic unless [`Packet::check_len`] passes.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Wraps and checks the length.
-    ///
-    /// # Errors
-    /// See [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks that the 8-octet header and `Length` octets of components are present.
     ///
     /// # Errors
     /// `Truncated { layer: Header, .. }`.
     pub fn check_len(&self) -> Result<(), Error> {
-        let b = self.buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated {
-                layer: Layer::Header,
-                field: FieldId::Header,
-                index: 0,
-                need: HEADER_LEN as u32,
-                have: sat_u16(b.len()),
-                offset: 0,
-            });
-        }
+        let have = self.buffer.as_ref().len();
+        check_header(Layer::Header, HEADER_LEN, have)?;
         let len = usize::from(self.length());
-        if b.len() - HEADER_LEN < len {
-            return Err(Error::Truncated {
-                layer: Layer::Header,
-                field: FieldId::Body,
-                index: 0,
-                need: sat_u32(len),
-                have: sat_u16(b.len() - HEADER_LEN),
-                offset: HEADER_LEN as u32,
-            });
+        if have - HEADER_LEN < len {
+            return Err(Error::truncated(
+                Layer::Header,
+                FieldId::Body,
+                len,
+                have - HEADER_LEN,
+                HEADER_LEN,
+            ));
         }
         Ok(())
-    }
-
-    /// Returns the buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Raw message type.
@@ -265,13 +234,12 @@ impl Frame<'_> {
         if self.msg_type == t {
             Ok(())
         } else {
-            Err(Error::Invalid {
-                layer: Layer::Header,
-                field: FieldId::MessageType,
-                index: 0,
-                offset: 0,
-                value: self.msg_type as u32,
-            })
+            Err(Error::invalid(
+                Layer::Header,
+                FieldId::MessageType,
+                0,
+                self.msg_type as u32,
+            ))
         }
     }
 }
@@ -289,6 +257,11 @@ impl<T: ComponentRepr> Part for T {
     fn part_emit(&self, buf: &mut [u8]) -> Result<(), Error> {
         self.emit(buf)
     }
+}
+
+/// An optional component as an emitter part.
+fn opt<T: Part>(c: &Option<T>) -> Option<&dyn Part> {
+    c.as_ref().map(|c| c as &dyn Part)
 }
 
 fn parts_len(parts: &[Option<&dyn Part>]) -> usize {
@@ -359,6 +332,57 @@ pub trait MessageRepr: Sized {
     }
 }
 
+/// The [`MessageRepr`] impl and the conversion into [`Message`] of each message type, all alike:
+/// `parse` frames the message and checks its type, then the type's `from_frame` picks its
+/// components; `buffer_len` and `emit` go over the type's `parts()` in canonical order.
+macro_rules! message_reprs {
+    ($($name:ident),*) => {$(
+        impl MessageRepr for $name {
+            const TYPE: MessageType = MessageType::$name;
+
+            fn parse(buf: &[u8]) -> Result<Self, Error> {
+                let f = frame(buf)?;
+                f.expect_type(Self::TYPE)?;
+                Self::from_frame(&f)
+            }
+
+            fn buffer_len(&self) -> usize {
+                parts_len(&self.parts())
+            }
+
+            fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
+                emit_parts(Self::TYPE, self.version, &self.parts(), buf)
+            }
+        }
+
+        impl From<$name> for Message {
+            fn from(m: $name) -> Self {
+                Message::$name(m)
+            }
+        }
+    )*};
+}
+
+message_reprs!(HereIAm, ISeeYou, RedirectAssign, RemovalQuery);
+
+/// A `match` over the four variants of a [`Message`] with the same arm, the inner message bound
+/// to `$m`.
+macro_rules! each {
+    ($msg:expr, $m:ident => $arm:expr) => {
+        match $msg {
+            Message::HereIAm($m) => $arm,
+            Message::ISeeYou($m) => $arm,
+            Message::RedirectAssign($m) => $arm,
+            Message::RemovalQuery($m) => $arm,
+        }
+    };
+}
+
+/// The message type of a `Repr` value.
+const fn type_of<M: MessageRepr>(_: &M) -> MessageType {
+    M::TYPE
+}
+
 /// HERE_I_AM (cache → router).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HereIAm {
@@ -387,9 +411,9 @@ impl HereIAm {
             Some(&self.service),
             Some(&self.identity),
             Some(&self.view),
-            self.capabilities.as_ref().map(|c| c as &dyn Part),
-            self.command.as_ref().map(|c| c as &dyn Part),
-            self.address_table.as_ref().map(|c| c as &dyn Part),
+            opt(&self.capabilities),
+            opt(&self.command),
+            opt(&self.address_table),
         ]
     }
 
@@ -405,24 +429,6 @@ impl HereIAm {
             command: f.first()?,
             address_table,
         })
-    }
-}
-
-impl MessageRepr for HereIAm {
-    const TYPE: MessageType = MessageType::HereIAm;
-
-    fn parse(buf: &[u8]) -> Result<Self, Error> {
-        let f = frame(buf)?;
-        f.expect_type(Self::TYPE)?;
-        Self::from_frame(&f)
-    }
-
-    fn buffer_len(&self) -> usize {
-        parts_len(&self.parts())
-    }
-
-    fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
-        emit_parts(Self::TYPE, self.version, &self.parts(), buf)
     }
 }
 
@@ -458,11 +464,11 @@ impl ISeeYou {
             Some(&self.service),
             Some(&self.identity),
             Some(&self.view),
-            self.assignment_map.as_ref().map(|c| c as &dyn Part),
-            self.alt_assignment_map.as_ref().map(|c| c as &dyn Part),
-            self.capabilities.as_ref().map(|c| c as &dyn Part),
-            self.command.as_ref().map(|c| c as &dyn Part),
-            self.address_table.as_ref().map(|c| c as &dyn Part),
+            opt(&self.assignment_map),
+            opt(&self.alt_assignment_map),
+            opt(&self.capabilities),
+            opt(&self.command),
+            opt(&self.address_table),
         ]
     }
 
@@ -480,24 +486,6 @@ impl ISeeYou {
             command: f.first()?,
             address_table,
         })
-    }
-}
-
-impl MessageRepr for ISeeYou {
-    const TYPE: MessageType = MessageType::ISeeYou;
-
-    fn parse(buf: &[u8]) -> Result<Self, Error> {
-        let f = frame(buf)?;
-        f.expect_type(Self::TYPE)?;
-        Self::from_frame(&f)
-    }
-
-    fn buffer_len(&self) -> usize {
-        parts_len(&self.parts())
-    }
-
-    fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
-        emit_parts(Self::TYPE, self.version, &self.parts(), buf)
     }
 }
 
@@ -535,7 +523,7 @@ impl RedirectAssign {
             Some(&self.security),
             Some(&self.service),
             Some(a),
-            self.address_table.as_ref().map(|c| c as &dyn Part),
+            opt(&self.address_table),
         ]
     }
 
@@ -560,24 +548,6 @@ impl RedirectAssign {
     }
 }
 
-impl MessageRepr for RedirectAssign {
-    const TYPE: MessageType = MessageType::RedirectAssign;
-
-    fn parse(buf: &[u8]) -> Result<Self, Error> {
-        let f = frame(buf)?;
-        f.expect_type(Self::TYPE)?;
-        Self::from_frame(&f)
-    }
-
-    fn buffer_len(&self) -> usize {
-        parts_len(&self.parts())
-    }
-
-    fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
-        emit_parts(Self::TYPE, self.version, &self.parts(), buf)
-    }
-}
-
 /// REMOVAL_QUERY (router → cache).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RemovalQuery {
@@ -599,7 +569,7 @@ impl RemovalQuery {
             Some(&self.security),
             Some(&self.service),
             Some(&self.query),
-            self.address_table.as_ref().map(|c| c as &dyn Part),
+            opt(&self.address_table),
         ]
     }
 
@@ -612,24 +582,6 @@ impl RemovalQuery {
             query: f.required()?,
             address_table,
         })
-    }
-}
-
-impl MessageRepr for RemovalQuery {
-    const TYPE: MessageType = MessageType::RemovalQuery;
-
-    fn parse(buf: &[u8]) -> Result<Self, Error> {
-        let f = frame(buf)?;
-        f.expect_type(Self::TYPE)?;
-        Self::from_frame(&f)
-    }
-
-    fn buffer_len(&self) -> usize {
-        parts_len(&self.parts())
-    }
-
-    fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
-        emit_parts(Self::TYPE, self.version, &self.parts(), buf)
     }
 }
 
@@ -664,52 +616,27 @@ impl Message {
 
     /// The message type.
     pub fn msg_type(&self) -> MessageType {
-        match self {
-            Message::HereIAm(_) => MessageType::HereIAm,
-            Message::ISeeYou(_) => MessageType::ISeeYou,
-            Message::RedirectAssign(_) => MessageType::RedirectAssign,
-            Message::RemovalQuery(_) => MessageType::RemovalQuery,
-        }
+        each!(self, m => type_of(m))
     }
 
     /// Header version.
     pub fn version(&self) -> Version {
-        match self {
-            Message::HereIAm(m) => m.version,
-            Message::ISeeYou(m) => m.version,
-            Message::RedirectAssign(m) => m.version,
-            Message::RemovalQuery(m) => m.version,
-        }
+        each!(self, m => m.version)
     }
 
     /// Security Info.
     pub fn security(&self) -> &Security {
-        match self {
-            Message::HereIAm(m) => &m.security,
-            Message::ISeeYou(m) => &m.security,
-            Message::RedirectAssign(m) => &m.security,
-            Message::RemovalQuery(m) => &m.security,
-        }
+        each!(self, m => &m.security)
     }
 
     /// Service Info.
     pub fn service(&self) -> &ServiceInfo {
-        match self {
-            Message::HereIAm(m) => &m.service,
-            Message::ISeeYou(m) => &m.service,
-            Message::RedirectAssign(m) => &m.service,
-            Message::RemovalQuery(m) => &m.service,
-        }
+        each!(self, m => &m.service)
     }
 
     /// Address Table, if any.
     pub fn address_table(&self) -> Option<&AddressTable> {
-        match self {
-            Message::HereIAm(m) => m.address_table.as_ref(),
-            Message::ISeeYou(m) => m.address_table.as_ref(),
-            Message::RedirectAssign(m) => m.address_table.as_ref(),
-            Message::RemovalQuery(m) => m.address_table.as_ref(),
-        }
+        each!(self, m => m.address_table.as_ref())
     }
 
     /// Resolves an address element of this message against its Address Table, if it has one
@@ -806,7 +733,7 @@ impl Message {
     }
 
     /// With an Address Table, checks that every address element is a valid index into it
-    /// (PROTOCOL.md §2.1); without one, always `Ok`. Parsing does not do this by itself, so that a
+    /// (docs/protocol.md §2.1); without one, always `Ok`. Parsing does not do this by itself, so that a
     /// receiver can decide how strict to be.
     ///
     /// # Errors
@@ -826,12 +753,7 @@ impl Message {
 
     /// Length of the emitted message.
     pub fn buffer_len(&self) -> usize {
-        match self {
-            Message::HereIAm(m) => m.buffer_len(),
-            Message::ISeeYou(m) => m.buffer_len(),
-            Message::RedirectAssign(m) => m.buffer_len(),
-            Message::RemovalQuery(m) => m.buffer_len(),
-        }
+        each!(self, m => m.buffer_len())
     }
 
     /// Writes the message into exactly `buffer_len()` octets.
@@ -839,12 +761,7 @@ impl Message {
     /// # Errors
     /// As [`MessageRepr::emit`].
     pub fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
-        match self {
-            Message::HereIAm(m) => m.emit(buf),
-            Message::ISeeYou(m) => m.emit(buf),
-            Message::RedirectAssign(m) => m.emit(buf),
-            Message::RemovalQuery(m) => m.emit(buf),
-        }
+        each!(self, m => m.emit(buf))
     }
 
     /// Emits into a new vector.
@@ -855,26 +772,5 @@ impl Message {
         let mut v = alloc::vec![0u8; self.buffer_len()];
         self.emit(&mut v)?;
         Ok(v)
-    }
-}
-
-impl From<HereIAm> for Message {
-    fn from(m: HereIAm) -> Self {
-        Message::HereIAm(m)
-    }
-}
-impl From<ISeeYou> for Message {
-    fn from(m: ISeeYou) -> Self {
-        Message::ISeeYou(m)
-    }
-}
-impl From<RedirectAssign> for Message {
-    fn from(m: RedirectAssign) -> Self {
-        Message::RedirectAssign(m)
-    }
-}
-impl From<RemovalQuery> for Message {
-    fn from(m: RemovalQuery) -> Self {
-        Message::RemovalQuery(m)
     }
 }

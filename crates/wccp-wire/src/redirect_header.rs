@@ -1,4 +1,4 @@
-//! The 4-octet WCCP redirect header that follows GRE (PROTOCOL.md §4.2), with flags as observed on
+//! The 4-octet WCCP redirect header that follows GRE (docs/protocol.md §4.2), with flags as observed on
 //! the wire (LSB-first, ambiguity A1).
 //!
 //! ```text
@@ -9,7 +9,7 @@
 
 use core::fmt;
 
-use crate::error::{sat_u16, Error, FieldId, Layer};
+use crate::error::{check_header, Error, Layer};
 
 /// Header length.
 pub const HEADER_LEN: usize = 4;
@@ -59,50 +59,22 @@ impl fmt::Debug for RedirectFlags {
     }
 }
 
-/// Zero-copy view of a redirect header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of a redirect header.
+    pub struct Packet;
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checks.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Wraps and checks the length.
-    ///
-    /// # Errors
-    /// `Truncated` if shorter than 4 octets.
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks the length.
     ///
     /// # Errors
     /// `Truncated` if shorter than 4 octets.
     pub fn check_len(&self) -> Result<(), Error> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated {
-                layer: Layer::RedirectHeader,
-                field: FieldId::Header,
-                index: 0,
-                need: HEADER_LEN as u32,
-                have: sat_u16(len),
-                offset: 0,
-            });
-        }
-        Ok(())
-    }
-
-    /// Returns the buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
+        check_header(
+            Layer::RedirectHeader,
+            HEADER_LEN,
+            self.buffer.as_ref().len(),
+        )
     }
 
     /// Flags.
@@ -185,6 +157,16 @@ impl RedirectHeader {
         p.set_primary_bucket(self.primary_bucket);
     }
 
+    /// From the four octets.
+    pub const fn from_bytes(b: [u8; 4]) -> Self {
+        RedirectHeader {
+            flags: RedirectFlags(b[0]),
+            service_id: b[1],
+            alt_bucket: b[2],
+            primary_bucket: b[3],
+        }
+    }
+
     /// The four octets.
     pub const fn to_bytes(&self) -> [u8; 4] {
         [
@@ -200,7 +182,7 @@ impl RedirectHeader {
 mod tests {
     use super::*;
 
-    /// PROTOCOL.md TV-8.
+    /// docs/protocol.md TV-8.
     #[test]
     fn golden_cisco_headers() {
         let h = RedirectHeader {

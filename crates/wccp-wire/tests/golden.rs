@@ -139,7 +139,7 @@ fn golden_redirect_assign_md5() {
     verify(&bytes, b"wccpTest").unwrap();
 }
 
-/// REMOVAL_QUERY, no security: 64 octets as on a real Cisco (PROTOCOL.md §6).
+/// REMOVAL_QUERY, no security: 64 octets as on a real Cisco (docs/protocol.md §6).
 #[test]
 fn golden_removal_query() {
     let rq = RemovalQuery {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::Prefix;
+use super::Ipv4Net;
 
 /// Default number of worker lcores.
 pub const DEFAULT_WORKERS: u16 = 1;
@@ -48,9 +48,9 @@ pub struct RedirectRule {
     /// IP protocol matched; `None` = every protocol.
     pub protocol: Option<u8>,
     /// Source prefix matched (`0.0.0.0/0` = any).
-    pub src: Prefix,
+    pub src: Ipv4Net,
     /// Destination prefix matched (`0.0.0.0/0` = any).
-    pub dst: Prefix,
+    pub dst: Ipv4Net,
     /// Source ports matched; empty = any. Non-empty only with protocol TCP or UDP.
     pub src_ports: Vec<u16>,
     /// Destination ports matched; empty = any. Non-empty only with protocol TCP or UDP.
@@ -60,10 +60,7 @@ pub struct RedirectRule {
 impl RedirectRule {
     /// A rule with `action` that matches every packet.
     pub fn any(action: RuleAction) -> RedirectRule {
-        let all = Prefix {
-            addr: Ipv4Addr::UNSPECIFIED,
-            len: 0,
-        };
+        let all = Ipv4Net::default();
         RedirectRule {
             action,
             protocol: None,
@@ -78,8 +75,8 @@ impl RedirectRule {
     /// only meaningful for TCP and UDP; pass 0 for other protocols.
     pub fn matches(&self, proto: u8, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> bool {
         self.protocol.is_none_or(|p| p == proto)
-            && self.src.contains(src)
-            && self.dst.contains(dst)
+            && self.src.contains(&src)
+            && self.dst.contains(&dst)
             && (self.src_ports.is_empty() || self.src_ports.contains(&sport))
             && (self.dst_ports.is_empty() || self.dst_ports.contains(&dport))
     }
@@ -105,7 +102,7 @@ pub fn redirect_list_permits(
 }
 
 /// An interface address `address/len`: the port's own address and its connected subnet (host
-/// bits are the point here, unlike a [`Prefix`]).
+/// bits are the point here, unlike a prefix of the configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct InterfaceAddr {
     /// The port's own address.
@@ -116,20 +113,14 @@ pub struct InterfaceAddr {
 
 impl InterfaceAddr {
     /// The connected subnet (the address with its host bits cleared).
-    pub fn subnet(&self) -> Prefix {
-        let p = Prefix {
-            addr: self.addr,
-            len: self.len,
-        };
-        Prefix {
-            addr: Ipv4Addr::from(u32::from(self.addr) & p.mask()),
-            len: self.len,
-        }
+    pub fn subnet(&self) -> Ipv4Net {
+        // `len` is 1-32 once validated; a larger one (a hand-built value) counts as 32.
+        Ipv4Net::new(self.addr, self.len.min(32)).map_or(Ipv4Net::from(self.addr), |n| n.trunc())
     }
 
     /// Whether `ip` lies inside the connected subnet.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        self.subnet().contains(ip)
+        self.subnet().contains(&ip)
     }
 }
 
@@ -203,7 +194,7 @@ pub struct DataplanePort {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     /// Destination prefix.
-    pub prefix: Prefix,
+    pub prefix: Ipv4Net,
     /// Next hop, inside a connected subnet of some port.
     pub via: Ipv4Addr,
 }

@@ -89,17 +89,14 @@ fn rule_prefix(
     m: &mut BTreeMap<String, Value>,
     path: &FieldPath,
     key: &str,
-) -> Option<Prefix> {
-    let any = Prefix {
-        addr: Ipv4Addr::UNSPECIFIED,
-        len: 0,
-    };
+) -> Option<Ipv4Net> {
+    let any = Ipv4Net::default();
     let before = ctx.problems.len();
     match opt::<String>(ctx, m, path, key) {
         None if ctx.problems.len() != before => None,
         None => Some(any),
         Some(s) if s.trim() == "any" => Some(any),
-        Some(s) => match s.parse::<Prefix>() {
+        Some(s) => match parse_prefix(&s) {
             Ok(p) => Some(p),
             Err(e) => {
                 ctx.err(&path.key(key), format!("bad prefix `{s}`: {e}"));
@@ -432,9 +429,9 @@ fn check_ports(ctx: &mut Ctx<'_>, drafts: &[Draft], pp: &FieldPath) {
                         .filter(|(x, _)| *x < k)
                         .map(|(_, b)| (j, *b)),
                 );
-            let hit = prior
-                .into_iter()
-                .find(|(_, b)| b.contains(a.subnet().addr) || a.contains(b.subnet().addr));
+            let hit = prior.into_iter().find(|(_, b)| {
+                b.contains(a.subnet().network()) || a.contains(b.subnet().network())
+            });
             if let Some((i, b)) = hit {
                 ctx.err(
                     &pp.index(j).key("addresses").index(k),
@@ -468,14 +465,14 @@ fn routes(
     let rp = path.key("routes");
     let list: Vec<Value> = opt(ctx, m, path, "routes").unwrap_or_default();
     let mut out: Vec<Route> = Vec::new();
-    let mut seen: Vec<(usize, Prefix)> = Vec::new();
+    let mut seen: Vec<(usize, Ipv4Net)> = Vec::new();
     for (j, v) in list.into_iter().enumerate() {
         let path = rp.index(j);
         let Some(mut r) = ctx.fields(v, &path, &["prefix", "via"]) else {
             continue;
         };
         let prefix =
-            req::<String>(ctx, &mut r, &path, "prefix").and_then(|s| match s.parse::<Prefix>() {
+            req::<String>(ctx, &mut r, &path, "prefix").and_then(|s| match parse_prefix(&s) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     ctx.err(&path.key("prefix"), format!("bad prefix `{s}`: {e}"));
@@ -617,8 +614,7 @@ fn interface_addr(ctx: &mut Ctx<'_>, s: &str, path: &FieldPath) -> Option<Interf
     let ia = InterfaceAddr { addr, len };
     if len <= 30 {
         let net = ia.subnet();
-        let broadcast = Ipv4Addr::from(u32::from(net.addr) | !net.mask());
-        if addr == net.addr {
+        if addr == net.network() {
             ctx.err(
                 path,
                 format!(
@@ -629,7 +625,7 @@ fn interface_addr(ctx: &mut Ctx<'_>, s: &str, path: &FieldPath) -> Option<Interf
             );
             return None;
         }
-        if addr == broadcast {
+        if addr == net.broadcast() {
             ctx.err(path, format!("`{s}` is the subnet's broadcast address"));
             return None;
         }

@@ -5,10 +5,11 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use assign::service::ServiceDef;
+use ipnet::Ipv4Net;
 
 use crate::ServiceKey;
 
-/// Capability bit: GRE (forwarding and return method, PROTOCOL.md 2.10).
+/// Capability bit: GRE (forwarding and return method, docs/protocol.md 2.10).
 pub const METHOD_GRE: u32 = 0x1;
 /// Capability bit: L2 (forwarding and return method).
 pub const METHOD_L2: u32 = 0x2;
@@ -17,42 +18,7 @@ pub const ASSIGN_HASH: u32 = 0x1;
 /// Capability bit: mask assignment.
 pub const ASSIGN_MASK: u32 = 0x2;
 
-/// An IPv4 prefix (`addr/len`) of the allowed-caches group list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Prefix {
-    /// Network address.
-    pub addr: Ipv4Addr,
-    /// Prefix length 0-32.
-    pub len: u8,
-}
-
-impl Prefix {
-    /// A prefix; `len` above 32 is clamped to 32.
-    pub const fn new(addr: Ipv4Addr, len: u8) -> Self {
-        Prefix {
-            addr,
-            len: if len > 32 { 32 } else { len },
-        }
-    }
-
-    /// Does the prefix contain `a`?
-    pub fn contains(&self, a: Ipv4Addr) -> bool {
-        let mask = if self.len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.len.min(32)))
-        };
-        u32::from(a) & mask == u32::from(self.addr) & mask
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-/// What the router offers a service group in its Capabilities Info (PROTOCOL.md 2.10) and what
+/// What the router offers a service group in its Capabilities Info (docs/protocol.md 2.10) and what
 /// it accepts in HERE_I_AMs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Offer {
@@ -91,12 +57,12 @@ pub struct ServiceConfig {
     /// Standard or dynamic, and the id.
     pub key: ServiceKey,
     /// A fixed definition. Standard services use their implied one when `None`; a dynamic
-    /// service without one is defined by the first cache that joins (PROTOCOL.md 2.3).
+    /// service without one is defined by the first cache that joins (docs/protocol.md 2.3).
     pub definition: Option<ServiceDef>,
     /// MD5 password (at most 8 octets); `None` = no security.
     pub password: Option<Vec<u8>>,
     /// Group list: caches allowed to join. Empty = anyone.
-    pub allowed_caches: Vec<Prefix>,
+    pub allowed_caches: Vec<Ipv4Net>,
     /// Closed service: drop the service's traffic instead of forwarding it when no cache takes it.
     pub closed: bool,
     /// Capabilities offered.
@@ -291,14 +257,17 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        let p = Prefix::new(Ipv4Addr::new(10, 200, 0, 0), 24);
-        assert!(p.contains(Ipv4Addr::new(10, 200, 0, 77)));
-        assert!(!p.contains(Ipv4Addr::new(10, 200, 1, 1)));
-        assert!(Prefix::new(Ipv4Addr::UNSPECIFIED, 0).contains(Ipv4Addr::new(1, 2, 3, 4)));
-        let host = Prefix::new(Ipv4Addr::new(10, 0, 0, 1), 40);
-        assert_eq!(host.len, 32);
-        assert!(host.contains(Ipv4Addr::new(10, 0, 0, 1)));
-        assert!(!host.contains(Ipv4Addr::new(10, 0, 0, 2)));
+        let p = Ipv4Net::new(Ipv4Addr::new(10, 200, 0, 0), 24).unwrap();
+        assert!(p.contains(&Ipv4Addr::new(10, 200, 0, 77)));
+        assert!(!p.contains(&Ipv4Addr::new(10, 200, 1, 1)));
+        let any = Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).unwrap();
+        assert!(any.contains(&Ipv4Addr::new(1, 2, 3, 4)));
+        // A length above 32 is refused (config never produces one); a host is a /32.
+        assert!(Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 1), 40).is_err());
+        let host = Ipv4Net::from(Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(host.prefix_len(), 32);
+        assert!(host.contains(&Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(!host.contains(&Ipv4Addr::new(10, 0, 0, 2)));
         assert_eq!(p.to_string(), "10.200.0.0/24");
     }
 

@@ -14,6 +14,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = (p.flags_version(), p.protocol(), p.header_len());
         let _ = p.payload();
         let _ = GreRepr::parse(&p);
+        // Any flags: the payload split must not panic either (packet return allows C/K/S).
+        if let Ok(w) = p.wccp_payload() {
+            assert!(w.inner().len() <= p.payload().len());
+        }
     }
     if let Ok(r) = RedirectPacket::new_checked(data) {
         let h = RedirectHeader::parse(&r);

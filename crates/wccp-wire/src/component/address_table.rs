@@ -1,4 +1,4 @@
-//! Address Table (type 17, 2.01, PROTOCOL.md §2.16).
+//! Address Table (type 17, 2.01, docs/protocol.md §2.16).
 //!
 //! ```text
 //! | Family (2) | Address length (2) | N (4) | N x address (length octets each) |

@@ -1,4 +1,4 @@
-//! Assignment components: Assignment Info (type 6, PROTOCOL.md §2.8), Alternate Assignment (13,
+//! Assignment components: Assignment Info (type 6, docs/protocol.md §2.8), Alternate Assignment (13,
 //! §2.11), Assignment Map (14, §2.12), Alternate Assignment Map (16, §2.14).
 //!
 //! ```text
@@ -76,19 +76,19 @@ impl RouterAssignment {
     pub const LEN: usize = 12;
 
     fn read_list(c: &mut Cursor<'_>) -> Result<Vec<Self>, Error> {
-        let n = c.count(FieldId::RouterCount, FieldId::RouterAssignment, Self::LEN)?;
-        let mut v = Vec::with_capacity(n);
-        for i in 0..n {
-            c.set_index(i + 1);
-            let mut e = c.sub(Self::LEN, FieldId::RouterAssignment)?;
-            v.push(RouterAssignment {
-                addr: Addr(e.u32(FieldId::RouterAssignment)?),
-                receive_id: e.u32(FieldId::RouterAssignment)?,
-                change_number: e.u32(FieldId::RouterAssignment)?,
-            });
-        }
-        c.set_index(0);
-        Ok(v)
+        c.list(
+            FieldId::RouterCount,
+            FieldId::RouterAssignment,
+            Self::LEN,
+            |c| {
+                let mut e = c.sub(Self::LEN, FieldId::RouterAssignment)?;
+                Ok(RouterAssignment {
+                    addr: Addr(e.u32(FieldId::RouterAssignment)?),
+                    receive_id: e.u32(FieldId::RouterAssignment)?,
+                    change_number: e.u32(FieldId::RouterAssignment)?,
+                })
+            },
+        )
     }
 
     fn write_list(list: &[Self], w: &mut CursorMut<'_>) {

@@ -1,4 +1,4 @@
-//! Capabilities Info (type 8, PROTOCOL.md §2.10): a list of `type(2) length(2) value` elements.
+//! Capabilities Info (type 8, docs/protocol.md §2.10): a list of `type(2) length(2) value` elements.
 
 use alloc::vec::Vec;
 

@@ -1,4 +1,4 @@
-//! Command Extension (type 15, PROTOCOL.md §2.13): a list of `type(2) length(2) data` elements.
+//! Command Extension (type 15, docs/protocol.md §2.13): a list of `type(2) length(2) data` elements.
 
 use alloc::vec::Vec;
 

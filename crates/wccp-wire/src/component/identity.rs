@@ -1,4 +1,4 @@
-//! Router Identity Info (type 2, PROTOCOL.md §2.4), Web-Cache Identity Info (type 3, §2.5) and
+//! Router Identity Info (type 2, docs/protocol.md §2.4), Web-Cache Identity Info (type 3, §2.5) and
 //! the Web-Cache Identity Element shared with Router View Info.
 //!
 //! ```text
@@ -64,21 +64,11 @@ pub(crate) fn read_addrs(
     count_field: FieldId,
     elem_field: FieldId,
 ) -> Result<Vec<Addr>, Error> {
-    let n = c.count(count_field, elem_field, 4)?;
-    let mut v = Vec::with_capacity(n);
-    for i in 0..n {
-        c.set_index(i + 1);
-        v.push(Addr(c.u32(elem_field)?));
-    }
-    c.set_index(0);
-    Ok(v)
+    c.list(count_field, elem_field, 4, |c| Ok(Addr(c.u32(elem_field)?)))
 }
 
 pub(crate) fn write_addrs(addrs: &[Addr], w: &mut CursorMut<'_>) {
-    w.count(addrs.len());
-    for a in addrs {
-        w.u32(a.0);
-    }
+    w.list(addrs, |a, w| w.u32(a.0));
 }
 
 impl ComponentRepr for RouterIdentityInfo {
@@ -104,7 +94,7 @@ impl ComponentRepr for RouterIdentityInfo {
 }
 
 /// Flags of a Web-Cache Identity Element **without the type bits** (0x0006), which this crate
-/// derives from [`AssignmentData`]. Values as observed on the wire (PROTOCOL.md §2.5, A2).
+/// derives from [`AssignmentData`]. Values as observed on the wire (docs/protocol.md §2.5, A2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct IdentityFlags(pub u16);
 
@@ -119,7 +109,7 @@ impl IdentityFlags {
     pub const VERSION_MIN: Self = Self(0x0008);
 
     /// U as Apache Traffic Server encodes it (0x8000, following the draft's MSB-first diagram;
-    /// PROTOCOL.md ambiguity A2). Kept as a raw bit; see [`IdentityFlags::unassigned_lenient`].
+    /// docs/protocol.md ambiguity A2). Kept as a raw bit; see [`IdentityFlags::unassigned_lenient`].
     pub const ATS_UNASSIGNED: Self = Self(0x8000);
 
     /// Whether U is set.
@@ -147,7 +137,7 @@ impl fmt::Debug for IdentityFlags {
 /// Hash Assignment Data (36 octets).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct HashAssignmentData {
-    /// 256-bit bucket bitmap ("Bucket Block 0..7"); informational (PROTOCOL.md A4).
+    /// 256-bit bucket bitmap ("Bucket Block 0..7"); informational (docs/protocol.md A4).
     pub buckets: [u8; 32],
     /// Assignment weight.
     pub weight: u16,
@@ -235,7 +225,7 @@ pub enum AssignmentData {
     },
 }
 
-/// Decoded extended assignment data (PROTOCOL.md §2.5 (d)).
+/// Decoded extended assignment data (docs/protocol.md §2.5 (d)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ExtendedData {

@@ -1,4 +1,4 @@
-//! Mask/Value Set lists (PROTOCOL.md §2.17) and Alternate Mask/Value Set lists (§2.18).
+//! Mask/Value Set lists (docs/protocol.md §2.17) and Alternate Mask/Value Set lists (§2.18).
 //!
 //! ```text
 //! List:            M (4) | M x Set Element
@@ -38,12 +38,19 @@ impl MaskElement {
     /// # Errors
     /// `Truncated`.
     pub fn read(c: &mut Cursor<'_>) -> Result<Self, Error> {
-        let mut m = c.sub(Self::LEN, FieldId::MaskElement)?;
+        Self::read_fields(
+            &mut c.sub(Self::LEN, FieldId::MaskElement)?,
+            FieldId::MaskElement,
+        )
+    }
+
+    /// Reads the four fields, which also start a Value Element, reporting errors as `field`.
+    fn read_fields(c: &mut Cursor<'_>, field: FieldId) -> Result<Self, Error> {
         Ok(MaskElement {
-            src_addr: Addr(m.u32(FieldId::MaskElement)?),
-            dst_addr: Addr(m.u32(FieldId::MaskElement)?),
-            src_port: m.u16(FieldId::MaskElement)?,
-            dst_port: m.u16(FieldId::MaskElement)?,
+            src_addr: Addr(c.u32(field)?),
+            dst_addr: Addr(c.u32(field)?),
+            src_port: c.u16(field)?,
+            dst_port: c.u16(field)?,
         })
     }
 
@@ -81,21 +88,25 @@ impl ValueElement {
     /// `Truncated`.
     pub fn read(c: &mut Cursor<'_>) -> Result<Self, Error> {
         let mut v = c.sub(Self::LEN, FieldId::ValueElement)?;
+        let m = MaskElement::read_fields(&mut v, FieldId::ValueElement)?;
         Ok(ValueElement {
-            src_addr: Addr(v.u32(FieldId::ValueElement)?),
-            dst_addr: Addr(v.u32(FieldId::ValueElement)?),
-            src_port: v.u16(FieldId::ValueElement)?,
-            dst_port: v.u16(FieldId::ValueElement)?,
+            src_addr: m.src_addr,
+            dst_addr: m.dst_addr,
+            src_port: m.src_port,
+            dst_port: m.dst_port,
             cache: Addr(v.u32(FieldId::ValueElement)?),
         })
     }
 
-    /// Writes one element.
+    /// Writes one element: the Mask Element layout, then the cache.
     pub fn write(&self, w: &mut CursorMut<'_>) {
-        w.u32(self.src_addr.0);
-        w.u32(self.dst_addr.0);
-        w.u16(self.src_port);
-        w.u16(self.dst_port);
+        MaskElement {
+            src_addr: self.src_addr,
+            dst_addr: self.dst_addr,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+        }
+        .write(w);
         w.u32(self.cache.0);
     }
 }
@@ -120,29 +131,17 @@ impl MaskValueSet {
     /// # Errors
     /// `Truncated` for any short field or hostile count.
     pub fn read_list(c: &mut Cursor<'_>) -> Result<Vec<Self>, Error> {
-        let m = c.count(
-            FieldId::MaskSetCount,
-            FieldId::MaskElement,
-            MaskElement::LEN + 4,
-        )?;
-        let mut sets = Vec::with_capacity(m);
-        for i in 0..m {
-            c.set_index(i + 1);
-            let mask = MaskElement::read(c)?;
-            let n = c.count(
-                FieldId::ValueCount,
-                FieldId::ValueElement,
-                ValueElement::LEN,
-            )?;
-            let mut values = Vec::with_capacity(n);
-            for j in 0..n {
-                c.set_index(j + 1);
-                values.push(ValueElement::read(c)?);
-            }
-            sets.push(MaskValueSet { mask, values });
-        }
-        c.set_index(0);
-        Ok(sets)
+        read_sets(c, |c| {
+            Ok(MaskValueSet {
+                mask: MaskElement::read(c)?,
+                values: c.list(
+                    FieldId::ValueCount,
+                    FieldId::ValueElement,
+                    ValueElement::LEN,
+                    ValueElement::read,
+                )?,
+            })
+        })
     }
 
     /// Wire length of a list (count + sets).
@@ -152,15 +151,25 @@ impl MaskValueSet {
 
     /// Writes a list (count + sets).
     pub fn write_list(sets: &[Self], w: &mut CursorMut<'_>) {
-        w.count(sets.len());
-        for s in sets {
+        w.list(sets, |s, w| {
             s.mask.write(w);
-            w.count(s.values.len());
-            for v in &s.values {
-                v.write(w);
-            }
-        }
+            w.list(&s.values, ValueElement::write);
+        });
     }
+}
+
+/// Reads a (Alternate) Mask/Value Set List: the set count, then each set with `set`, which starts
+/// with the set's Mask Element (so every set is at least 16 octets: mask and a count).
+fn read_sets<T>(
+    c: &mut Cursor<'_>,
+    set: impl FnMut(&mut Cursor<'_>) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    c.list(
+        FieldId::MaskSetCount,
+        FieldId::MaskElement,
+        MaskElement::LEN + 4,
+        set,
+    )
 }
 
 /// Web-Cache Value Element (2.01): a cache and the VSNs it owns.
@@ -168,7 +177,7 @@ impl MaskValueSet {
 pub struct CacheValueElement {
     /// Cache address.
     pub cache: Addr,
-    /// Value sequence numbers (PROTOCOL.md §3.4).
+    /// Value sequence numbers (docs/protocol.md §3.4).
     pub vsns: Vec<u32>,
 }
 
@@ -198,31 +207,20 @@ impl AltMaskValueSet {
     /// # Errors
     /// `Truncated` for any short field or hostile count.
     pub fn read_list(c: &mut Cursor<'_>) -> Result<Vec<Self>, Error> {
-        let m = c.count(
-            FieldId::MaskSetCount,
-            FieldId::MaskElement,
-            MaskElement::LEN + 4,
-        )?;
-        let mut sets = Vec::with_capacity(m);
-        for i in 0..m {
-            c.set_index(i + 1);
-            let mask = MaskElement::read(c)?;
-            let n = c.count(FieldId::ValueCount, FieldId::CacheValueElement, 8)?;
-            let mut caches = Vec::with_capacity(n);
-            for j in 0..n {
-                c.set_index(j + 1);
-                let cache = Addr(c.u32(FieldId::CacheValueElement)?);
-                let k = c.count(FieldId::VsnCount, FieldId::Vsn, 4)?;
-                let mut vsns = Vec::with_capacity(k);
-                for _ in 0..k {
-                    vsns.push(c.u32(FieldId::Vsn)?);
-                }
-                caches.push(CacheValueElement { cache, vsns });
-            }
-            sets.push(AltMaskValueSet { mask, caches });
-        }
-        c.set_index(0);
-        Ok(sets)
+        read_sets(c, |c| {
+            Ok(AltMaskValueSet {
+                mask: MaskElement::read(c)?,
+                caches: c.list(FieldId::ValueCount, FieldId::CacheValueElement, 8, |c| {
+                    let cache = Addr(c.u32(FieldId::CacheValueElement)?);
+                    // VSNs keep the index of their Web-Cache Value Element.
+                    let k = c.count(FieldId::VsnCount, FieldId::Vsn, 4)?;
+                    let vsns = (0..k)
+                        .map(|_| c.u32(FieldId::Vsn))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(CacheValueElement { cache, vsns })
+                })?,
+            })
+        })
     }
 
     /// Wire length of a list (count + sets).
@@ -232,17 +230,12 @@ impl AltMaskValueSet {
 
     /// Writes a list (count + sets).
     pub fn write_list(sets: &[Self], w: &mut CursorMut<'_>) {
-        w.count(sets.len());
-        for s in sets {
+        w.list(sets, |s, w| {
             s.mask.write(w);
-            w.count(s.caches.len());
-            for c in &s.caches {
+            w.list(&s.caches, |c, w| {
                 w.u32(c.cache.0);
-                w.count(c.vsns.len());
-                for v in &c.vsns {
-                    w.u32(*v);
-                }
-            }
-        }
+                w.list(&c.vsns, |v, w| w.u32(*v));
+            });
+        });
     }
 }

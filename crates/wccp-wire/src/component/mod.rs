@@ -1,4 +1,4 @@
-//! Components (PROTOCOL.md §1.3, §2): framing, the zero-copy component view, the components
+//! Components (docs/protocol.md §1.3, §2): framing, the zero-copy component view, the components
 //! iterator, and one owned `Repr` per component type.
 //!
 //! ```text
@@ -10,7 +10,7 @@
 //! ```
 
 use crate::cursor::{Cursor, CursorMut};
-use crate::error::{sat_u16, sat_u32, Error, FieldId, Layer};
+use crate::error::{check_header, sat_u16, sat_u32, Error, FieldId, Layer};
 
 pub mod address_table;
 pub mod assignment;
@@ -43,7 +43,7 @@ pub use view::{RouterViewInfo, WebCacheViewInfo};
 /// Length of the component header (type + length).
 pub const HEADER_LEN: usize = 4;
 
-/// Component type codes (PROTOCOL.md §2.0); names of the drafts in the docs.
+/// Component type codes (docs/protocol.md §2.0); names of the drafts in the docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 #[repr(u16)]
@@ -135,59 +135,29 @@ mod field {
     pub const BODY: usize = 4;
 }
 
-/// Zero-copy view of one component (header + body).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of one component (header + body).
+    pub struct Packet;
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps `buffer` without checks; accessors may panic unless [`Packet::check_len`] passes.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Wraps `buffer` and checks that the header and the declared body fit.
-    ///
-    /// # Errors
-    /// See [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks that the header and the declared body length fit in the buffer.
     ///
     /// # Errors
     /// `Truncated` for a short header, `LengthMismatch` if the body runs past the buffer.
     pub fn check_len(&self) -> Result<(), Error> {
-        let b = self.buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated {
-                layer: Layer::Component,
-                field: FieldId::Header,
-                index: 0,
-                need: HEADER_LEN as u32,
-                have: sat_u16(b.len()),
-                offset: 0,
-            });
-        }
+        let have = self.buffer.as_ref().len();
+        check_header(Layer::Component, HEADER_LEN, have)?;
         let declared = usize::from(self.length());
-        if declared > b.len() - HEADER_LEN {
+        if declared > have - HEADER_LEN {
             return Err(Error::LengthMismatch {
                 component: self.kind(),
                 declared: self.length(),
-                remaining: sat_u16(b.len() - HEADER_LEN),
+                remaining: sat_u16(have - HEADER_LEN),
                 offset: 0,
             });
         }
         Ok(())
-    }
-
-    /// Returns the wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Raw component type code.
@@ -324,7 +294,7 @@ impl<'a> Iterator for Components<'a> {
 
 /// Common behaviour of the owned component representations.
 ///
-/// `parse` accepts trailing padding inside a component (PROTOCOL.md §1.3) and ignores it; `emit`
+/// `parse` accepts trailing padding inside a component (docs/protocol.md §1.3) and ignores it; `emit`
 /// writes the canonical form with no padding.
 pub trait ComponentRepr: Sized {
     /// The component type code.

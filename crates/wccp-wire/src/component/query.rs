@@ -1,4 +1,4 @@
-//! Router Query Info (type 7, PROTOCOL.md §2.9) — body 16 octets.
+//! Router Query Info (type 7, docs/protocol.md §2.9) — body 16 octets.
 //!
 //! ```text
 //! | Router ID (4) | Receive ID (4) | Sent To (4) | Target cache (4) |

@@ -1,4 +1,4 @@
-//! Security Info (type 0, PROTOCOL.md §2.2).
+//! Security Info (type 0, docs/protocol.md §2.2).
 //!
 //! ```text
 //! +---------------------------------------------------------------+

@@ -1,4 +1,4 @@
-//! Service Info (type 1, PROTOCOL.md §2.3) — body always 24 octets.
+//! Service Info (type 1, docs/protocol.md §2.3) — body always 24 octets.
 //!
 //! ```text
 //! +---------------+---------------+---------------+---------------+
@@ -31,7 +31,7 @@ pub enum ServiceType {
     Dynamic = 1,
 }
 
-/// Service flags (PROTOCOL.md §2.3 table), a 32-bit set.
+/// Service flags (docs/protocol.md §2.3 table), a 32-bit set.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ServiceFlags(pub u32);
 
@@ -151,28 +151,12 @@ mod field {
     pub const PORTS: Field = 8..24;
 }
 
-/// Zero-copy view of a Service Info body (24 octets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of a Service Info body (24 octets).
+    pub struct Packet;
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Wraps and checks the length.
-    ///
-    /// # Errors
-    /// `Truncated` if shorter than 24 octets.
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks that the body has 24 octets.
     ///
     /// # Errors
@@ -181,11 +165,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let b = self.buffer.as_ref();
         let mut c = Cursor::new(b, 0, crate::error::Layer::ServiceInfo);
         c.bytes(BODY_LEN, FieldId::Body).map(|_| ())
-    }
-
-    /// Returns the buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Raw service type.
@@ -305,7 +284,7 @@ mod tests {
     use super::*;
     use crate::component::Component;
 
-    /// PROTOCOL.md TV-6.
+    /// docs/protocol.md TV-6.
     #[test]
     fn tv6_dynamic_service() {
         let bytes = [

@@ -1,4 +1,4 @@
-//! Router View Info (type 4, PROTOCOL.md §2.6) and Web-Cache View Info (type 5, §2.7).
+//! Router View Info (type 4, docs/protocol.md §2.6) and Web-Cache View Info (type 5, §2.7).
 //!
 //! ```text
 //! Router View:    change (4) | key addr (4) | key change (4) | NR (4) | NR x addr
@@ -65,10 +65,7 @@ impl ComponentRepr for RouterViewInfo {
         w.u32(self.change_number);
         self.key.write(w);
         write_addrs(&self.routers, w);
-        w.count(self.caches.len());
-        for cache in &self.caches {
-            cache.write(w);
-        }
+        w.list(&self.caches, WebCacheIdentity::write);
     }
 }
 
@@ -88,17 +85,12 @@ impl ComponentRepr for WebCacheViewInfo {
 
     fn parse_body(c: &mut Cursor<'_>) -> Result<Self, Error> {
         let change_number = c.u32(FieldId::ChangeNumber)?;
-        let n = c.count(
+        let routers = c.list(
             FieldId::RouterCount,
             FieldId::RouterElement,
             RouterIdElement::LEN,
+            RouterIdElement::read,
         )?;
-        let mut routers = Vec::with_capacity(n);
-        for i in 0..n {
-            c.set_index(i + 1);
-            routers.push(RouterIdElement::read(c)?);
-        }
-        c.set_index(0);
         let caches = read_addrs(c, FieldId::CacheCount, FieldId::CacheElement)?;
         Ok(WebCacheViewInfo {
             change_number,
@@ -113,10 +105,7 @@ impl ComponentRepr for WebCacheViewInfo {
 
     fn emit_body(&self, w: &mut CursorMut<'_>) {
         w.u32(self.change_number);
-        w.count(self.routers.len());
-        for r in &self.routers {
-            r.write(w);
-        }
+        w.list(&self.routers, RouterIdElement::write);
         write_addrs(&self.caches, w);
     }
 }
