@@ -52,7 +52,7 @@ fn router_conversion_carries_values() {
     assert!(!s0.key.dynamic);
     assert_eq!(s0.password.as_deref(), Some(&b"s3cret"[..]));
     assert_eq!(s0.allowed_caches.len(), 1);
-    assert!(s0.allowed_caches[0].contains(Ipv4Addr::new(192, 0, 2, 77)));
+    assert!(s0.allowed_caches[0].contains(&Ipv4Addr::new(192, 0, 2, 77)));
     assert_eq!(s0.timer_base, Duration::from_secs(10));
     let s70 = &rc.services[1];
     let d = s70.definition.as_ref().unwrap();
@@ -66,6 +66,17 @@ fn router_conversion_carries_values() {
     assert_eq!(s70.offer.assignment, 0x3);
     let s90 = &rc.services[2];
     assert!(s90.key.dynamic && s90.definition.is_none());
+
+    // 10 s is also the default: the same file with TRANSMIT_T 2.5 s must carry 2.5 s through
+    // to every service (a conversion that ignores the file cannot pass).
+    let text = std::fs::read_to_string(conf("router.yaml")).unwrap();
+    assert!(text.contains("transmit_t_ms: 10000"), "router.yaml changed");
+    let text = text.replace("transmit_t_ms: 10000", "transmit_t_ms: 2500");
+    let rc = router_config(&config::router_from_str(&text).unwrap()).unwrap();
+    assert!(rc
+        .services
+        .iter()
+        .all(|s| s.timer_base == Duration::from_millis(2500)));
 }
 
 #[test]
@@ -76,6 +87,7 @@ fn cache_conversion_carries_values() {
     assert_eq!(c.address, Ipv4Addr::new(192, 0, 2, 10));
     assert_eq!(c.routers, vec![Ipv4Addr::new(192, 0, 2, 1)]);
     assert_eq!(c.transmit_t, Duration::from_secs(10));
+    assert_eq!(c.services[0].weight, 10_000);
     assert_eq!(c.services[0].service, ServiceDef::Standard(0));
     assert_eq!(c.services[0].password.as_deref(), Some(&b"s3cret"[..]));
     let s70 = &c.services[1];
@@ -90,5 +102,23 @@ fn cache_conversion_carries_values() {
     assert_eq!(
         s70.service.service_info().flags.bits(),
         0x0001 | 0x0010 | 0x0100 | 0x0400
+    );
+
+    // TRANSMIT_T 10 s and weight 10000 are also the defaults: with other values in the file
+    // they must come through (a conversion that ignores the file cannot pass).
+    let text = std::fs::read_to_string(conf("cache.yaml")).unwrap();
+    assert!(
+        text.contains("transmit_t_ms: 10000") && text.contains("weight: 10000"),
+        "cache.yaml changed"
+    );
+    let text = text
+        .replace("transmit_t_ms: 10000", "transmit_t_ms: 2500")
+        .replace("weight: 10000", "weight: 2500");
+    let c = cache_config(&config::cache_from_str(&text).unwrap());
+    assert_eq!(c.transmit_t, Duration::from_millis(2500));
+    assert_eq!(c.services[0].weight, 2500);
+    assert_ne!(
+        c.services[1].weight, 2500,
+        "only the service that says so has the weight"
     );
 }

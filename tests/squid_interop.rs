@@ -1,8 +1,8 @@
 //! Debian's Squid (`/usr/sbin/squid`, 5.7) as a WCCPv2 cache in one namespace, the real
-//! `wccpd router` in the other. Squid 5.7 can never accept an I_SEE_YOU (INTEROP.md), so this
-//! asserts on our side and on tshark's: the router parsed Squid's HERE_I_AMs (its `show` lists a
-//! cache at Squid's address) and answered with I_SEE_YOUs that tshark decodes with no malformed
-//! frame and no error-level expert info. Takes ~20 s (Squid's cadence is a fixed 10 s).
+//! `wccpd router` in the other. Squid 5.7 can never accept an I_SEE_YOU (docs/protocol.md 10.9),
+//! so this asserts on our side and on tshark's: the router parsed Squid's HERE_I_AMs (its `show`
+//! lists a cache at Squid's address, not usable, reason `bad_receive_id`) and answered with
+//! I_SEE_YOUs that tshark decodes with no malformed frame and no error-level expert info. Takes ~20 s (Squid's cadence is a fixed 10 s).
 //! Needs root, squid and tshark (CI installs them); skips otherwise.
 
 mod common;
@@ -49,6 +49,54 @@ fn walk(v: &Value, f: &mut dyn FnMut(&str, &Value)) {
         Value::Array(a) => a.iter().for_each(|x| walk(x, f)),
         _ => {}
     }
+}
+
+/// The values of a `_ws.expert.severity` field (tshark writes decimal strings; hex and numbers
+/// are accepted too, and a repeated field is an array). `None` if any is not a number: an
+/// unreadable severity must not pass for "no error".
+fn severities(v: &Value) -> Option<Vec<u64>> {
+    match v {
+        Value::Number(n) => n.as_u64().map(|n| vec![n]),
+        Value::String(s) => {
+            let s = s.trim();
+            let n = match s.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok()?,
+                None => s.parse().ok()?,
+            };
+            Some(vec![n])
+        }
+        Value::Array(a) => a.iter().map(severities).try_fold(Vec::new(), |mut acc, x| {
+            acc.extend(x?);
+            Some(acc)
+        }),
+        _ => None,
+    }
+}
+
+/// The major version `squid -v` reports ("Squid Cache: Version 5.7").
+fn squid_major(squid: &Path) -> u32 {
+    let out = Command::new(squid).arg("-v").output().expect("squid -v");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split("Version ").nth(1))
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no version in `squid -v`: {text}"))
+}
+
+#[test]
+fn severities_are_parsed_or_refused() {
+    use serde_json::json;
+    assert_eq!(severities(&json!("8388608")), Some(vec![PI_ERROR]));
+    assert_eq!(severities(&json!("0x00800000")), Some(vec![PI_ERROR]));
+    assert_eq!(severities(&json!(4194304)), Some(vec![0x0040_0000]));
+    assert_eq!(
+        severities(&json!(["6291456", "8388608"])),
+        Some(vec![0x0060_0000, PI_ERROR])
+    );
+    assert_eq!(severities(&json!("Error")), None);
+    assert_eq!(severities(&json!(["4194304", "?"])), None);
+    assert_eq!(severities(&json!(null)), None);
 }
 
 fn layer<'a>(frame: &'a Value, name: &str) -> &'a Value {
@@ -125,12 +173,14 @@ fn squid_here_i_am_is_answered_with_a_clean_i_see_you() {
         )
     });
     let c = router_cache(&st, &squid_ip).unwrap();
-    // Squid never echoes our Receive ID (it cannot accept an I_SEE_YOU), so it stays
-    // unusable, and the router says why.
-    assert!(
-        c["usable"] == true || !c["reason"].is_null(),
-        "no usable state or reason: {c:#}"
-    );
+    // Squid 5.x never echoes our Receive ID (it cannot accept an I_SEE_YOU), so it stays
+    // unusable, and the router says why. A Squid with the receive fixes (7 and later) joins.
+    if squid_major(squid) < 7 {
+        assert_eq!(c["usable"], false, "{c:#}");
+        assert_eq!(c["reason"], "bad_receive_id", "{c:#}");
+    } else {
+        assert_eq!(c["usable"], true, "{c:#}");
+    }
     let text = show_text(&router_sock);
     assert!(text.contains(&squid_ip), "{text}");
     eprintln!("router's view of squid: {c}");
@@ -178,9 +228,12 @@ fn squid_here_i_am_is_answered_with_a_clean_i_see_you() {
                 problems.push(format!("malformed: {v}"));
             }
             if k == "_ws.expert.severity" {
-                let sev = v.as_str().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-                if sev >= PI_ERROR {
-                    problems.push(format!("error expert: {v}"));
+                match severities(v) {
+                    Some(s) if s.iter().any(|&s| s >= PI_ERROR) => {
+                        problems.push(format!("error expert: {v}"));
+                    }
+                    Some(_) => {}
+                    None => problems.push(format!("unparsable expert severity: {v}")),
                 }
             }
         });
@@ -204,7 +257,8 @@ fn squid_here_i_am_is_answered_with_a_clean_i_see_you() {
         "captured {} frames: {hia} HERE_I_AM, {isy} I_SEE_YOU",
         frames.len()
     );
-    // For the record: Squid 5.7's own verdict on our I_SEE_YOU (INTEROP.md: it rejects all).
+    // For the record: Squid 5.7's own verdict on our I_SEE_YOU (docs/protocol.md 10.9: it
+    // rejects all).
     let log = std::fs::read_to_string(dir.join("cache.log")).unwrap_or_default();
     for l in log.lines().filter(|l| l.contains("WCCP")) {
         eprintln!("squid: {l}");

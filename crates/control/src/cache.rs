@@ -1,5 +1,5 @@
 //! Cache agent: HERE_I_AM, Web-Cache View, designated-cache election and REDIRECT_ASSIGN
-//! (PROTOCOL.md §5.4, INTEROP.md; the patent's FIG. 3 loop on the cache side).
+//! (docs/protocol.md §5.4, §10; the patent's FIG. 3 loop on the cache side).
 //!
 //! Sans-IO like [`crate::router`]: [`CacheAgent`] implements [`Machine`]; it never reads a clock.
 //!
@@ -20,7 +20,7 @@
 //!   Receive ID.
 //! * A router that sends no I_SEE_YOU for 3·T is dropped back to the seed state (its view is
 //!   forgotten), so a dead router does not block the election forever.
-//! * **Designated cache** = the numerically lowest address (big-endian `u32`, PROTOCOL.md A6) among
+//! * **Designated cache** = the numerically lowest address (big-endian `u32`, docs/protocol.md A6) among
 //!   the caches listed by *every* router we are joined to. The designated cache waits until
 //!   membership has been stable for 1.5·T (no member change number, router set, cache set or
 //!   weight change), then sends a REDIRECT_ASSIGN to every joined router, built with
@@ -243,7 +243,7 @@ impl CacheAgent {
     }
 
     /// Leaves every service group: sends each router a HERE_I_AM carrying a Command Extension
-    /// SHUTDOWN (PROTOCOL.md §2.13) and stops all timers.
+    /// SHUTDOWN (docs/protocol.md §2.13) and stops all timers.
     pub fn shutdown(&mut self, now: Instant) {
         self.now = self.now.max(now);
         for si in 0..self.services.len() {
@@ -897,7 +897,7 @@ impl Service {
                 }
             }
         }
-        // BTreeMap order is numeric address order (PROTOCOL.md A6).
+        // BTreeMap order is numeric address order (docs/protocol.md A6).
         seen.into_iter()
             .filter(|(_, (_, n))| *n == routers)
             .map(|(a, (w, _))| (Ipv4Addr::from_bits(a), w))
@@ -930,7 +930,7 @@ impl Service {
     }
 
     /// Our bucket bitmap (informational; all zero unless we built the assignment ourselves).
-    /// Bit order: bucket n -> octet n>>3, mask 1<<(n&7) (PROTOCOL.md A4, [WS]/[ATS]).
+    /// Bit order: bucket n -> octet n>>3, mask 1<<(n&7) (docs/protocol.md A4, [WS]/[ATS]).
     fn bitmap(&self, me: Ipv4Addr) -> [u8; 32] {
         let mut bm = [0u8; 32];
         if let Some(b) = &self.built {
@@ -1145,7 +1145,7 @@ fn mask_set(m: &MaskSpread, caches: &[Ipv4Addr]) -> MaskValueSet {
     }
 }
 
-/// Chooses one value per capability the router offers (PROTOCOL.md §2.10, [R1]§3.5).
+/// Chooses one value per capability the router offers (docs/protocol.md §2.10, [R1]§3.5).
 fn negotiate(
     offer: Option<&Capabilities>,
     cfg: &ServiceConfig,

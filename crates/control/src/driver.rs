@@ -3,9 +3,9 @@
 //! [`Driver`] owns one [`Machine`] and runs it on the calling thread:
 //!
 //! ```text
-//!  reader thread per local address ──┐
-//!   (UDP 2048, recv_from)            ├─> channel ─> driver loop ─> machine
-//!  DriverHandle::{query, stop} ──────┘                  │
+//!  reader thread per local address ──> bounded queue ──┐  (full: datagram dropped, counted)
+//!   (UDP 2048, recv_from)                              ├─> driver loop ─> machine
+//!  DriverHandle::{query, stop} ──> control channel ────┘                  │
 //!                                                        ├─ Send    -> socket bound to `local`
 //!                                                        ├─ Publish -> TablePublisher
 //!                                                        └─ Event   -> tracing + DriverStats
@@ -15,6 +15,11 @@
 //! control socket) read it through [`DriverHandle::query`], which runs a closure on the driver
 //! thread between two inputs, so a status snapshot never races the state machine.
 //!
+//! Datagrams wait in a queue of [`DriverOptions::queue_capacity`] entries: when the machine
+//! cannot keep up (a flood), the readers drop what does not fit and count it
+//! ([`DriverStats::queue_dropped`]) instead of growing without bound. Queries and the stop
+//! request travel on their own channel, so a full queue never delays `wccpd show`.
+//!
 //! Sockets are plain `std::net::UdpSocket`s bound per local address (no `IP_PKTINFO` needed:
 //! the bound address is the `local` of every datagram read from it). Without `unsafe` or extra
 //! dependencies `SO_REUSEADDR` is not set; it is not needed for per-address UDP binds.
@@ -22,8 +27,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -83,29 +88,45 @@ pub struct DriverOptions {
     pub port: u16,
     /// Longest wait between two checks of the stop flag.
     pub max_wait: Duration,
+    /// Most received datagrams waiting for the machine; more are dropped (and counted in
+    /// [`DriverStats::queue_dropped`]). At most this many times 64 KiB of payload is held.
+    pub queue_capacity: usize,
 }
+
+/// Default [`DriverOptions::queue_capacity`]: far more than a router's caches send in one
+/// TRANSMIT_T, at most 32 MiB of payload even if every datagram were 64 KiB.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 512;
 
 impl Default for DriverOptions {
     fn default() -> Self {
         DriverOptions {
             port: WCCP_PORT,
             max_wait: Duration::from_millis(200),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
         }
     }
 }
 
-/// Counters kept by the driver from the machine's outputs and the sockets.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+/// Counters kept by the driver from the machine's outputs and the sockets (read back by
+/// `wccpd show`: a counter missing from the JSON reads as 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DriverStats {
-    /// Datagrams received.
+    /// Datagrams received (handed to the machine).
     pub received: u64,
+    /// Datagrams read from a socket but dropped because the queue to the machine was full.
+    pub queue_dropped: u64,
+    /// Most datagrams seen waiting in the queue at once (at most the queue capacity).
+    pub queue_high_water: u64,
     /// Datagrams sent.
     pub sent: u64,
     /// Sends that failed (or had no socket for their `local` address).
     pub send_errors: u64,
     /// Dropped datagrams by [`crate::DropReason::as_str`].
+    #[serde(deserialize_with = "crate::label::deserialize_keys")]
     pub drops: BTreeMap<&'static str, u64>,
     /// The last drop's detail per reason (for `show`: why a cache is not joining).
+    #[serde(deserialize_with = "crate::label::deserialize_keys")]
     pub last_drop: BTreeMap<&'static str, String>,
     /// Membership changes seen.
     pub membership_changes: u64,
@@ -119,10 +140,20 @@ pub struct DriverStats {
 
 type Query<M> = Box<dyn FnOnce(&M, &DriverStats) + Send>;
 
-enum Msg<M> {
+/// What waits in the bounded queue.
+enum Input {
     Datagram(Datagram),
-    Query(Query<M>),
+    /// Something arrived on the control channel, or stop was requested.
     Wake,
+}
+
+/// Queue accounting shared by the readers and the driver.
+#[derive(Debug, Default)]
+struct QueueStats {
+    /// Datagrams queued so far (counted once queued).
+    queued: AtomicU64,
+    /// Datagrams dropped because the queue was full.
+    dropped: AtomicU64,
 }
 
 /// Why a [`DriverHandle::query`] got no answer.
@@ -148,14 +179,18 @@ impl std::error::Error for QueryError {}
 
 /// Talks to a running [`Driver`] from other threads. Cheap to clone.
 pub struct DriverHandle<M> {
-    tx: Sender<Msg<M>>,
+    /// Queries (unbounded: one per caller at a time).
+    ctl: Sender<Query<M>>,
+    /// The datagram queue, only to wake the driver (never blocks).
+    wake: SyncSender<Input>,
     stop: Arc<AtomicBool>,
 }
 
 impl<M> Clone for DriverHandle<M> {
     fn clone(&self) -> Self {
         DriverHandle {
-            tx: self.tx.clone(),
+            ctl: self.ctl.clone(),
+            wake: self.wake.clone(),
             stop: Arc::clone(&self.stop),
         }
     }
@@ -173,7 +208,8 @@ impl<M: 'static> DriverHandle<M> {
     /// Asks the driver to stop; [`Driver::run`] returns soon after.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.tx.send(Msg::Wake);
+        // A full queue means the driver is busy and sees the flag at its next input.
+        let _ = self.wake.try_send(Input::Wake);
     }
 
     /// The flag [`DriverHandle::stop`] sets: hand it to a signal handler
@@ -193,9 +229,12 @@ impl<M: 'static> DriverHandle<M> {
         let job: Query<M> = Box::new(move |m, s| {
             let _ = reply_tx.send(f(m, s));
         });
-        self.tx
-            .send(Msg::Query(job))
-            .map_err(|_| QueryError::Stopped)?;
+        self.ctl.send(job).map_err(|_| QueryError::Stopped)?;
+        // Wake the driver if it waits for a datagram; when the queue is full it is busy and
+        // looks at the control channel after every datagram.
+        if let Err(TrySendError::Disconnected(_)) = self.wake.try_send(Input::Wake) {
+            return Err(QueryError::Stopped);
+        }
         match reply_rx.recv_timeout(timeout) {
             Ok(r) => Ok(r),
             Err(RecvTimeoutError::Timeout) => Err(QueryError::Timeout(timeout)),
@@ -209,7 +248,11 @@ pub struct Driver<M> {
     machine: M,
     sockets: HashMap<Ipv4Addr, Arc<UdpSocket>>,
     readers: Vec<JoinHandle<()>>,
-    rx: Receiver<Msg<M>>,
+    rx: Receiver<Input>,
+    ctl: Receiver<Query<M>>,
+    queue: Arc<QueueStats>,
+    /// Datagrams taken from the queue so far.
+    dequeued: u64,
     handle: DriverHandle<M>,
     publisher: Arc<dyn TablePublisher>,
     options: DriverOptions,
@@ -274,10 +317,13 @@ impl<M: Machine + 'static> Driver<M> {
         if addresses.is_empty() {
             return Err(BindError::NoAddress);
         }
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(options.queue_capacity.max(1));
+        let (ctl_tx, ctl) = mpsc::channel();
+        let queue = Arc::new(QueueStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let handle = DriverHandle {
-            tx: tx.clone(),
+            ctl: ctl_tx,
+            wake: tx.clone(),
             stop: Arc::clone(&stop),
         };
         let mut sockets = HashMap::new();
@@ -300,9 +346,10 @@ impl<M: Machine + 'static> Driver<M> {
             sockets.insert(addr, Arc::clone(&sock));
             let tx = tx.clone();
             let stop = Arc::clone(&stop);
+            let queue = Arc::clone(&queue);
             let reader = std::thread::Builder::new()
                 .name(format!("wccp-rx-{addr}"))
-                .spawn(move || read_loop(&sock, addr, &tx, &stop))
+                .spawn(move || read_loop(&sock, addr, &tx, &queue, &stop))
                 .map_err(BindError::Thread)?;
             readers.push(reader);
         }
@@ -311,6 +358,9 @@ impl<M: Machine + 'static> Driver<M> {
             sockets,
             readers,
             rx,
+            ctl,
+            queue,
+            dequeued: 0,
             handle: handle.clone(),
             publisher,
             options,
@@ -344,17 +394,20 @@ impl<M: Machine + 'static> Driver<M> {
                 None => self.options.max_wait,
             }
             .min(self.options.max_wait);
+            // Every datagram counted as queued before this load and not yet taken is still in
+            // the queue when the next one is taken: a lower bound of the depth, never above the
+            // capacity.
+            let queued = self.queue.queued.load(Ordering::Relaxed);
             match self.rx.recv_timeout(wait) {
-                Ok(Msg::Datagram(d)) => {
+                Ok(Input::Datagram(d)) => {
+                    let depth = queued.saturating_sub(self.dequeued).max(1);
+                    self.dequeued += 1;
+                    self.stats.queue_high_water = self.stats.queue_high_water.max(depth);
                     self.stats.received += 1;
                     let now = self.now();
                     self.machine.handle_datagram(now, d);
                 }
-                Ok(Msg::Query(job)) => {
-                    self.stats.uptime_ms = self.now().0;
-                    job(&self.machine, &self.stats);
-                }
-                Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             let now = self.now();
@@ -362,6 +415,13 @@ impl<M: Machine + 'static> Driver<M> {
                 self.machine.handle_timeout(now);
             }
             self.drain();
+            // Queries see the machine and the counters with every output of the last input
+            // accounted for.
+            while let Ok(job) = self.ctl.try_recv() {
+                self.stats.uptime_ms = self.now().0;
+                self.stats.queue_dropped = self.queue.dropped.load(Ordering::Relaxed);
+                job(&self.machine, &self.stats);
+            }
         }
         let now = self.now();
         shutdown(&mut self.machine, now);
@@ -449,7 +509,13 @@ impl<M: Machine + 'static> Driver<M> {
     }
 }
 
-fn read_loop<M>(sock: &UdpSocket, local: Ipv4Addr, tx: &Sender<Msg<M>>, stop: &AtomicBool) {
+fn read_loop(
+    sock: &UdpSocket,
+    local: Ipv4Addr,
+    tx: &SyncSender<Input>,
+    queue: &QueueStats,
+    stop: &AtomicBool,
+) {
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::SeqCst) {
         match sock.recv_from(&mut buf) {
@@ -459,8 +525,19 @@ fn read_loop<M>(sock: &UdpSocket, local: Ipv4Addr, tx: &Sender<Msg<M>>, stop: &A
                     peer: *peer.ip(),
                     payload: buf[..n].to_vec(),
                 };
-                if tx.send(Msg::Datagram(d)).is_err() {
-                    return;
+                match tx.try_send(Input::Datagram(d)) {
+                    Ok(()) => {
+                        queue.queued.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Full(_)) => {
+                        if queue.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                            tracing::warn!(
+                                %local,
+                                "control queue full: dropping datagrams (counted in queue_dropped)"
+                            );
+                        }
+                    }
+                    Err(TrySendError::Disconnected(_)) => return,
                 }
             }
             Ok((_, SocketAddr::V6(_))) => {}
@@ -552,6 +629,7 @@ mod tests {
         let options = DriverOptions {
             port,
             max_wait: Duration::from_millis(50),
+            ..DriverOptions::default()
         };
         let (driver, handle) = Driver::bind(machine, options, tables.clone()).unwrap();
         let thread = std::thread::spawn(move || driver.run());
@@ -617,6 +695,7 @@ mod tests {
         let options = DriverOptions {
             port,
             max_wait: Duration::from_millis(50),
+            ..DriverOptions::default()
         };
         let (driver, handle) =
             Driver::bind(machine, options, Arc::new(LatestTables::new())).unwrap();
@@ -636,6 +715,117 @@ mod tests {
         let mut buf = [0u8; 16];
         let (n, _) = peer.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"bye");
+    }
+
+    /// Takes 1 ms per datagram (a machine that cannot keep up with a flood) and answers
+    /// `ping` with `pong`.
+    struct Slow {
+        addr: Ipv4Addr,
+        handled: u64,
+        out: VecDeque<Output>,
+    }
+
+    impl Machine for Slow {
+        fn handle_datagram(&mut self, _now: Instant, d: Datagram) {
+            self.handled += 1;
+            if d.payload == b"ping" {
+                self.out.push_back(Output::Send(Datagram {
+                    local: d.local,
+                    peer: d.peer,
+                    payload: b"pong".to_vec(),
+                }));
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        fn handle_timeout(&mut self, _now: Instant) {}
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn poll_output(&mut self) -> Option<Output> {
+            self.out.pop_front()
+        }
+        fn local_addresses(&self) -> Vec<Ipv4Addr> {
+            vec![self.addr]
+        }
+    }
+
+    /// A flood over real UDP on loopback into a machine that cannot keep up: the queue never
+    /// holds more than its capacity, what does not fit is dropped and counted, queries are
+    /// still answered during the flood, and the machine works normally afterwards.
+    #[test]
+    fn a_flood_fills_the_bounded_queue_and_is_dropped_and_counted() {
+        const CAPACITY: usize = 16;
+        const SENT: u64 = 5_000;
+        let addr = Ipv4Addr::new(127, 0, 0, 1);
+        let probe = UdpSocket::bind((addr, 0)).unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let machine = Slow {
+            addr,
+            handled: 0,
+            out: VecDeque::new(),
+        };
+        let options = DriverOptions {
+            port,
+            max_wait: Duration::from_millis(50),
+            queue_capacity: CAPACITY,
+        };
+        let (driver, handle) =
+            Driver::bind(machine, options, Arc::new(LatestTables::new())).unwrap();
+        let thread = std::thread::spawn(move || driver.run());
+        let peer = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 4), port)).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let flood = peer.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let junk = [0xA5u8; 200];
+            for _ in 0..SENT {
+                flood.send_to(&junk, (addr, port)).unwrap();
+            }
+        });
+        // During the flood a query still gets through (its own channel).
+        let during = handle.query(Duration::from_secs(2), |m, s| (m.handled, s.clone()));
+        assert!(during.is_ok(), "query during the flood: {during:?}");
+        sender.join().unwrap();
+        // Wait until the machine has drained the queue.
+        let mut stats = DriverStats::default();
+        let mut handled = 0;
+        for _ in 0..200 {
+            std::thread::sleep(Duration::from_millis(50));
+            let (h, s) = handle
+                .query(Duration::from_secs(2), |m, s| (m.handled, s.clone()))
+                .unwrap();
+            let settled = h == handled && s.received == stats.received;
+            (handled, stats) = (h, s);
+            if settled {
+                break;
+            }
+        }
+        eprintln!(
+            "sent {SENT}: received {}, queue_dropped {}, high water {}",
+            stats.received, stats.queue_dropped, stats.queue_high_water
+        );
+        assert_eq!(
+            handled, stats.received,
+            "every queued datagram reached the machine"
+        );
+        assert!(stats.queue_dropped > 0, "nothing dropped: {stats:?}");
+        // The kernel may drop some too; the driver never counts more than were sent.
+        assert!(stats.received + stats.queue_dropped <= SENT, "{stats:?}");
+        assert!(stats.received >= CAPACITY as u64, "{stats:?}");
+        assert!(
+            stats.queue_high_water >= 1 && stats.queue_high_water <= CAPACITY as u64,
+            "queue held {} datagrams (capacity {CAPACITY})",
+            stats.queue_high_water
+        );
+        // The machine is usable once the flood is over.
+        peer.send_to(b"ping", (addr, port)).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"pong");
+        handle.stop();
+        let machine = thread.join().unwrap();
+        assert_eq!(machine.handled, handled + 1);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 
 pub mod cache;
 pub mod driver;
+pub mod label;
 pub mod packet_return;
 pub mod router;
 mod time;
@@ -36,14 +37,14 @@ pub use time::Instant;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-/// The UDP port of every WCCPv2 control message, source and destination (PROTOCOL.md 1.1).
+/// The UDP port of every WCCPv2 control message, source and destination (docs/protocol.md 1.1).
 pub const WCCP_PORT: u16 = 2048;
 
 /// One UDP datagram on port 2048, in either direction.
 ///
 /// Incoming: `local` is the address the peer sent to (one of ours), `peer` the sender.
 /// Outgoing: `local` is the source address to send from, `peer` the destination. Replies always
-/// leave from the address the peer used (Squid drops anything else, INTEROP.md 1).
+/// leave from the address the peer used (Squid drops anything else, docs/protocol.md 10.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Datagram {
     /// Our address.
@@ -54,7 +55,7 @@ pub struct Datagram {
     pub payload: Vec<u8>,
 }
 
-/// Identifies one service group: standard or dynamic, and its id (PROTOCOL.md 2.3).
+/// Identifies one service group: standard or dynamic, and its id (docs/protocol.md 2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
     /// `true` for a dynamic service, `false` for a standard (well-known) one.

@@ -1,7 +1,7 @@
 //! Router side: per-service Router View, I_SEE_YOU, REMOVAL_QUERY, REDIRECT_ASSIGN acceptance.
 //!
 //! A sans-IO [`Router`] (implements [`Machine`]) holding one state machine per configured service
-//! group (PROTOCOL.md 5, patent FIG. 4-5, INTEROP.md "What a router must do"):
+//! group (docs/protocol.md 5 and 10, "what a router must do"; patent FIG. 4-5):
 //!
 //! ```text
 //!  HERE_I_AM ─> header ─> MD5 (group password) ─> service definition ─> echoed Receive ID
@@ -32,7 +32,7 @@
 //! * The Receive ID of a group is never 0 and moves by one per I_SEE_YOU or REMOVAL_QUERY.
 //! * The Member Change Number starts at 1 and moves only when the set of usable caches (or the
 //!   routers they report) changes, so a repeated HERE_I_AM never re-arms the caches' 15 s
-//!   assignment timer (INTEROP.md 5).
+//!   assignment timer (docs/protocol.md 10.5).
 //! * When a cache leaves, a table without its buckets is published at once.
 //! * Only unicast is supported: replies leave from [`Datagram::local`] of the HERE_I_AM.
 //! * Messages carrying a 2.01 Address Table are dropped (not supported).
@@ -40,6 +40,7 @@
 mod caps;
 mod config;
 mod group;
+mod limit;
 mod status;
 
 use std::collections::VecDeque;
@@ -47,12 +48,17 @@ use std::net::Ipv4Addr;
 
 pub use caps::{AssignMethod, CacheCaps, GroupMethod, Mismatch};
 pub use config::{
-    ConfigError, Offer, Prefix, RouterConfig, ServiceConfig, ASSIGN_HASH, ASSIGN_MASK, METHOD_GRE,
+    ConfigError, Offer, RouterConfig, ServiceConfig, ASSIGN_HASH, ASSIGN_MASK, METHOD_GRE,
     METHOD_L2,
 };
-pub use status::{AssignmentStatus, CacheStatus, Counters, NotUsable, RouterStatus, ServiceStatus};
+pub use limit::ReplyLimits;
+pub use status::{
+    AssignmentStatus, CacheStatus, Counters, NotUsable, ReplyLimiterStatus, RouterStatus,
+    ServiceStatus,
+};
 
 use group::{Ctx, Group};
+use limit::ReplyLimiter;
 use wire::{Message, ServiceType};
 
 use crate::{Datagram, DropReason, Event, Instant, Machine, Output, ServiceKey};
@@ -66,6 +72,7 @@ pub struct Router {
     out: VecDeque<Output>,
     unattributed: Counters,
     last_now: Instant,
+    limiter: ReplyLimiter,
 }
 
 impl Router {
@@ -83,10 +90,19 @@ impl Router {
             out: VecDeque::new(),
             unattributed: Counters::default(),
             last_now: Instant::default(),
+            limiter: ReplyLimiter::new(ReplyLimits::default()),
         };
         let now = r.last_now;
         r.each_group(now, |g, ctx| g.initial_publish(ctx));
         Ok(r)
+    }
+
+    /// The same router with other limits on answers to HERE_I_AM (default:
+    /// [`ReplyLimits::default`]).
+    #[must_use]
+    pub fn with_reply_limits(mut self, limits: ReplyLimits) -> Router {
+        self.limiter = ReplyLimiter::new(limits);
+        self
     }
 
     /// A snapshot for `wccpd show`, ages relative to the last instant the router was given.
@@ -99,6 +115,15 @@ impl Router {
         RouterStatus {
             services: self.groups.iter().map(|g| g.status(now)).collect(),
             unattributed: self.unattributed.clone(),
+            reply_limiter: ReplyLimiterStatus {
+                tracked_peers: self.limiter.tracked(),
+                max_peers: self.limiter.limits().max_peers,
+                replies_rate_limited: self
+                    .groups
+                    .iter()
+                    .map(|g| g.counters.replies_rate_limited)
+                    .sum(),
+            },
         }
     }
 
@@ -108,6 +133,7 @@ impl Router {
             out: &mut self.out,
             addresses: &self.addresses,
             router_id: self.router_id,
+            limiter: &mut self.limiter,
         };
         for g in &mut self.groups {
             f(g, &mut ctx);
@@ -152,6 +178,7 @@ impl Machine for Router {
             out: &mut self.out,
             addresses: &self.addresses,
             router_id: self.router_id,
+            limiter: &mut self.limiter,
         };
         let g = &mut self.groups[gi];
         g.counters.messages_in += 1;

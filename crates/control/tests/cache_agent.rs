@@ -1,4 +1,4 @@
-//! Cache agent in virtual time against a scripted router (PROTOCOL.md §5.4, INTEROP.md).
+//! Cache agent in virtual time against a scripted router (docs/protocol.md §5.4, §10).
 
 mod cache_support;
 
@@ -344,6 +344,80 @@ fn removal_query_three_hias_one_second_apart() {
     ));
 }
 
+/// A REMOVAL_QUERY with a wrong password, without a digest, or signed where no password is
+/// configured is dropped for security: no rapid HERE_I_AMs, the echoed Receive ID and the
+/// schedule unchanged. The genuine one is answered at once.
+#[test]
+fn forged_removal_query_is_dropped_for_security() {
+    let mut svc = web_cache();
+    svc.password = Some(b"wccpTest".to_vec());
+    let mut a = agent(&[R1], svc);
+    tick(&mut a, 0);
+    let mut r1 = FakeRouter::new(R1);
+    r1.password = Some(b"wccpTest".to_vec());
+    a.handle_datagram(ms(1), r1.isy(US));
+    drain(&mut a);
+    tick(&mut a, 10_000);
+    let joined = a.status_at(ms(13_000));
+    assert_eq!(joined.services[0].routers[0].state, RouterLinkState::Joined);
+    assert_eq!(joined.services[0].routers[0].receive_id, 101);
+    let schedule = a.poll_timeout();
+    assert_eq!(schedule, Some(ms(20_000)));
+    for (pw, what) in [
+        (Some(&b"wccpTesT"[..]), "wrong password"),
+        (None, "no digest"),
+    ] {
+        let mut forger = r1.clone();
+        forger.password = pw.map(<[u8]>::to_vec);
+        a.handle_datagram(ms(13_000), forger.rq(US));
+        let out = drain(&mut a);
+        assert!(sent(&out).is_empty(), "{what}: {out:?}");
+        assert!(
+            matches!(
+                events(&out).as_slice(),
+                [Event::Dropped {
+                    reason: DropReason::Security,
+                    peer: R1,
+                    ..
+                }]
+            ),
+            "{what}: {out:?}"
+        );
+        assert_eq!(a.status_at(ms(13_000)), joined, "{what}: state changed");
+        assert_eq!(a.poll_timeout(), schedule, "{what}: a timer was armed");
+        assert!(
+            run_until(&mut a, 15_500).is_empty(),
+            "{what}: rapid HERE_I_AMs"
+        );
+    }
+    // The genuine query: one HERE_I_AM at once, echoing its Receive ID.
+    a.handle_datagram(ms(15_500), r1.rq(US));
+    let h = hias(&drain(&mut a));
+    assert_eq!(h.len(), 1);
+    assert_eq!(echoed(&h[0].1, R1), Some(102));
+
+    // Without a password configured, an MD5-signed query is refused too.
+    let mut a = agent(&[R1], web_cache());
+    tick(&mut a, 0);
+    let mut plain = FakeRouter::new(R1);
+    a.handle_datagram(ms(1), plain.isy(US));
+    drain(&mut a);
+    let before = a.status_at(ms(2));
+    let mut signed = plain.clone();
+    signed.password = Some(b"wccpTest".to_vec());
+    a.handle_datagram(ms(2), signed.rq(US));
+    let out = drain(&mut a);
+    assert!(sent(&out).is_empty(), "{out:?}");
+    assert!(matches!(
+        events(&out).as_slice(),
+        [Event::Dropped {
+            reason: DropReason::Security,
+            ..
+        }]
+    ));
+    assert_eq!(a.status_at(ms(2)), before);
+}
+
 /// Joins `routers` (already ticked at 0) listing `caches` in every router's view.
 fn join(a: &mut CacheAgent, routers: &mut [FakeRouter], t: u64, caches: &[Ipv4Addr]) {
     for r in routers.iter_mut() {
@@ -439,7 +513,7 @@ fn redirect_assign_after_exactly_one_and_a_half_t() {
         assert_eq!(
             ra.buffer_len(),
             8 + 8 + 28 + 4 + 8 + 4 + 24 + 4 + 4 + 256,
-            "PROTOCOL.md §6 size"
+            "docs/protocol.md §6 size"
         );
     }
     // No periodic repeats while nothing changes and the routers reflect our key.

@@ -2,7 +2,7 @@
 //! (`shared/wccp/vectors/squidfix*`): fed the same I_SEE_YOUs at the same times, our agent sends
 //! Squid's REDIRECT_ASSIGN byte for byte, plain and MD5, at the same moment, and Squid's
 //! HERE_I_AMs except where Squid does not conform: it never sets U (we do until assigned,
-//! PROTOCOL.md §5.4), always adds Capabilities, and never lists caches in its view.
+//! docs/protocol.md §5.4), always adds Capabilities, and never lists caches in its view.
 
 mod cache_support;
 

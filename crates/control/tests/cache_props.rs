@@ -1,6 +1,6 @@
 //! The cache agent and the packet-return parser never panic on peer input, and bad input leaves
-//! the agent's view of the group unchanged (PROTOCOL.md: "a bad message is counted and described
-//! in an Event, never lost state").
+//! the agent's view of the group unchanged (the crate's invariant: "a bad message is counted and
+//! described in an Event, never lost state").
 
 mod cache_support;
 
@@ -45,8 +45,30 @@ proptest! {
             let n = p.len();
             p[at % n] = v;
         }
+        let before = a.status_at(ms(1));
         a.handle_datagram(ms(1), Datagram { local: cache, peer: router, payload: p });
-        drain(&mut a);
+        let now = drain(&mut a);
+        // A drop reported means the message changed nothing, with one exception by design: a
+        // valid I_SEE_YOU offering no capability we accept makes the router incompatible (we stop
+        // joining it, docs/protocol.md 2.10), and that decision is reported as a drop.
+        let drops: Vec<&str> = events(&now)
+            .iter()
+            .filter_map(|e| match e {
+                Event::Dropped { detail, .. } => Some(detail.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !drops.is_empty() {
+            prop_assert!(sent(&now).is_empty(), "a dropped message is not answered: {:?}", now);
+            let after = a.status_at(ms(1));
+            let incompatible = drops.len() == 1
+                && drops[0].starts_with("incompatible capabilities")
+                && after.services[0].routers[0].state
+                    == wccp_control::cache::RouterLinkState::Incompatible;
+            if !incompatible {
+                prop_assert_eq!(after, before, "dropped ({:?}), yet the state changed", drops);
+            }
+        }
         let out = run_until(&mut a, 60_000);
         // Unless the edit made the router offer no capability we accept, HIAs continue.
         let st = a.status();
@@ -86,7 +108,7 @@ proptest! {
         let r = packet_return::parse_redirected(&pkt).unwrap();
         prop_assert_eq!(r.inner, &inner[..]);
         let back = packet_return::build_return(&r, 9).unwrap();
-        prop_assert_eq!(packet_return::internet_checksum(&back[..20]), 0);
+        prop_assert_eq!(wire::checksum::checksum(&back[..20]), 0);
         let again = packet_return::parse_redirected(&back).unwrap();
         prop_assert_eq!(again.inner, &inner[..]);
         prop_assert_eq!(again.redirect_header, Some(hdr.unwrap_or([0x04, 0, 0, 0])));
@@ -117,7 +139,7 @@ proptest! {
         }
         p.extend_from_slice(&l4);
         p.extend_from_slice(&payload);
-        let h = packet_return::internet_checksum(&p[..20]);
+        let h = wire::checksum::checksum(&p[..20]);
         p[10..12].copy_from_slice(&h.to_be_bytes());
         let at = if udp { 26 } else { 36 };
         let mut c = l4_sum(&p);
@@ -128,7 +150,7 @@ proptest! {
         prop_assert_eq!(l4_sum(&p), 0);
         packet_return::rewrite_destination(&mut p, std::net::Ipv4Addr::from_bits(to)).unwrap();
         prop_assert_eq!(&p[16..20], &to.to_be_bytes()[..]);
-        prop_assert_eq!(packet_return::internet_checksum(&p[..20]), 0);
+        prop_assert_eq!(wire::checksum::checksum(&p[..20]), 0);
         prop_assert_eq!(l4_sum(&p), 0);
     }
 }
@@ -141,5 +163,5 @@ fn l4_sum(ip: &[u8]) -> u16 {
     v.extend_from_slice(&[0, ip[9]]);
     v.extend_from_slice(&(seg.len() as u16).to_be_bytes());
     v.extend_from_slice(seg);
-    packet_return::internet_checksum(&v)
+    wire::checksum::checksum(&v)
 }

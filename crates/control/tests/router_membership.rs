@@ -1,4 +1,4 @@
-//! Router membership in virtual time (patent FIG. 4-5, PROTOCOL.md 5): a scripted cache feeds
+//! Router membership in virtual time (patent FIG. 4-5, docs/protocol.md 5): a scripted cache feeds
 //! real encoded messages; every transition and timer is checked on the wire output.
 
 mod router_support;
@@ -771,10 +771,8 @@ fn closed_service_drops_when_unassigned() {
 #[test]
 fn group_list() {
     let mut cfg = ServiceConfig::web_cache();
-    cfg.allowed_caches = vec![wccp_control::router::Prefix::new(
-        std::net::Ipv4Addr::new(10, 200, 0, 0),
-        30,
-    )];
+    cfg.allowed_caches =
+        vec![ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 200, 0, 0), 30).unwrap()];
     let mut r = router_with(vec![cfg]);
     let mut ok = FakeCache::web_cache(2);
     join(&mut r, &mut ok, secs(1));
@@ -1062,4 +1060,54 @@ fn redirect_assign_crossing_an_answer_is_accepted() {
     wrong.receive_id = 999;
     let out = feed(&mut r, secs(18), wrong.redirect_assign(&[aa, ba], half));
     assert_eq!(drop_reasons(&out), vec!["stale"]);
+}
+
+/// Negotiated L2 forwarding reaches the data plane: the published table's target for an L2
+/// cache says L2, a GRE cache beside it stays GRE, and status shows the same.
+#[test]
+fn negotiated_l2_forwarding_reaches_the_published_table() {
+    use assign::table::ForwardingMethod;
+    let mut r = web_router();
+    let mut l2 = FakeCache::web_cache(2);
+    l2.caps = Some(Capabilities {
+        elements: vec![
+            Capability::ForwardingMethod(wccp_control::router::METHOD_L2),
+            Capability::AssignmentMethod(wccp_control::router::ASSIGN_HASH),
+            Capability::PacketReturnMethod(wccp_control::router::METHOD_L2),
+        ],
+    });
+    let mut gre = FakeCache::web_cache(3);
+    join(&mut r, &mut l2, secs(1));
+    join(&mut r, &mut gre, secs(1));
+    l2.hear(&sends(&feed(&mut r, secs(2), l2.here_i_am()))[0]);
+    let st = r.status();
+    let fwd: Vec<_> = st.services[0].caches.iter().map(|c| c.forwarding).collect();
+    assert_eq!(fwd, vec![Some("l2"), Some("gre")]);
+    let (a, b) = (l2.addr, gre.addr);
+    let mut buckets = [0u8; 256];
+    for (i, x) in buckets.iter_mut().enumerate() {
+        *x = (i % 2) as u8;
+    }
+    let out = feed(&mut r, secs(17), l2.redirect_assign(&[a, b], buckets));
+    let t = publishes(&out)[0].1.clone().expect("a table");
+    let methods: Vec<_> = t.targets().iter().map(|tg| (tg.addr, tg.method)).collect();
+    assert_eq!(
+        methods,
+        vec![(a, ForwardingMethod::L2), (b, ForwardingMethod::Gre)]
+    );
+    // Bucket 0 (destination 0.0.0.0 hashes to 0) goes to the L2 cache, bucket 1 to GRE.
+    assert!(matches!(
+        t.lookup(&FlowKey::new(0, 0, 1000, 80)),
+        Lookup::Redirect { target: 0, .. }
+    ));
+    assert!(matches!(
+        t.lookup(&FlowKey::new(0, 1 << 24, 1000, 80)),
+        Lookup::Redirect { target: 1, .. }
+    ));
+    // A republication (the GRE cache leaves) keeps the L2 method of the one that stays.
+    let out = feed(&mut r, secs(18), gre.shutdown());
+    let t = publishes(&out)[0].1.clone().expect("a table");
+    assert_eq!(t.targets()[0].method, ForwardingMethod::L2);
+    assert!(!t.targets()[0].drained);
+    assert!(t.targets()[1].drained);
 }

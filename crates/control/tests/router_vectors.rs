@@ -60,7 +60,8 @@ fn from_cache(payload: Vec<u8>) -> Datagram {
     }
 }
 
-/// What Squid and ATS check in an I_SEE_YOU (INTEROP.md "What a router must do").
+/// What Squid and ATS check in an I_SEE_YOU (docs/protocol.md 10.1 to 10.8, "what a router must
+/// do").
 fn check_acceptable(prefix: &str, hia: &[u8], isy_d: &Datagram) -> ISeeYou {
     assert_eq!(
         (isy_d.local, isy_d.peer),

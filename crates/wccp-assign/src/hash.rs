@@ -1,4 +1,4 @@
-//! The WCCPv2 bucket hash (PROTOCOL.md 3.2, draft-wilson 5.6.2).
+//! The WCCPv2 bucket hash (docs/protocol.md 3.2, draft-wilson 5.6.2).
 //!
 //! Key formation: start from a 32-bit key of 0 and XOR in every field whose flag is set (source and
 //! destination address as 32-bit values, ports zero-extended to 32 bits). Fold it to one octet:
@@ -16,7 +16,7 @@ use crate::service::flags;
 
 /// The classification key of one packet: addresses and ports in host order.
 ///
-/// Ports are 0 when the packet has no TCP/UDP header (PROTOCOL.md 3.3).
+/// Ports are 0 when the packet has no TCP/UDP header (docs/protocol.md 3.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// IPv4 source address (`u32::from(Ipv4Addr)`).

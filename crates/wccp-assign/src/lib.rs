@@ -1,5 +1,5 @@
 //! WCCPv2 traffic distribution, pure: the service model, the classification key, the bucket hash
-//! (PROTOCOL.md 3.2), mask/value matching and the VSN mapping (3.3, 3.4), the designated cache's
+//! (docs/protocol.md 3.2), mask/value matching and the VSN mapping (3.3, 3.4), the designated cache's
 //! assignment algorithms (3.5) and the immutable [`RedirectTable`] the data plane reads.
 //!
 //! Never does I/O, never depends on DPDK; every function here is deterministic.

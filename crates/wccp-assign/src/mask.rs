@@ -1,4 +1,4 @@
-//! Mask/value assignment (PROTOCOL.md 3.3) and the 2.01 Value Sequence Number mapping (3.4).
+//! Mask/value assignment (docs/protocol.md 3.3) and the 2.01 Value Sequence Number mapping (3.4).
 //!
 //! * [`MaskSet`] / [`ValueElement`]: a Mask/Value Set Element as on the wire (2.17), targets named
 //!   by cache address; [`match_sets`] is the reference matcher: for each set in order, mask the
@@ -253,7 +253,7 @@ enum Field {
     SrcAddr,
 }
 
-/// The VSN <-> value mapping of one mask (PROTOCOL.md 3.4, R1 7).
+/// The VSN <-> value mapping of one mask (docs/protocol.md 3.4, R1 7).
 ///
 /// The set bits of the masks are collected in the order: destination-port mask bits 0..15, then
 /// source-port mask bits 0..15, then destination-address mask bits 0..31, then source-address mask

@@ -1,12 +1,12 @@
-//! The service model shared by the router control plane and the data plane (PROTOCOL.md 2.3, 3.1).
+//! The service model shared by the router control plane and the data plane (docs/protocol.md 2.3, 3.1).
 //!
 //! A [`ServiceDef`] is what a Service Info component (type 1) says, with the implied parts of
 //! well-known services filled in: standard service 0 ("web-cache") is TCP destination port 80,
-//! priority 240, hashed on the destination address (PROTOCOL.md A14).
+//! priority 240, hashed on the destination address (docs/protocol.md A14).
 
 use core::fmt;
 
-/// Service flags (Service Info offset 4, PROTOCOL.md 2.3). Values of the 32-bit field.
+/// Service flags (Service Info offset 4, docs/protocol.md 2.3). Values of the 32-bit field.
 pub mod flags {
     /// Source address in the primary hash key.
     pub const SRC_IP_HASH: u32 = 0x0001;
@@ -51,7 +51,7 @@ pub struct ServiceDef {
     pub dynamic: bool,
     /// Service id 0-255.
     pub id: u8,
-    /// Priority (higher is checked first, PROTOCOL.md 3.1).
+    /// Priority (higher is checked first, docs/protocol.md 3.1).
     pub priority: u8,
     /// IP protocol (0 = all protocols unless [`flags::REDIRECT_ONLY_PROTOCOL_0`]).
     pub protocol: u8,
@@ -103,7 +103,7 @@ impl fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
-/// Which field of two dynamic definitions differs (PROTOCOL.md 2.3: ATS compares protocol,
+/// Which field of two dynamic definitions differs (docs/protocol.md 2.3: ATS compares protocol,
 /// flags, priority and all 8 port slots).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -144,7 +144,7 @@ impl fmt::Display for Conflict {
 
 impl ServiceDef {
     /// Standard service 0, "web-cache": TCP destination port 80, priority 240, hashed on the
-    /// destination address (PROTOCOL.md A14; the alternate hash is unspecified there and we use the
+    /// destination address (docs/protocol.md A14; the alternate hash is unspecified there and we use the
     /// source address).
     pub const WEB_CACHE: ServiceDef = ServiceDef {
         dynamic: false,
@@ -263,11 +263,11 @@ impl ServiceDef {
     }
 
     /// Does a packet with IP protocol `proto` and ports `sport`/`dport` belong to this service?
-    /// (PROTOCOL.md 2.3, 3.1.) Protocol 0 means every protocol unless
+    /// (docs/protocol.md 2.3, 3.1.) Protocol 0 means every protocol unless
     /// [`flags::REDIRECT_ONLY_PROTOCOL_0`]; with active ports the source or destination port
     /// (per [`flags::PORTS_SOURCE`]) must be in the list. A defined but empty list matches
     /// nothing.
-    #[inline]
+    #[inline(always)]
     pub fn matches(&self, proto: u8, sport: u16, dport: u16) -> bool {
         let proto_ok = if self.protocol == 0 {
             self.flags & flags::REDIRECT_ONLY_PROTOCOL_0 == 0 || proto == 0
@@ -285,11 +285,23 @@ impl ServiceDef {
         } else {
             dport
         };
-        port != 0 && self.port_list().contains(&port)
+        if port == 0 {
+            return false;
+        }
+        // `port_list().contains(&port)`, in one pass: the list ends at the first 0.
+        for &p in &self.ports {
+            if p == port {
+                return true;
+            }
+            if p == 0 {
+                return false;
+            }
+        }
+        false
     }
 
     /// The first field in which `other` differs from `self`, or `None` when they define the same
-    /// service (PROTOCOL.md 2.3: later HERE_I_AMs with a conflicting definition are discarded).
+    /// service (docs/protocol.md 2.3: later HERE_I_AMs with a conflicting definition are discarded).
     pub fn conflict_with(&self, other: &ServiceDef) -> Option<Conflict> {
         if self.dynamic != other.dynamic || self.id != other.id {
             return Some(Conflict::Identity);

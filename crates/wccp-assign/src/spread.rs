@@ -1,4 +1,4 @@
-//! The designated cache's assignment algorithms (PROTOCOL.md §3.5): how buckets (hash assignment)
+//! The designated cache's assignment algorithms (docs/protocol.md §3.5): how buckets (hash assignment)
 //! or mask values (mask assignment) are spread over the usable caches.
 //!
 //! Nothing here is part of the protocol: routers accept whatever the designated cache sends. The
@@ -16,31 +16,31 @@
 //! # Conventions
 //! Every function takes the caches in *list order*: the index of a cache in the slice is the cache
 //! index that ends up in the Assignment Info bucket octets. Callers sort caches by
-//! [`cache_order`] (numerically ascending address, PROTOCOL.md A6) before calling. Every function
+//! [`cache_order`] (numerically ascending address, docs/protocol.md A6) before calling. Every function
 //! is deterministic and never panics.
 
 use core::net::Ipv4Addr;
 use core::time::Duration;
 
-/// Number of hash buckets (PROTOCOL.md §2.8).
+/// Number of hash buckets (docs/protocol.md §2.8).
 pub const BUCKETS: usize = 256;
 
-/// Bucket octet meaning "no cache: forward normally" (PROTOCOL.md §2.8).
+/// Bucket octet meaning "no cache: forward normally" (docs/protocol.md §2.8).
 pub const UNASSIGNED: u8 = 0xFF;
 
-/// Most caches a hash assignment can address (7-bit index, PROTOCOL.md §2.8; Cisco limit 32).
+/// Most caches a hash assignment can address (7-bit index, docs/protocol.md §2.8; Cisco limit 32).
 pub const MAX_CACHES: usize = 32;
 
-/// The mask Squid applies to one field under mask assignment: 6 bits, 64 values (PROTOCOL.md §3.3).
+/// The mask Squid applies to one field under mask assignment: 6 bits, 64 values (docs/protocol.md §3.3).
 pub const SQUID_MASK: u32 = 0x1741;
 
 /// Sort key for the cache list: numerically ascending IPv4 address (big-endian `u32`,
-/// PROTOCOL.md A6). Use as `caches.sort_by_key(|c| cache_order(c.addr))`.
+/// docs/protocol.md A6). Use as `caches.sort_by_key(|c| cache_order(c.addr))`.
 pub const fn cache_order(addr: Ipv4Addr) -> u32 {
     addr.to_bits()
 }
 
-/// Squid's weighted bucket spreading over `weights.len()` caches (PROTOCOL.md §3.5, TV-10).
+/// Squid's weighted bucket spreading over `weights.len()` caches (docs/protocol.md §3.5, TV-10).
 ///
 /// Returns one cache index per bucket. With no caches every bucket is [`UNASSIGNED`]; if every
 /// weight is 0, bucket `b` goes to cache `b mod N`; otherwise a rotating cursor walks the caches,
@@ -114,7 +114,7 @@ pub enum MaskField {
     DstPort,
 }
 
-/// Service flag bits used to choose the mask field (PROTOCOL.md §2.3).
+/// Service flag bits used to choose the mask field (docs/protocol.md §2.3).
 mod flag {
     pub const SRC_IP: u32 = 0x0001 | 0x0100;
     pub const DST_IP: u32 = 0x0002 | 0x0200;
@@ -123,7 +123,7 @@ mod flag {
 }
 
 impl MaskField {
-    /// Squid's choice of field (PROTOCOL.md §3.5): source IP if a source-IP (primary or alternate)
+    /// Squid's choice of field (docs/protocol.md §3.5): source IP if a source-IP (primary or alternate)
     /// hash flag is set, else destination IP (always for standard services), else source port,
     /// else destination port. A dynamic service with no hash flag at all gets destination IP
     /// (Squid refuses to run; destination IP is what standard services use).
@@ -167,7 +167,7 @@ pub fn squid_mask_values() -> impl Iterator<Item = u32> {
     (0..=SQUID_MASK).filter(|v| v & SQUID_MASK == *v)
 }
 
-/// Squid-style mask assignment (PROTOCOL.md §3.5): one Mask/Value Set with mask `0x1741` on
+/// Squid-style mask assignment (docs/protocol.md §3.5): one Mask/Value Set with mask `0x1741` on
 /// `field`, 64 values in ascending order.
 ///
 /// When all weights are equal (Squid's case: every cache at the default 10000, or all 0) the

@@ -8,8 +8,8 @@
 //!   ├── members: [u32]                 every usable cache (packets FROM them are never redirected)
 //!   ├── closed: bool                   unassigned traffic is dropped instead of forwarded
 //!   └── distribution
-//!       ├── Hash { buckets: [Bucket; 256] }   PROTOCOL.md 3.2
-//!       ├── Mask(MaskMatcher)                 PROTOCOL.md 3.3 / 3.4
+//!       ├── Hash { buckets: [Bucket; 256] }   docs/protocol.md 3.2
+//!       ├── Mask(MaskMatcher)                 docs/protocol.md 3.3 / 3.4
 //!       └── Empty                             nothing assigned
 //! ```
 //!
@@ -480,6 +480,11 @@ impl RedirectTable {
     /// The distribution.
     pub fn distribution(&self) -> &Distribution {
         &self.distribution
+    }
+
+    /// The group's caches (host order, sorted): what [`RedirectTable::is_member`] searches.
+    pub fn members(&self) -> &[u32] {
+        &self.members
     }
 
     /// Is `src` one of the group's caches? Packets from caches are never redirected (3.1).

@@ -1,4 +1,4 @@
-//! Assignment algorithms: Squid-equal vectors (PROTOCOL.md §8 TV-10), mask spreading, the
+//! Assignment algorithms: Squid-equal vectors (docs/protocol.md §8 TV-10), mask spreading, the
 //! minimal-movement option and slow start.
 
 use std::net::Ipv4Addr;

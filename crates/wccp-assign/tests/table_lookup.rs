@@ -1,4 +1,4 @@
-//! RedirectTable lookups against a literal transcription of PROTOCOL.md 3.2 / 3.3, and a
+//! RedirectTable lookups against a literal transcription of docs/protocol.md 3.2 / 3.3, and a
 //! throughput probe (`cargo test -p wccp-assign --release --test table_lookup -- --ignored
 //! --nocapture`).
 
@@ -17,7 +17,7 @@ fn caches(n: usize) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-/// PROTOCOL.md 3.2, word for word.
+/// docs/protocol.md 3.2, word for word.
 fn reference(flags: u32, buckets: &[u8; 256], k: &FlowKey) -> Option<u8> {
     let p = primary_bucket(flags, k);
     let e = buckets[usize::from(p)];
@@ -88,7 +88,7 @@ proptest! {
 
 fn squid_mask_table() -> (RedirectTable, Vec<MaskSet>) {
     // Squid's mask assignment: 0x1741 on the destination address, 64 values round-robin over 4
-    // caches (PROTOCOL.md 3.5).
+    // caches (docs/protocol.md 3.5).
     let mask = MaskTuple::new(0, 0x1741, 0, 0);
     let map = wccp_assign::mask::VsnMap::new(&mask).unwrap();
     let cs = caches(4);

@@ -9,13 +9,13 @@ use wire::component::{ServiceFlags, ServiceInfo, ServiceType};
 
 use crate::ServiceKey;
 
-/// Default TRANSMIT_T (HERE_I_AM interval), PROTOCOL.md §5.1.
+/// Default TRANSMIT_T (HERE_I_AM interval), docs/protocol.md §5.1.
 pub const DEFAULT_TRANSMIT_T: Duration = Duration::from_secs(10);
 
 /// Default assignment weight (Squid's `wccp2_weight`).
 pub const DEFAULT_WEIGHT: u16 = 10000;
 
-/// Maximum MD5 password length (PROTOCOL.md §2.2).
+/// Maximum MD5 password length (docs/protocol.md §2.2).
 pub const MAX_PASSWORD_LEN: usize = 8;
 
 /// Which packet fields a hash key uses (one of the primary / alternate flag groups).
@@ -63,7 +63,7 @@ impl HashFields {
     }
 }
 
-/// A service group definition as the cache announces it (PROTOCOL.md §2.3).
+/// A service group definition as the cache announces it (docs/protocol.md §2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServiceDef {
     /// A well-known service (0 = web-cache); every other field is zero on the wire.
@@ -150,7 +150,7 @@ impl ServiceDef {
 }
 
 /// Forwarding or packet-return method (capability types 1 and 3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// GRE encapsulation (bit 0x1).
@@ -170,7 +170,7 @@ impl Method {
 }
 
 /// Assignment method (capability type 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AssignMethod {
     /// Hash buckets (bit 0x1).

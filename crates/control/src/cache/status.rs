@@ -5,7 +5,7 @@ use core::net::Ipv4Addr;
 use super::config::{AssignMethod, Method};
 
 /// Where the cache stands with one router of one service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RouterLinkState {
     /// Sending HERE_I_AMs, no (recent) I_SEE_YOU yet.
@@ -19,7 +19,7 @@ pub enum RouterLinkState {
 }
 
 /// An Assignment Key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AssignmentKeyStatus {
     /// Designated cache address.
     pub address: Ipv4Addr,
@@ -28,7 +28,7 @@ pub struct AssignmentKeyStatus {
 }
 
 /// One router as seen from one service.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RouterStatus {
     /// Configured address (where HERE_I_AMs go).
     pub address: Ipv4Addr,
@@ -55,7 +55,7 @@ pub struct RouterStatus {
 }
 
 /// Buckets (hash) or mask values owned by one cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheBuckets {
     /// Cache address.
     pub addr: Ipv4Addr,
@@ -64,7 +64,7 @@ pub struct CacheBuckets {
 }
 
 /// One service group.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceStatus {
     /// "standard 0" / "dynamic 80".
     pub service: String,
@@ -86,7 +86,7 @@ pub struct ServiceStatus {
 }
 
 /// The whole agent.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheStatus {
     /// Our address.
     pub address: Ipv4Addr,

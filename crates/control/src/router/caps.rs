@@ -1,4 +1,4 @@
-//! Capability negotiation (PROTOCOL.md 2.10, R1 3.5): what the router advertises in
+//! Capability negotiation (docs/protocol.md 2.10, R1 3.5): what the router advertises in
 //! I_SEE_YOU and whether a cache's choices in HERE_I_AM are acceptable.
 
 use assign::table::ForwardingMethod;

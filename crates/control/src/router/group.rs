@@ -17,6 +17,7 @@ use wire::{
 
 use super::caps::{advertise, negotiate, AssignMethod, CacheCaps, GroupMethod};
 use super::config::ServiceConfig;
+use super::limit::ReplyLimiter;
 use super::status::{AssignmentStatus, CacheStatus, Counters, NotUsable, ServiceStatus};
 use crate::{Datagram, DropReason, Event, Instant, Output, ServiceKey};
 
@@ -26,6 +27,7 @@ pub(super) struct Ctx<'a> {
     pub out: &'a mut VecDeque<Output>,
     pub addresses: &'a [Ipv4Addr],
     pub router_id: Option<Ipv4Addr>,
+    pub limiter: &'a mut ReplyLimiter,
 }
 
 impl Ctx<'_> {
@@ -94,6 +96,9 @@ const RECENT_IDS: usize = 8;
 const GONE_KEEP: Duration = Duration::from_secs(300);
 /// Most caches (of any state) a group tracks; further newcomers are dropped.
 const MAX_CACHES: usize = 256;
+/// Most senders a group remembers as having failed authentication without being a cache it
+/// tracks (shown in status with reason `md5_failure`; they never join anything).
+const MAX_AUTH_FAILURES: usize = 16;
 
 /// What the ISY reports about a mask assignment.
 #[derive(Debug, Clone)]
@@ -131,6 +136,9 @@ pub(super) struct Group {
     /// Membership changed and the usable caches have not been told yet (see
     /// [`Group::notify_members`]).
     notify: bool,
+    /// Senders whose last message failed authentication and that are not caches of the group,
+    /// with when (oldest first, at most [`MAX_AUTH_FAILURES`]): status only.
+    auth_failures: VecDeque<(Ipv4Addr, Instant)>,
     pub counters: Counters,
 }
 
@@ -155,6 +163,7 @@ impl Group {
             published: None,
             flush_at: None,
             notify: false,
+            auth_failures: VecDeque::new(),
             counters: Counters::default(),
         }
     }
@@ -279,7 +288,7 @@ impl Group {
         self.caches.values().filter(|c| c.usable).count()
     }
 
-    /// Routers reported by the usable caches (Router View, PROTOCOL.md 2.6).
+    /// Routers reported by the usable caches (Router View, docs/protocol.md 2.6).
     fn view_routers(&self) -> Vec<Ipv4Addr> {
         let set: BTreeSet<Ipv4Addr> = self
             .caches
@@ -434,6 +443,14 @@ impl Group {
             if !c.usable && c.gone_at.is_none() {
                 c.reason = Some(NotUsable::Md5Failure);
             }
+        } else {
+            // A sender we track nowhere else: remembered for status only (bounded), so that an
+            // operator sees which address is failing and why.
+            self.auth_failures.retain(|&(a, _)| a != dg.peer);
+            if self.auth_failures.len() == MAX_AUTH_FAILURES {
+                self.auth_failures.pop_front();
+            }
+            self.auth_failures.push_back((dg.peer, ctx.now));
         }
         self.drop_msg(ctx, dg.peer, DropReason::Security, detail);
     }
@@ -465,7 +482,7 @@ impl Group {
                 );
             }
         }
-        // Echoed Receive ID (FIG. 5 op. 508/510; PROTOCOL.md 5.2).
+        // Echoed Receive ID (FIG. 5 op. 508/510; docs/protocol.md 5.2).
         let echoed = hia
             .view
             .routers
@@ -491,7 +508,7 @@ impl Group {
         );
         // Group list.
         if !self.cfg.allowed_caches.is_empty()
-            && !self.cfg.allowed_caches.iter().any(|p| p.contains(addr))
+            && !self.cfg.allowed_caches.iter().any(|p| p.contains(&addr))
         {
             self.make_unusable(ctx, addr, NotUsable::NotAllowed);
             return self.drop_msg(
@@ -521,6 +538,8 @@ impl Group {
         }
         let routers: Vec<Ipv4Addr> = hia.view.routers.iter().map(|r| r.addr.to_ipv4()).collect();
         let old_view_routers = self.view_routers();
+        // Authenticated now: no longer a failing sender.
+        self.auth_failures.retain(|&(a, _)| a != peer && a != addr);
         let c = self.caches.entry(addr).or_insert_with(|| Cache {
             addr,
             reply_to: peer,
@@ -579,8 +598,17 @@ impl Group {
             // never redirected); a no-op when the table is unchanged.
             self.republish(ctx);
         }
-        self.send_i_see_you(ctx, addr, shutdown);
-        self.notify_members(ctx, Some(addr));
+        // The answer, within the reply rate limit (router/limit.rs); the state above is
+        // updated either way. When it is not sent and membership changed, the cache is told
+        // like every other usable cache.
+        let t = self.transmit_t();
+        if ctx.limiter.allow(ctx.now, self.key(), peer, t, usable) {
+            self.send_i_see_you(ctx, addr, shutdown);
+            self.notify_members(ctx, Some(addr));
+        } else {
+            self.counters.replies_rate_limited += 1;
+            self.notify_members(ctx, None);
+        }
     }
 
     // ---- I_SEE_YOU / REMOVAL_QUERY ----------------------------------------------------------
@@ -643,7 +671,7 @@ impl Group {
         self.receive_id = next_nonzero(self.receive_id);
         let id = self.receive_id;
         // Mirror the cache's version; a cache opening a 2.01 negotiation (V flag) gets our
-        // highest (PROTOCOL.md 5.5).
+        // highest (docs/protocol.md 5.5).
         let version = if c.identity.flags.version_min() {
             Version::V2_01
         } else {
@@ -927,26 +955,39 @@ impl Group {
             None => BTreeMap::new(),
         };
         let assigned = self.assignment.is_some();
-        let caches = self
-            .caches
-            .values()
-            .map(|c| {
-                let buckets = shares.get(&c.addr).copied().unwrap_or(0);
-                let reason = match c.reason {
-                    None if assigned && buckets == 0 => Some(NotUsable::NotInAssignment),
-                    r => r,
-                };
-                CacheStatus {
-                    address: c.addr,
-                    usable: c.usable,
-                    reason,
-                    buckets,
-                    weight: c.identity.data.weight_status().map_or(0, |w| w.0),
-                    last_heard_ms_ago: now.saturating_since(c.last_heard).as_millis() as u64,
-                    forwarding: c.caps.map(|k| k.forwarding.as_str()),
-                }
+        let caches = self.caches.values().map(|c| {
+            let buckets = shares.get(&c.addr).copied().unwrap_or(0);
+            let reason = match c.reason {
+                None if assigned && buckets == 0 => Some(NotUsable::NotInAssignment),
+                r => r,
+            };
+            CacheStatus {
+                address: c.addr,
+                usable: c.usable,
+                reason,
+                buckets,
+                weight: c.identity.data.weight_status().map_or(0, |w| w.0),
+                last_heard_ms_ago: now.saturating_since(c.last_heard).as_millis() as u64,
+                forwarding: c.caps.map(|k| k.forwarding.as_str()),
+            }
+        });
+        // Senders failing authentication that are no cache of ours: listed, never usable.
+        let failing = self
+            .auth_failures
+            .iter()
+            .filter(|&&(a, at)| {
+                !self.caches.contains_key(&a) && now.saturating_since(at) < GONE_KEEP
             })
-            .collect();
+            .map(|&(address, at)| CacheStatus {
+                address,
+                usable: false,
+                reason: Some(NotUsable::Md5Failure),
+                buckets: 0,
+                weight: 0,
+                last_heard_ms_ago: now.saturating_since(at).as_millis() as u64,
+                forwarding: None,
+            });
+        let caches = caches.chain(failing).collect();
         ServiceStatus {
             id: self.cfg.key.id,
             dynamic: self.cfg.key.dynamic,

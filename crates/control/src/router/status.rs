@@ -1,13 +1,16 @@
-//! Snapshot of the router's state for `wccpd show` (serialised to JSON by the driver).
+//! Snapshot of the router's state for `wccpd show` (serialised to JSON by the driver, read back
+//! by `wccpd show`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::label::{self, Label};
 
 /// Why a cache is not usable (or, for [`NotUsable::NotInAssignment`], usable but given no
 /// traffic).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotUsable {
     /// Its last HERE_I_AM did not echo the Receive ID we last sent it (or did not list us).
@@ -44,32 +47,38 @@ impl NotUsable {
     }
 }
 
-/// Message and drop counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// Message and drop counters (a counter missing from the JSON reads as 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counters {
     /// Messages received (valid or not).
     pub messages_in: u64,
     /// Messages sent.
     pub messages_out: u64,
     /// Drops by [`crate::DropReason::as_str`].
-    pub drops: BTreeMap<&'static str, u64>,
+    #[serde(deserialize_with = "label::deserialize_keys")]
+    pub drops: BTreeMap<Label, u64>,
+    /// HERE_I_AMs processed but not answered: the answer was over the reply rate limit
+    /// ([`super::ReplyLimits`]).
+    pub replies_rate_limited: u64,
 }
 
 /// The accepted assignment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignmentStatus {
     /// Assignment key address (the designated cache).
     pub address: Ipv4Addr,
     /// Assignment key change number.
     pub change_number: u32,
     /// `"hash"` or `"mask"`.
-    pub method: &'static str,
+    #[serde(deserialize_with = "label::deserialize")]
+    pub method: Label,
     /// Milliseconds since it was accepted.
     pub age_ms: u64,
 }
 
 /// One cache of a service group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheStatus {
     /// Cache address.
     pub address: Ipv4Addr,
@@ -84,11 +93,12 @@ pub struct CacheStatus {
     /// Milliseconds since its last HERE_I_AM.
     pub last_heard_ms_ago: u64,
     /// Negotiated forwarding method (`"gre"` / `"l2"`), once usable.
-    pub forwarding: Option<&'static str>,
+    #[serde(default, deserialize_with = "label::deserialize_option")]
+    pub forwarding: Option<Label>,
 }
 
 /// One service group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
     /// Service id.
     pub id: u8,
@@ -99,7 +109,8 @@ pub struct ServiceStatus {
     /// Last Receive ID sent.
     pub receive_id: u32,
     /// `"hash"` / `"mask"` once the first usable cache fixed it.
-    pub assignment_method: Option<&'static str>,
+    #[serde(default, deserialize_with = "label::deserialize_option")]
+    pub assignment_method: Option<Label>,
     /// The accepted assignment, if any.
     pub assignment: Option<AssignmentStatus>,
     /// Routers in the Router View.
@@ -111,10 +122,25 @@ pub struct ServiceStatus {
 }
 
 /// The whole router.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouterStatus {
     /// Service groups in configuration order.
     pub services: Vec<ServiceStatus>,
     /// Messages that could not be attributed to a group (malformed, unknown service).
+    #[serde(default)]
     pub unattributed: Counters,
+    /// The limiter of answers to HERE_I_AM.
+    #[serde(default)]
+    pub reply_limiter: ReplyLimiterStatus,
+}
+
+/// The reply rate limiter ([`super::ReplyLimits`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyLimiterStatus {
+    /// (Service group, destination) budgets kept now.
+    pub tracked_peers: usize,
+    /// Most budgets kept.
+    pub max_peers: usize,
+    /// Answers not sent, all groups together (sum of the groups' `replies_rate_limited`).
+    pub replies_rate_limited: u64,
 }

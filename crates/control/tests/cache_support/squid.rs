@@ -1,4 +1,4 @@
-//! Real Squid (5.7 + receive fixes) exchanges from `shared/wccp/vectors/` (PROTOCOL.md §8), one
+//! Real Squid (5.7 + receive fixes) exchanges from `shared/wccp/vectors/` (docs/protocol.md §8), one
 //! UDP payload each, as hex.
 
 #![allow(dead_code)]
