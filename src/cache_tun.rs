@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use control::packet_return::Prefix;
-use serde_json::{json, Value};
+use config::Ipv4Net;
+use serde::{Deserialize, Serialize};
 
 /// What the TUN side needs from the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct TunSettings {
     /// Its /32 address.
     pub address: Ipv4Addr,
     /// Outer GRE sources that are decapsulated (the routers); other GRE is ignored.
-    pub accept_from: Vec<Prefix>,
+    pub accept_from: Vec<Ipv4Net>,
 }
 
 impl TunSettings {
@@ -44,17 +44,13 @@ impl TunSettings {
         TunSettings {
             name: t.name.clone(),
             address: t.address,
-            accept_from: t
-                .accept_from
-                .iter()
-                .filter_map(|p| Prefix::new(p.addr, p.len))
-                .collect(),
+            accept_from: t.accept_from.clone(),
         }
     }
 
     /// Whether GRE from `router` is decapsulated.
     pub fn accepts(&self, router: Ipv4Addr) -> bool {
-        self.accept_from.iter().any(|p| p.contains(router))
+        self.accept_from.iter().any(|p| p.contains(&router))
     }
 }
 
@@ -76,11 +72,13 @@ pub struct TunCounters {
     pub rp_filter_error: Mutex<Option<String>>,
 }
 
-fn get(a: &AtomicU64) -> u64 {
+/// A counter's value (counters are independent: relaxed loads).
+pub(crate) fn get(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
-fn text(m: &Mutex<Option<String>>) -> Option<String> {
+/// The text in a status slot (`None` if empty, or if a writer panicked).
+pub(crate) fn text(m: &Mutex<Option<String>>) -> Option<String> {
     m.lock().map(|g| g.clone()).unwrap_or(None)
 }
 
@@ -91,20 +89,47 @@ pub(crate) fn set_text(m: &Mutex<Option<String>>, v: Option<String>) {
 }
 
 impl TunCounters {
-    /// The counters as the `tun` object of `wccpd show --json`.
-    pub fn to_json(&self, settings: &TunSettings) -> Value {
-        json!({
-            "name": settings.name,
-            "address": settings.address.to_string(),
-            "accept_from": settings.accept_from.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "decapsulated": get(&self.decapsulated),
-            "written": get(&self.written),
-            "write_errors": get(&self.write_errors),
-            "unknown_peer": get(&self.unknown_peer),
-            "last_error": text(&self.last_error),
-            "rp_filter_error": text(&self.rp_filter_error),
-        })
+    /// The counters as the `tun` object of `wccpd show`.
+    pub fn report(&self, settings: &TunSettings) -> TunReport {
+        TunReport {
+            name: settings.name.clone(),
+            address: settings.address,
+            accept_from: settings
+                .accept_from
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            decapsulated: get(&self.decapsulated),
+            written: get(&self.written),
+            write_errors: get(&self.write_errors),
+            unknown_peer: get(&self.unknown_peer),
+            last_error: text(&self.last_error),
+            rp_filter_error: text(&self.rp_filter_error),
+        }
     }
+}
+
+/// The `tun` object of `wccpd show`: the device and its counters (see [`TunCounters`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunReport {
+    /// Interface name.
+    pub name: String,
+    /// Its /32 address.
+    pub address: Ipv4Addr,
+    /// The prefixes GRE is decapsulated from (`a.b.c.d/len`).
+    pub accept_from: Vec<String>,
+    /// WCCP GRE packets from an accepted router whose inner packet was extracted.
+    pub decapsulated: u64,
+    /// Inner packets written to the device.
+    pub written: u64,
+    /// Writes the device refused.
+    pub write_errors: u64,
+    /// GRE from a source outside `accept_from`.
+    pub unknown_peer: u64,
+    /// Detail of the latest write error.
+    pub last_error: Option<String>,
+    /// Why `rp_filter` could not be turned off, if it could not.
+    pub rp_filter_error: Option<String>,
 }
 
 /// An open, configured TUN device. Dropping it closes the device (the kernel removes it) and
@@ -238,14 +263,17 @@ mod tests {
         let s = TunSettings::from_config(&config::CacheTun {
             name: "wccp0".into(),
             address: Ipv4Addr::new(169, 254, 87, 1),
-            accept_from: vec!["10.0.0.0/24".parse().unwrap(), "192.0.2.1".parse().unwrap()],
+            accept_from: vec![
+                "10.0.0.0/24".parse().unwrap(),
+                Ipv4Net::from(Ipv4Addr::new(192, 0, 2, 1)),
+            ],
         });
         assert!(s.accepts(Ipv4Addr::new(10, 0, 0, 77)));
         assert!(s.accepts(Ipv4Addr::new(192, 0, 2, 1)));
         assert!(!s.accepts(Ipv4Addr::new(192, 0, 2, 2)));
         let c = TunCounters::default();
         c.written.fetch_add(2, Ordering::Relaxed);
-        let j = c.to_json(&s);
+        let j = serde_json::to_value(c.report(&s)).unwrap();
         assert_eq!(j["written"], 2);
         assert_eq!(j["name"], "wccp0");
         assert_eq!(j["accept_from"][0], "10.0.0.0/24");

@@ -1,4 +1,4 @@
-//! The cache agent's GRE worker (PROTOCOL.md §4.4): hands redirected packets the cache refuses
+//! The cache agent's GRE worker (docs/protocol.md §4.4): hands redirected packets the cache refuses
 //! back to the router that redirected them and, with `cache.tun`, decapsulates the accepted ones
 //! itself and writes them to a TUN device ([`crate::cache_tun`]).
 //!
@@ -42,10 +42,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use control::packet_return::{
-    self, Prefix, Redirected, RefuseReason, ReturnPolicy, GRE_PROTO_WCCP, IPPROTO_GRE,
-};
-use serde_json::{json, Value};
+use control::packet_return::{self, Redirected, RefuseReason, ReturnPolicy};
+use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use wire::{decap_wccp, GrePacket, GreRepr, Ipv4Packet, WccpPayload};
 
@@ -60,6 +58,10 @@ const FLAG_DYNAMIC: u8 = 0x01;
 /// GRE protocol type of plain IPv4 (accepted as WCCP GRE without a redirect header when
 /// decapsulating into a TUN device).
 const GRE_PROTO_IPV4: u16 = wire::gre::PROTOCOL_IPV4;
+/// GRE protocol type of WCCP.
+const GRE_PROTO_WCCP: u16 = wire::gre::PROTOCOL_WCCP;
+/// IP protocol number of GRE.
+const IPPROTO_GRE: u8 = wire::ipv4::PROTOCOL_GRE;
 
 /// One service's return policy, keyed as the redirect header names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,10 +88,6 @@ pub struct ReturnSettings {
     pub tun: Option<TunSettings>,
 }
 
-fn prefix(p: &config::Prefix) -> Option<Prefix> {
-    Prefix::new(p.addr, p.len)
-}
-
 impl ReturnSettings {
     /// The worker's settings, or `None` when no service has a return policy and `cache.tun` is
     /// absent (no worker then).
@@ -104,12 +102,8 @@ impl ReturnSettings {
                     dynamic: svc.definition.dynamic,
                     id: svc.definition.id,
                     policy: ReturnPolicy {
-                        refuse_sources: rp.refuse_sources.iter().filter_map(prefix).collect(),
-                        refuse_destinations: rp
-                            .refuse_destinations
-                            .iter()
-                            .filter_map(prefix)
-                            .collect(),
+                        refuse_sources: rp.refuse_sources.clone(),
+                        refuse_destinations: rp.refuse_destinations.clone(),
                         max_load: rp.max_load.map(u32::from),
                         rewrite_destinations: Vec::new(),
                     },
@@ -165,42 +159,74 @@ pub struct ReturnCounters {
     pub load_error: Mutex<Option<String>>,
 }
 
-fn get(a: &AtomicU64) -> u64 {
-    a.load(Ordering::Relaxed)
-}
-
 fn bump(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
 
-fn text(m: &Mutex<Option<String>>) -> Option<String> {
-    m.lock().map(|g| g.clone()).unwrap_or(None)
-}
-
-use crate::cache_tun::set_text;
+use crate::cache_tun::{get, set_text, text};
 
 impl ReturnCounters {
-    /// The counters as the `packet_return` object of `wccpd show --json`.
-    pub fn to_json(&self) -> Value {
-        let (s, d, l) = (
-            get(&self.returned_source),
-            get(&self.returned_destination),
-            get(&self.returned_load),
-        );
-        json!({
-            "received": get(&self.received),
-            "accepted": get(&self.accepted),
-            "returned": s + d + l,
-            "returned_by_reason": { "source": s, "destination": d, "load": l },
-            "unmatched": get(&self.unmatched),
-            "ignored": get(&self.ignored),
-            "malformed": get(&self.malformed),
-            "send_errors": get(&self.send_errors),
-            "last_error": text(&self.last_error),
-            "load_percent": get(&self.load_percent),
-            "load_error": text(&self.load_error),
-        })
+    /// The counters as the `packet_return` object of `wccpd show`.
+    pub fn report(&self) -> ReturnReport {
+        let by = ReturnedByReason {
+            source: get(&self.returned_source),
+            destination: get(&self.returned_destination),
+            load: get(&self.returned_load),
+        };
+        ReturnReport {
+            received: get(&self.received),
+            accepted: get(&self.accepted),
+            returned: by.source + by.destination + by.load,
+            returned_by_reason: by,
+            unmatched: get(&self.unmatched),
+            ignored: get(&self.ignored),
+            malformed: get(&self.malformed),
+            send_errors: get(&self.send_errors),
+            last_error: text(&self.last_error),
+            load_percent: get(&self.load_percent),
+            load_error: text(&self.load_error),
+        }
     }
+}
+
+/// The `packet_return` object of `wccpd show`: a snapshot of [`ReturnCounters`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReturnReport {
+    /// WCCP GRE packets addressed to the cache.
+    pub received: u64,
+    /// Served locally.
+    pub accepted: u64,
+    /// Returned to the router, for any reason.
+    pub returned: u64,
+    /// Returned, by reason.
+    pub returned_by_reason: ReturnedByReason,
+    /// WCCP GRE for a service without a return policy here.
+    pub unmatched: u64,
+    /// Other GRE, our own packets, packets for another address, GRE from an unknown peer.
+    pub ignored: u64,
+    /// Packets that could not be parsed.
+    pub malformed: u64,
+    /// Return packets the kernel refused to send.
+    pub send_errors: u64,
+    /// Detail of the latest malformed packet or send error.
+    pub last_error: Option<String>,
+    /// Latest load figure, percent.
+    pub load_percent: u64,
+    /// Why the load source could not be read, if it could not.
+    pub load_error: Option<String>,
+}
+
+/// Returned packets by the rule that refused them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReturnedByReason {
+    /// Inner source in `refuse_sources`.
+    pub source: u64,
+    /// Inner destination in `refuse_destinations`.
+    pub destination: u64,
+    /// Load above `max_load`.
+    pub load: u64,
 }
 
 /// Reads the load figure from a `/proc/loadavg`-format file, at most once per [`LOAD_REFRESH`].
@@ -484,15 +510,7 @@ fn parse(pkt: &[u8], plain_ipv4: bool) -> Result<Redirected<'_>, String> {
     let (redirect_header, inner) = match gre.protocol() {
         GRE_PROTO_WCCP => match decap_wccp(gre_buf).map_err(|e| e.to_string())? {
             WccpPayload::Ipv4(inner) => (None, inner),
-            WccpPayload::Redirect { header, inner } => (
-                Some([
-                    header.flags.0,
-                    header.service_id,
-                    header.alt_bucket,
-                    header.primary_bucket,
-                ]),
-                inner,
-            ),
+            WccpPayload::Redirect { header, inner } => (Some(header.to_bytes()), inner),
         },
         GRE_PROTO_IPV4 if plain_ipv4 => {
             GreRepr::parse(&gre).map_err(|e| e.to_string())?;
@@ -645,7 +663,7 @@ mod tests {
         p.extend_from_slice(&[0, 1, 0, 0, 64, proto, 0, 0]);
         p.extend_from_slice(&src.octets());
         p.extend_from_slice(&dst.octets());
-        let c = packet_return::internet_checksum(&p);
+        let c = wire::checksum::checksum(&p);
         p[10..12].copy_from_slice(&c.to_be_bytes());
         p.extend_from_slice(payload);
         p
@@ -688,7 +706,7 @@ mod tests {
             tun: Some(TunSettings {
                 name: "wccp0".into(),
                 address: Ipv4Addr::new(169, 254, 87, 1),
-                accept_from: vec![Prefix::new(ROUTER, 32).unwrap()],
+                accept_from: vec![config::Ipv4Net::from(ROUTER)],
             }),
             ..settings(None)
         }

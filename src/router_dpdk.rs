@@ -12,9 +12,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use control::driver::DriverStats;
 use dataplane::dpdk_impl::{self, StatusRequest};
-use serde_json::{json, Value};
+use dataplane::status::DataplaneStatus;
 
-use crate::daemon::{self, Served};
+use crate::daemon::{self, Response, RouterReport, Transport};
 
 /// Runs the router on the data plane until SIGTERM/SIGINT.
 ///
@@ -43,58 +43,89 @@ pub fn run(settings: &config::RouterSettings, path: &Path) -> anyhow::Result<()>
     let socket = settings.control.socket_path.clone();
     let listener = daemon::bind_control_socket(&socket)?;
     let (tx, rx) = mpsc::channel::<StatusRequest>();
+    let tx_metrics = tx.clone();
     let server = {
         let stop = Arc::clone(&stop);
-        let extra = daemon::extra(json!({
-            "router_id": settings.addresses.first().map(ToString::to_string),
-            "addresses": settings.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "transmit_t_ms": settings.transmit_t_ms,
-            "transport": "dpdk",
-        }));
+        let (addresses, transmit_t_ms) = (settings.addresses.clone(), settings.transmit_t_ms);
         std::thread::Builder::new()
             .name("wccp-ctl".into())
             .spawn(move || {
-                let ctx = Served {
-                    role: "router",
-                    tables: None,
-                    extra,
-                    live: Vec::new(),
-                };
-                let query = move || {
-                    let (rtx, rrx) = mpsc::channel();
-                    let req: StatusRequest = Box::new(move |router, dp| {
-                        let stats = DriverStats {
-                            received: dp.control.wccp_rx,
-                            sent: dp.control.wccp_tx,
-                            send_errors: dp.control.wccp_tx_errors,
-                            drops: dp.control.drops.clone(),
-                            membership_changes: dp.control.membership_changes,
-                            assignments: dp.control.assignments,
-                            publications: dp.control.publications,
-                            ..DriverStats::default()
-                        };
-                        let mut m =
-                            daemon::status_object(daemon::build::router_status(router), &stats);
-                        m.insert(
-                            "dataplane".into(),
-                            serde_json::to_value(dp).unwrap_or(Value::Null),
+                let status = move || {
+                    let addresses = addresses.clone();
+                    ask(&tx, move |router, dp| {
+                        let mut report = RouterReport::new(
+                            &addresses,
+                            transmit_t_ms,
+                            Transport::Dpdk,
+                            router.status(),
+                            driver_stats(dp),
                         );
-                        let _ = rtx.send(m);
-                    });
-                    tx.send(req)
-                        .map_err(|_| "the data plane has stopped".to_string())?;
-                    rrx.recv_timeout(daemon::QUERY_TIMEOUT)
-                        .map_err(|_| "the data plane did not answer in time".to_string())
+                        report.dataplane = Some(dp.clone());
+                        Response::Router(Box::new(report))
+                    })
+                    .unwrap_or_else(|error| Response::Error { error })
                 };
-                daemon::control_loop(&listener, &stop, &ctx, &query);
+                daemon::control_loop(&listener, &stop, &status);
             })?
     };
     tracing::info!(socket = %socket.display(), "control socket ready");
+    let metrics = match settings.metrics {
+        Some(m) => {
+            let tx = tx_metrics;
+            Some(
+                crate::metrics::serve(m.listen, Arc::clone(&stop), move || {
+                    ask(&tx, move |router, dp| {
+                        let stats = driver_stats(dp);
+                        crate::metrics::encode_router(&router.status(), &stats, Some(dp), m.buckets)
+                    })
+                })
+                .with_context(|| format!("cannot serve metrics on {}", m.listen))?,
+            )
+        }
+        None => None,
+    };
     let result = dpdk_impl::run(settings, dp, router, Arc::clone(&stop), rx);
     stop.store(true, Ordering::SeqCst);
     let _ = server.join();
+    if let Some(m) = metrics {
+        let _ = m.join();
+    }
     let _ = std::fs::remove_file(&socket);
     result.map_err(|e| anyhow::anyhow!("data plane: {e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs `f` on the control lcore (through `tx`) and waits for its answer.
+///
+/// # Errors
+/// A message when the data plane has stopped or did not answer within
+/// [`daemon::QUERY_TIMEOUT`].
+fn ask<R: Send + 'static>(
+    tx: &mpsc::Sender<StatusRequest>,
+    f: impl FnOnce(&control::router::Router, &DataplaneStatus) -> R + Send + 'static,
+) -> Result<R, String> {
+    let (rtx, rrx) = mpsc::channel();
+    let req: StatusRequest = Box::new(move |router, dp| {
+        let _ = rtx.send(f(router, dp));
+    });
+    tx.send(req)
+        .map_err(|_| "the data plane has stopped".to_string())?;
+    rrx.recv_timeout(daemon::QUERY_TIMEOUT)
+        .map_err(|_| "the data plane did not answer in time".to_string())
+}
+
+/// The control transport's counters in the socket driver's shape (one `show` and metrics
+/// format for both transports).
+fn driver_stats(dp: &DataplaneStatus) -> DriverStats {
+    DriverStats {
+        received: dp.control.wccp_rx,
+        sent: dp.control.wccp_tx,
+        send_errors: dp.control.wccp_tx_errors,
+        drops: dp.control.drops.clone(),
+        membership_changes: dp.control.membership_changes,
+        assignments: dp.control.assignments,
+        publications: dp.control.publications,
+        ..DriverStats::default()
+    }
 }

@@ -3,6 +3,8 @@
 //! Vectors: `crates/wccp-wire/tests/vectors/*.hex` (one UDP payload each) and the tcpdump GRE
 //! capture there; full pcapng exchanges in `tests/data/`.
 
+mod common;
+
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -475,7 +477,7 @@ fn our_pcap_writer_round_trips_through_decode() {
         .collect();
     let dgrams: Vec<(SocketAddrV4, SocketAddrV4, &[u8])> =
         msgs.iter().map(|m| (cache, router, m.as_slice())).collect();
-    let bytes = wccpd::pcap::write_udp_pcap(Vec::new(), &dgrams).unwrap();
+    let bytes = common::frames::write_udp_pcap(Vec::new(), &dgrams).unwrap();
     let dir = std::env::temp_dir().join(format!("hdecode-rt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ats_written.pcap");
@@ -511,4 +513,63 @@ fn message_to_json_matches_the_cli_json() {
     direct.as_object_mut().unwrap().remove("components");
     assert_eq!(direct, cli);
     assert_eq!(direct["type"], "REDIRECT_ASSIGN");
+}
+
+#[test]
+fn json_keeps_the_tree_order_like_tshark() {
+    // The members of `--json` come in the order of the tree (and of the text output), not
+    // sorted: read them from the pretty-printed text, independently of any JSON parser.
+    let p = vectors_dir().join("squid_here_i_am.hex");
+    let o = wccpd(&["decode", "--json", p.to_str().unwrap()]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    let keys_at = |indent: usize| -> Vec<String> {
+        let pad = " ".repeat(indent);
+        text.lines()
+            .filter_map(|l| l.strip_prefix(&pad))
+            .filter(|l| l.starts_with('"'))
+            .filter_map(|l| l[1..].split_once("\":").map(|(k, _)| k.to_owned()))
+            .collect()
+    };
+    let top = keys_at(2);
+    assert_eq!(
+        top[..8],
+        [
+            "type",
+            "version",
+            "length",
+            "components",
+            "security",
+            "service",
+            "web_cache_identity",
+            "web_cache_view"
+        ],
+        "{text}"
+    );
+    let service: Vec<&str> = text
+        .split("\"service\": {")
+        .nth(1)
+        .and_then(|s| s.split('}').next())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"')?.split_once("\":"))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        service,
+        [
+            "type",
+            "id",
+            "priority",
+            "protocol",
+            "flags",
+            "flags_raw",
+            "ports"
+        ],
+        "{text}"
+    );
+    // The library's `Value` keeps that order too.
+    let (v, _) = decode_json(p.to_str().unwrap(), None);
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, top);
 }

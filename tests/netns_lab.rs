@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 use assign::hash::{primary_bucket, FlowKey};
 use assign::service::flags::DST_IP_HASH;
 use assign::spread::squid_hash;
+use common::child::{env_var, rerun_in_netns};
 use common::*;
 use serde_json::Value;
 
@@ -70,16 +71,12 @@ static LAB_LOCK: Mutex<()> = Mutex::new(());
 
 // ---- helpers run inside the namespaces ---------------------------------------------------
 
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"))
-}
-
 /// HTTP/1.0 server: answers every request on each port of `HLAB_PORTS` with
 /// `hello from <HLAB_NAME>` and prints `ACCESS <peer> <local> <request line>`. Exits after
 /// 180 s at most (the parent kills it long before).
 fn serve() {
-    let name = var("HLAB_NAME");
-    let ports: Vec<u16> = var("HLAB_PORTS")
+    let name = env_var("HLAB_NAME");
+    let ports: Vec<u16> = env_var("HLAB_PORTS")
         .split(',')
         .map(|p| p.parse().expect("port"))
         .collect();
@@ -129,8 +126,8 @@ fn answer(c: TcpStream, name: &str) {
 /// HTTP/1.0 GET of `/` from `HLAB_ADDR` (ip:port) within `HLAB_TIMEOUT_MS`; prints
 /// `HTTP-BODY: <body>` or `HTTP-ERROR: <error>`.
 fn get() {
-    let addr: SocketAddr = var("HLAB_ADDR").parse().expect("ip:port");
-    let timeout = Duration::from_millis(var("HLAB_TIMEOUT_MS").parse().expect("ms"));
+    let addr: SocketAddr = env_var("HLAB_ADDR").parse().expect("ip:port");
+    let timeout = Duration::from_millis(env_var("HLAB_TIMEOUT_MS").parse().expect("ms"));
     let result = (|| -> std::io::Result<String> {
         let mut s = TcpStream::connect_timeout(&addr, timeout)?;
         s.set_read_timeout(Some(timeout))?;
@@ -170,14 +167,6 @@ fn helper() -> bool {
 /// Seconds since `t0`, for progress lines.
 fn secs(t0: Instant) -> f64 {
     t0.elapsed().as_secs_f64()
-}
-
-fn ns_exec(ns: &str, args: &[&str]) -> std::process::Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .expect("ip netns exec")
 }
 
 /// The lab's namespaces, deleted on drop.
@@ -316,37 +305,13 @@ fn spawn_helper(
     env: &[(&str, String)],
     log: PathBuf,
 ) -> NsChild {
-    let out = std::fs::File::create(&log).unwrap();
-    let err = out.try_clone().unwrap();
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(std::env::current_exe().expect("own path"))
-        .args(["--exact", opts.test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, kind)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn helper {name}: {e}"));
-    NsChild {
-        child: Some(child),
+    NsChild::start(
+        name,
+        rerun_in_netns(ns, opts.test)
+            .env(CHILD_ENV, kind)
+            .envs(env.iter().map(|(k, v)| (k, v))),
         log,
-        name: name.to_string(),
-    }
-}
-
-fn wait_listening(h: &NsChild) {
-    assert!(
-        wait_for(Duration::from_secs(10), || h
-            .output()
-            .contains("LISTENING")
-            .then_some(()))
-        .is_some(),
-        "{} never listened:\n{}",
-        h.name,
-        h.output()
-    );
+    )
 }
 
 impl Lab {
@@ -446,7 +411,7 @@ impl Lab {
             ],
             server_log.clone(),
         );
-        wait_listening(&server);
+        server.wait_output("LISTENING", Duration::from_secs(10));
         helpers.push(server);
 
         // The cache hosts: interception rule, proxy, agent.
@@ -480,7 +445,7 @@ impl Lab {
                     &[("HLAB_NAME", name.clone()), ("HLAB_PORTS", "3129".into())],
                     dir.join(&format!("responder{}.log", i + 1)),
                 );
-                wait_listening(&h);
+                h.wait_output("LISTENING", Duration::from_secs(10));
                 helpers.push(h);
             }
         }
@@ -600,10 +565,7 @@ impl Lab {
 
     /// GET `http://ip:port/` from namespace `ns`.
     fn get(&self, ns: &str, ip: &str, port: u16, timeout: Duration) -> Result<String, String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(std::env::current_exe().expect("own path"))
-            .args(["--exact", self.opts.test, "--nocapture", "--test-threads=1"])
+        let out = rerun_in_netns(ns, self.opts.test)
             .env(CHILD_ENV, "get")
             .env("HLAB_ADDR", format!("{ip}:{port}"))
             .env("HLAB_TIMEOUT_MS", timeout.as_millis().to_string())
@@ -659,17 +621,12 @@ impl Lab {
             st.is_some_and(|s| s.success()),
             "router exit at SIGTERM: {st:?}\n{log}"
         );
-        let line = log
-            .lines()
-            .find(|l| l.contains("mempool at exit"))
-            .unwrap_or_else(|| panic!("no `mempool at exit` line:\n{log}"));
-        let field = |k: &str| -> u64 {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(k))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
-        };
-        assert_eq!(field("in_use="), field("baseline="), "mbufs leaked: {line}");
+        let MempoolAtExit {
+            line,
+            in_use,
+            baseline,
+        } = mempool_at_exit(&log);
+        assert_eq!(in_use, baseline, "mbufs leaked: {line}");
         eprintln!(
             "[{:5.2}s] {}: router exited 0 in {} ms; {}",
             secs(self.t0),

@@ -1,4 +1,4 @@
-//! GRE packet return by the real `wccpd cache` (PROTOCOL.md §4.4), end to end: two network
+//! GRE packet return by the real `wccpd cache` (docs/protocol.md §4.4), end to end: two network
 //! namespaces `hreturn-r-<pid>-<n>` (router, 10.232.X.1) and `hreturn-c-<pid>-<n>` (cache,
 //! 10.232.X.2) joined by a veth, IPv6 off, deleted by a drop guard even on failure.
 //!
@@ -15,87 +15,31 @@
 mod common;
 
 use std::io::Read as _;
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Command, Stdio};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use common::child::{env_var, run_helper, Finished};
+use common::packets::{
+    gre, gre_socket, hex, ipv4_header, send_all, tagged_packets, timed_out, unhex,
+};
 use common::*;
 use serde_json::Value;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 const CHILD_ENV: &str = "HRETURN_CHILD";
 /// The dynamic service the cache has a return policy for.
 const SERVICE: u8 = 90;
 
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from(c[0]) << 8
-        };
-        sum += u32::from(w);
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, total: usize, id: u16) -> Vec<u8> {
-    let mut h = vec![0x45, 0];
-    h.extend_from_slice(&(total as u16).to_be_bytes());
-    h.extend_from_slice(&id.to_be_bytes());
-    h.extend_from_slice(&[0x40, 0, 64, proto, 0, 0]);
-    h.extend_from_slice(&src.octets());
-    h.extend_from_slice(&dst.octets());
-    let c = checksum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h
-}
-
 /// An inner UDP packet `src:40000+i -> dst:5353` with a payload naming `i`.
 fn inner(src: Ipv4Addr, dst: Ipv4Addr, i: u16) -> Vec<u8> {
     let payload = format!("hreturn flow {i} from {src} to {dst}");
     let udp_len = 8 + payload.len();
-    let mut p = ipv4_header(src, dst, 17, 20 + udp_len, 1000 + i);
+    let mut p = ipv4_header(src, dst, 17, 64, 1000 + i, 20 + udp_len);
     p.extend_from_slice(&(40_000 + i).to_be_bytes());
     p.extend_from_slice(&5353u16.to_be_bytes());
     p.extend_from_slice(&(udp_len as u16).to_be_bytes());
     p.extend_from_slice(&[0, 0]); // no UDP checksum
     p.extend_from_slice(payload.as_bytes());
     p
-}
-
-/// A GRE-redirected packet as a router sends it: outer IPv4 router -> cache, GRE `0000 <proto>`,
-/// then `redirect` (if any), then `payload`.
-fn gre(
-    router: Ipv4Addr,
-    cache: Ipv4Addr,
-    proto: u16,
-    redirect: Option<[u8; 4]>,
-    payload: &[u8],
-) -> Vec<u8> {
-    let len = 20 + 4 + redirect.map_or(0, |_| 4) + payload.len();
-    let mut p = ipv4_header(router, cache, 47, len, 7);
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&proto.to_be_bytes());
-    if let Some(r) = redirect {
-        p.extend_from_slice(&r);
-    }
-    p.extend_from_slice(payload);
-    p
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
 }
 
 /// One packet the child sends, and what must happen to it.
@@ -125,24 +69,12 @@ fn wccp(router: Ipv4Addr, cache: Ipv4Addr, svc: u8, bucket: u8, inner: Vec<u8>, 
 /// socket bound to `HRETURN_ROUTER`, then prints each GRE packet from the cache as
 /// `RETURN <hex>` until `HRETURN_EXPECT` arrived and 700 ms more passed (5 s at most).
 fn child() {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
-    let router: Ipv4Addr = var("HRETURN_ROUTER").parse().unwrap();
-    let cache: Ipv4Addr = var("HRETURN_CACHE").parse().unwrap();
-    let expect: usize = var("HRETURN_EXPECT").parse().unwrap();
-    let packets: Vec<Vec<u8>> = var("HRETURN_PACKETS").split(',').map(unhex).collect();
-    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(47))).unwrap();
-    sock.set_header_included_v4(true).unwrap();
-    sock.bind(&SockAddr::from(SocketAddrV4::new(router, 0)))
-        .unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let to = SockAddr::from(SocketAddrV4::new(cache, 0));
-    for p in &packets {
-        let n = sock.send_to(p, &to).unwrap();
-        assert_eq!(n, p.len(), "whole packet sent");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    println!("SENT {}", packets.len());
+    let router: Ipv4Addr = env_var("HRETURN_ROUTER").parse().unwrap();
+    let cache: Ipv4Addr = env_var("HRETURN_CACHE").parse().unwrap();
+    let expect: usize = env_var("HRETURN_EXPECT").parse().unwrap();
+    let packets: Vec<Vec<u8>> = env_var("HRETURN_PACKETS").split(',').map(unhex).collect();
+    let sock = gre_socket(router);
+    send_all(&sock, cache, &packets, Duration::from_millis(20));
     let start = Instant::now();
     let mut got = 0;
     let mut complete: Option<Instant> = (expect == 0).then(Instant::now);
@@ -161,11 +93,7 @@ fn child() {
                     }
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if timed_out(&e) => {}
             Err(e) => panic!("read: {e}"),
         }
     }
@@ -181,51 +109,31 @@ fn exchange(
     packets: &[Vec<u8>],
     expect: usize,
 ) -> Vec<Vec<u8>> {
-    let exe = std::env::current_exe().expect("own path");
     let joined: Vec<String> = packets.iter().map(|p| hex(p)).collect();
-    let mut proc = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(&exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env("HRETURN_ROUTER", router.to_string())
-        .env("HRETURN_CACHE", cache.to_string())
-        .env("HRETURN_EXPECT", expect.to_string())
-        .env("HRETURN_PACKETS", joined.join(","))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child in the router namespace");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(st) = proc.try_wait().expect("wait child") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = proc.kill();
-            let _ = proc.wait();
-            panic!("child did not finish within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    if let Some(mut o) = proc.stdout.take() {
-        let _ = o.read_to_string(&mut out);
-    }
-    if let Some(mut e) = proc.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
+    let env = [
+        (CHILD_ENV, "1".to_string()),
+        ("HRETURN_ROUTER", router.to_string()),
+        ("HRETURN_CACHE", cache.to_string()),
+        ("HRETURN_EXPECT", expect.to_string()),
+        ("HRETURN_PACKETS", joined.join(",")),
+    ];
+    let Finished {
+        status,
+        stdout: out,
+        stderr: err,
+    } = run_helper(
+        ns,
+        test,
+        &env,
+        Duration::from_secs(20),
+        "child in the router namespace",
+    );
     assert!(status.success(), "child failed: {status}\n{out}\n{err}");
     assert!(
         out.contains(&format!("SENT {}", packets.len())),
         "child sent everything:\n{out}"
     );
-    out.lines()
-        .filter_map(|l| l.strip_prefix("RETURN "))
-        .map(|h| unhex(h.trim()))
-        .collect()
+    tagged_packets(&out, "RETURN")
 }
 
 // ---- the parent --------------------------------------------------------------------------
@@ -295,7 +203,11 @@ fn check_returns(returns: &[Vec<u8>], sent: &[Sent], router: Ipv4Addr, cache: Ip
             "to the router that redirected it"
         );
         assert_eq!(r[8], 255, "TTL as built by packet_return");
-        assert_eq!(checksum(&r[..20]), 0, "outer header checksum verifies");
+        assert_eq!(
+            wire::checksum::checksum(&r[..20]),
+            0,
+            "outer header checksum verifies"
+        );
         assert_eq!(
             usize::from(u16::from_be_bytes([r[2], r[3]])),
             r.len(),
@@ -449,28 +361,23 @@ fn overload_returns_everything_until_the_load_drops() {
     let server = Ipv4Addr::new(192, 0, 2, 80);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
 
-    let busy: Vec<Sent> = (0..3u16)
-        .map(|i| {
-            wccp(
-                router,
-                cache,
-                SERVICE,
-                i as u8,
-                inner(client, server, i),
-                true,
-            )
-        })
-        .collect();
-    let packets: Vec<Vec<u8>> = busy.iter().map(|s| s.packet.clone()).collect();
-    let returns = exchange(
-        &setup.net.router_ns,
-        "overload_returns_everything_until_the_load_drops",
-        router,
-        cache,
-        &packets,
-        3,
-    );
-    check_returns(&returns, &busy, router, cache);
+    // Sends flows `ids` (all refused, or all accepted) and checks what comes back.
+    let round = |ids: std::ops::Range<u16>, refused: bool| {
+        let sent: Vec<Sent> = ids
+            .map(|i| {
+                let flow = inner(client, server, i);
+                wccp(router, cache, SERVICE, i as u8, flow, refused)
+            })
+            .collect();
+        let packets: Vec<Vec<u8>> = sent.iter().map(|s| s.packet.clone()).collect();
+        let expect = if refused { sent.len() } else { 0 };
+        let ns = &setup.net.router_ns;
+        let test = "overload_returns_everything_until_the_load_drops";
+        let returns = exchange(ns, test, router, cache, &packets, expect);
+        check_returns(&returns, &sent, router, cache);
+    };
+
+    round(0..3, true);
     let c = wait_counters(&setup.sock, |c| c["received"] == 3);
     assert_eq!(c["returned_by_reason"]["load"], 3, "{c}");
     assert_eq!(c["accepted"], 0, "{c}");
@@ -479,28 +386,7 @@ fn overload_returns_everything_until_the_load_drops() {
     // The load drops; the file is re-read at most once per second.
     std::fs::write(&load, "0.00 1.00 1.00 1/100 1\n").unwrap();
     std::thread::sleep(Duration::from_millis(1300));
-    let idle: Vec<Sent> = (10..13u16)
-        .map(|i| {
-            wccp(
-                router,
-                cache,
-                SERVICE,
-                i as u8,
-                inner(client, server, i),
-                false,
-            )
-        })
-        .collect();
-    let packets: Vec<Vec<u8>> = idle.iter().map(|s| s.packet.clone()).collect();
-    let returns = exchange(
-        &setup.net.router_ns,
-        "overload_returns_everything_until_the_load_drops",
-        router,
-        cache,
-        &packets,
-        0,
-    );
-    check_returns(&returns, &idle, router, cache);
+    round(10..13, false);
     let c = wait_counters(&setup.sock, |c| c["received"] == 6);
     assert_eq!(c["accepted"], 3, "{c}");
     assert_eq!(c["returned_by_reason"]["load"], 3, "{c}");

@@ -28,15 +28,18 @@
 mod common;
 
 use std::io::Read as _;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::process::{Command, Stdio};
+use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::child::{env_var, rerun_in_netns, run_helper, Finished};
+use common::packets::{
+    gre, gre_socket, hex, ipv4_header, send_all, tagged_packets, timed_out, unhex,
+};
 use common::*;
 use serde_json::Value;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 const TEST: &str = "tun_decapsulation_intercepts_and_returns";
 /// Which helper the re-executed binary runs: `listen` or `exchange`.
@@ -66,33 +69,6 @@ const NFT_RULES: &str = r#"table ip wccp {
 }
 "#;
 
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from(c[0]) << 8
-        };
-        sum += u32::from(w);
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, total: usize) -> Vec<u8> {
-    let mut h = vec![0x45, 0];
-    h.extend_from_slice(&(total as u16).to_be_bytes());
-    h.extend_from_slice(&[0x12, 0x34, 0x40, 0, ttl, proto, 0, 0]);
-    h.extend_from_slice(&src.octets());
-    h.extend_from_slice(&dst.octets());
-    let c = checksum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h
-}
-
 /// A TCP SYN `src:sport -> dst:dport` with sequence number `seq` and valid checksums, TTL 63
 /// (a router has already decremented it).
 fn syn(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, seq: u32) -> Vec<u8> {
@@ -111,45 +87,11 @@ fn syn(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, seq: u32) -> Vec<u8
     pseudo.extend_from_slice(&[0, 6]);
     pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
     pseudo.extend_from_slice(&tcp);
-    let c = checksum(&pseudo);
+    let c = wire::checksum::checksum(&pseudo);
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    let mut p = ipv4_header(src, dst, 6, 63, 20 + tcp.len());
+    let mut p = ipv4_header(src, dst, 6, 63, 0x1234, 20 + tcp.len());
     p.extend_from_slice(&tcp);
     p
-}
-
-/// A GRE packet router -> cache: outer IPv4 (TTL 255), GRE `0000 <proto>`, the redirect header
-/// if any, then `payload`.
-fn gre(
-    router: Ipv4Addr,
-    cache: Ipv4Addr,
-    proto: u16,
-    redirect: Option<[u8; 4]>,
-    payload: &[u8],
-) -> Vec<u8> {
-    let len = 20 + 4 + redirect.map_or(0, |_| 4) + payload.len();
-    let mut p = ipv4_header(router, cache, 47, 255, len);
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&proto.to_be_bytes());
-    if let Some(r) = redirect {
-        p.extend_from_slice(&r);
-    }
-    p.extend_from_slice(payload);
-    p
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
-
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"))
 }
 
 // ---- helper 1: the proxy's listener (cache namespace) ------------------------------------
@@ -231,10 +173,10 @@ fn watch_frames(sock: Socket, done: Arc<AtomicBool>) {
 /// each GRE packet from the cache as `RETURN <hex>` and each SYN-ACK / RST seen on the wire, for
 /// `HTUN_LISTEN_MS` milliseconds.
 fn exchange() {
-    let router: Ipv4Addr = var("HTUN_ROUTER").parse().unwrap();
-    let cache: Ipv4Addr = var("HTUN_CACHE").parse().unwrap();
-    let listen_ms: u64 = var("HTUN_LISTEN_MS").parse().unwrap();
-    let packets: Vec<Vec<u8>> = var("HTUN_PACKETS").split(',').map(unhex).collect();
+    let router: Ipv4Addr = env_var("HTUN_ROUTER").parse().unwrap();
+    let cache: Ipv4Addr = env_var("HTUN_CACHE").parse().unwrap();
+    let listen_ms: u64 = env_var("HTUN_LISTEN_MS").parse().unwrap();
+    let packets: Vec<Vec<u8>> = env_var("HTUN_PACKETS").split(',').map(unhex).collect();
 
     // ETH_P_ALL in network order.
     let frames = Socket::new(
@@ -252,19 +194,8 @@ fn exchange() {
         std::thread::spawn(move || watch_frames(frames, done))
     };
 
-    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(47))).unwrap();
-    sock.set_header_included_v4(true).unwrap();
-    sock.bind(&SockAddr::from(SocketAddrV4::new(router, 0)))
-        .unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let to = SockAddr::from(SocketAddrV4::new(cache, 0));
-    for p in &packets {
-        let n = sock.send_to(p, &to).unwrap();
-        assert_eq!(n, p.len(), "whole packet sent");
-        std::thread::sleep(Duration::from_millis(30));
-    }
-    println!("SENT {}", packets.len());
+    let sock = gre_socket(router);
+    send_all(&sock, cache, &packets, Duration::from_millis(30));
     let start = Instant::now();
     let mut buf = vec![0u8; 65_535];
     while start.elapsed() < Duration::from_millis(listen_ms) {
@@ -273,11 +204,7 @@ fn exchange() {
                 println!("RETURN {}", hex(&buf[..n]));
             }
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if timed_out(&e) => {}
             Err(e) => panic!("read: {e}"),
         }
     }
@@ -294,42 +221,20 @@ fn run_exchange(
     packets: &[Vec<u8>],
     listen_ms: u64,
 ) -> Vec<String> {
-    let exe = std::env::current_exe().expect("own path");
     let joined: Vec<String> = packets.iter().map(|p| hex(p)).collect();
-    let mut proc = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(&exe)
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "exchange")
-        .env("HTUN_ROUTER", router.to_string())
-        .env("HTUN_CACHE", cache.to_string())
-        .env("HTUN_LISTEN_MS", listen_ms.to_string())
-        .env("HTUN_PACKETS", joined.join(","))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the exchange helper in the rtr namespace");
-    let deadline = Instant::now() + Duration::from_millis(listen_ms) + Duration::from_secs(20);
-    let status = loop {
-        if let Some(st) = proc.try_wait().expect("wait helper") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = proc.kill();
-            let _ = proc.wait();
-            panic!("exchange helper did not finish in time");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    if let Some(mut o) = proc.stdout.take() {
-        let _ = o.read_to_string(&mut out);
-    }
-    if let Some(mut e) = proc.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
+    let env = [
+        (CHILD_ENV, "exchange".to_string()),
+        ("HTUN_ROUTER", router.to_string()),
+        ("HTUN_CACHE", cache.to_string()),
+        ("HTUN_LISTEN_MS", listen_ms.to_string()),
+        ("HTUN_PACKETS", joined.join(",")),
+    ];
+    let timeout = Duration::from_millis(listen_ms) + Duration::from_secs(20);
+    let Finished {
+        status,
+        stdout: out,
+        stderr: err,
+    } = run_helper(ns, TEST, &env, timeout, "exchange helper");
     assert!(status.success(), "helper failed: {status}\n{out}\n{err}");
     assert!(
         out.contains(&format!("SENT {}", packets.len())) && out.contains("DONE"),
@@ -340,16 +245,8 @@ fn run_exchange(
 
 // ---- the parent --------------------------------------------------------------------------
 
-fn ns_out(ns: &str, args: &[&str]) -> std::process::Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .expect("ip netns exec")
-}
-
 fn sysctl(ns: &str, path: &str) -> String {
-    let out = ns_out(ns, &["cat", path]);
+    let out = ns_exec(ns, &["cat", path]);
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -429,32 +326,12 @@ fn tun_decapsulation_intercepts_and_returns() {
 
     // The proxy's listener.
     let log = dir.join("listener.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let err = out.try_clone().unwrap();
-    let child = Command::new("ip")
-        .args(["netns", "exec", &cache_ns])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "listen")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("spawn the listener");
-    let listener = NsChild {
-        child: Some(child),
+    let listener = NsChild::start(
+        "listener",
+        rerun_in_netns(&cache_ns, TEST).env(CHILD_ENV, "listen"),
         log,
-        name: "listener".into(),
-    };
-    assert!(
-        wait_for(Duration::from_secs(10), || listener
-            .output()
-            .contains("LISTENING")
-            .then_some(()))
-        .is_some(),
-        "listener up: {}",
-        listener.output()
     );
+    listener.wait_output("LISTENING", Duration::from_secs(10));
 
     // The cache agent.
     let sock = dir.join("cache.sock");
@@ -483,13 +360,13 @@ fn tun_decapsulation_intercepts_and_returns() {
     assert!(up["packet_return"].is_object(), "{up}");
 
     // The device: up, with its /32, rp_filter off on it and on all.
-    let addr = ns_out(&cache_ns, &["ip", "-o", "addr", "show", "dev", TUN_NAME]);
+    let addr = ns_exec(&cache_ns, &["ip", "-o", "addr", "show", "dev", TUN_NAME]);
     let addr = String::from_utf8_lossy(&addr.stdout).into_owned();
     assert!(
         addr.contains(&format!("inet {TUN_ADDRESS}/32")),
         "TUN address: {addr}"
     );
-    let link = ns_out(&cache_ns, &["ip", "-o", "link", "show", "dev", TUN_NAME]);
+    let link = ns_exec(&cache_ns, &["ip", "-o", "link", "show", "dev", TUN_NAME]);
     let link = String::from_utf8_lossy(&link.stdout).into_owned();
     assert!(
         link.contains(",UP") || link.contains("<UP"),
@@ -555,11 +432,7 @@ fn tun_decapsulation_intercepts_and_returns() {
         any_synack_to(&lines, 40_001).is_none(),
         "refused flow answered:\n{text}"
     );
-    let returns: Vec<Vec<u8>> = lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("RETURN "))
-        .map(|h| unhex(h.trim()))
-        .collect();
+    let returns = tagged_packets(&text, "RETURN");
     assert_eq!(
         returns.len(),
         1,
@@ -620,7 +493,7 @@ fn tun_decapsulation_intercepts_and_returns() {
         "clean exit: {st:?}\n{}",
         agent.output()
     );
-    let gone = ns_out(&cache_ns, &["ip", "link", "show", "dev", TUN_NAME]);
+    let gone = ns_exec(&cache_ns, &["ip", "link", "show", "dev", TUN_NAME]);
     assert!(!gone.status.success(), "TUN removed at exit");
     assert_eq!(
         sysctl(&cache_ns, "/proc/sys/net/ipv4/conf/all/rp_filter"),

@@ -7,7 +7,7 @@
 //! tshark is required: CI installs it (`apt-get install tshark`). If it is missing this test
 //! FAILS with a message saying so; it never skips silently.
 //!
-//! Known Wireshark 4.0 quirks (shared/wccp/INTEROP.md, PROTOCOL.md §7.4) handled here:
+//! Known Wireshark 4.0 quirks (docs/protocol.md §7.4, §10.9) handled here:
 //! * it flags an Alternate Assignment Map (16) in I_SEE_YOU as an expert *error* ("contains ...
 //!   but it should not") although draft 2.01 allows it — for that one frame we accept exactly
 //!   that error and no other;
@@ -15,6 +15,8 @@
 //!   compare their values;
 //! * it decodes Address Table indices with wrong masks — we compare counts, not addresses, in
 //!   2.01 frames.
+
+mod common;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -642,7 +644,7 @@ fn tshark_agrees_with_what_we_emit() {
         .collect();
     let path = temp_pcap("all");
     let file = std::fs::File::create(&path).expect("create pcap");
-    wccpd::pcap::write_udp_pcap(file, &dgrams).expect("write pcap");
+    common::frames::write_udp_pcap(file, &dgrams).expect("write pcap");
     if let Some(keep) = std::env::var_os("HDECODE_KEEP_PCAP") {
         std::fs::copy(&path, keep).expect("copy pcap");
     }
@@ -676,7 +678,7 @@ fn tshark_agrees_with_what_we_emit() {
         let severities = nums(f, "_ws.expert.severity");
         let messages = &f["_ws.expert.message"];
         if c.alt_map_in_isy {
-            // Wireshark bug (INTEROP.md): "This message contains a Alternative Assignment Map
+            // Wireshark bug (docs/protocol.md §7.4): "This message contains a Alternative Assignment Map
             // component, but it should not" is an error there. It must be the only error.
             assert_eq!(
                 f["wccp.contains.alt_assignment_map"].len(),
@@ -857,7 +859,7 @@ fn referee_notices_a_broken_message() {
     let cache = SocketAddrV4::new(Ipv4Addr::new(10, 200, 0, 2), 2048);
     let path = temp_pcap("broken");
     let file = std::fs::File::create(&path).expect("create pcap");
-    wccpd::pcap::write_udp_pcap(file, &[(cache, router, &good), (cache, router, &bad)])
+    common::frames::write_udp_pcap(file, &[(cache, router, &good), (cache, router, &bad)])
         .expect("write pcap");
     let frames = run_tshark(&path);
     let mut out = Vec::new();
@@ -966,7 +968,7 @@ fn tshark_agrees_on_gre_redirect_headers() {
     tcp[12] = 0x50;
     tcp[13] = 0x02;
     tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
-    let inner = wccpd::pcap::ethernet_ipv4(*client.ip(), *server.ip(), 6, &tcp).expect("inner")
+    let inner = common::frames::ethernet_ipv4(*client.ip(), *server.ip(), 6, &tcp).expect("inner")
         [14..]
         .to_vec();
     let headers = [

@@ -1,6 +1,7 @@
 //! Shared helpers for the root package's integration tests: network-namespace pairs joined by a
-//! veth, child processes run inside them, temporary directories, polling. Everything created
-//! is removed by `Drop`, also when a test fails.
+//! veth, child processes run inside them (and waited for with a deadline, [`child`]), temporary
+//! directories, polling, test frames and captures ([`frames`]). Everything created is removed by
+//! `Drop`, also when a test fails.
 //!
 //! Namespaces are named `hdaemon-<role>-<pid>-<n>`; veths `hdm<n>{r,c}<pid>` (15 characters
 //! at most); `NetnsPair::named` lets a test pick its own prefixes.
@@ -10,6 +11,10 @@
 //! developer without root may set `WCCPD_ALLOW_SKIP=1` to skip such tests instead.
 
 #![allow(dead_code)]
+
+pub mod child;
+pub mod frames;
+pub mod packets;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -71,6 +76,15 @@ pub fn run(cmd: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs `args` inside namespace `ns` (`ip netns exec`) and returns its output.
+pub fn ns_exec(ns: &str, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("ip netns exec")
 }
 
 /// A temporary directory removed on drop.
@@ -240,16 +254,21 @@ pub struct NsChild {
 impl NsChild {
     /// Starts `program args...` in namespace `ns`.
     pub fn spawn(name: &str, ns: &str, program: &str, args: &[&str], log: PathBuf) -> NsChild {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, program]).args(args);
+        NsChild::start(name, &mut cmd, log)
+    }
+
+    /// Starts `cmd` (e.g. [`child::rerun_in_netns`]) with its output going to `log`.
+    pub fn start(name: &str, cmd: &mut Command, log: PathBuf) -> NsChild {
         let out = fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, program])
-            .args(args)
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         NsChild {
             child: Some(child),
             log,
@@ -297,20 +316,25 @@ impl NsChild {
         let _ = Command::new("kill")
             .args([format!("-{signal}"), c.id().to_string()])
             .status();
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = c.try_wait() {
-                self.child = None;
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        let status = child::wait_timeout(c, timeout)?;
+        self.child = None;
+        Some(status)
     }
 
     /// The output so far.
     pub fn output(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for `text` in the output; the test fails (showing the output) if it
+    /// never appears.
+    pub fn wait_output(&self, text: &str, timeout: Duration) {
+        assert!(
+            wait_for(timeout, || self.output().contains(text).then_some(())).is_some(),
+            "{} never printed {text:?}:\n{}",
+            self.name,
+            self.output()
+        );
     }
 }
 
@@ -376,4 +400,34 @@ pub fn router_cache<'a>(status: &'a Value, ip: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|c| c["address"] == ip)
+}
+
+/// The `mempool at exit` line a DPDK router logs when it stops, with its figures.
+#[derive(Debug)]
+pub struct MempoolAtExit<'a> {
+    /// The whole line.
+    pub line: &'a str,
+    /// `in_use=`: mbufs not back in the pool.
+    pub in_use: u64,
+    /// `baseline=`: mbufs in use before the data plane started.
+    pub baseline: u64,
+}
+
+/// Finds the `mempool at exit` line in a router's `log`; the test fails without one.
+pub fn mempool_at_exit(log: &str) -> MempoolAtExit<'_> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("mempool at exit"))
+        .unwrap_or_else(|| panic!("no `mempool at exit` line:\n{log}"));
+    let field = |k: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {line:?}"))
+    };
+    MempoolAtExit {
+        line,
+        in_use: field("in_use="),
+        baseline: field("baseline="),
+    }
 }

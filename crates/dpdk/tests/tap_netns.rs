@@ -75,34 +75,12 @@ fn tap_in_netns() {
     }
     let started = Instant::now();
     let ns = Netns::create();
-    let exe = std::env::current_exe().expect("own path");
-    let exe = exe.to_str().expect("utf-8 path");
-    let mut proc = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            exe,
-            "--exact",
-            "tap_in_netns",
-            "--nocapture",
-        ])
+    let mut proc = common::child::rerun_in_netns(&ns.0, "tap_in_netns")
         .env(CHILD_ENV, &ns.0)
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn child in namespace");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(st) = proc.try_wait().expect("wait child") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = proc.kill();
-            let _ = proc.wait();
-            panic!("child did not finish within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::child::wait_or_kill(&mut proc, Duration::from_secs(20), "child");
     assert!(status.success(), "child failed: {status}");
     let name = ns.0.clone();
     drop(ns);

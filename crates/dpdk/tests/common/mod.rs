@@ -1,5 +1,10 @@
-//! Shared EAL bootstrap for the DPDK test binaries (one EAL per process, one binary per scenario).
+//! Shared EAL bootstrap for the DPDK test binaries (one EAL per process, one binary per scenario),
+//! and [`child`]: re-running a test inside a network namespace and waiting for it with a
+//! deadline (the root package's `tests/common/child.rs`, compiled here too).
 #![allow(dead_code)]
+
+#[path = "../../../../tests/common/child.rs"]
+pub mod child;
 
 use dpdk::EalArgs;
 
