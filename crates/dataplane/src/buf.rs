@@ -98,12 +98,14 @@ impl VecBuf {
 }
 
 impl AsRef<[u8]> for VecBuf {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         &self.buf[self.start..]
     }
 }
 
 impl AsMut<[u8]> for VecBuf {
+    #[inline]
     fn as_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..]
     }

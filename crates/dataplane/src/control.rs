@@ -51,7 +51,7 @@ const REASM_BYTES: usize = 65_535;
 const REASM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Counters of the control lcore's own work (shown by `wccpd show`).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct ControlStats {
     /// WCCP datagrams handed to the router state machine.
     pub wccp_rx: u64,
@@ -90,6 +90,7 @@ pub struct ControlStats {
     /// Assignments accepted.
     pub assignments: u64,
     /// Control messages dropped by the router state machine, by reason.
+    #[serde(deserialize_with = "control::label::deserialize_keys")]
     pub drops: BTreeMap<&'static str, u64>,
 }
 

@@ -36,35 +36,35 @@ use crate::tables::Topology;
 use crate::worker::Worker;
 
 impl PacketBuf for Mbuf {
-    #[inline]
+    #[inline(always)]
     fn headroom(&self) -> usize {
         usize::from(Mbuf::headroom(self))
     }
-    #[inline]
+    #[inline(always)]
     fn prepend(&mut self, n: usize) -> bool {
         u16::try_from(n).is_ok_and(|n| Mbuf::prepend(self, n).is_ok())
     }
-    #[inline]
+    #[inline(always)]
     fn trim_front(&mut self, n: usize) -> bool {
         u16::try_from(n).is_ok_and(|n| Mbuf::trim_front(self, n).is_ok())
     }
-    #[inline]
+    #[inline(always)]
     fn trim_back(&mut self, n: usize) -> bool {
         u16::try_from(n).is_ok_and(|n| Mbuf::trim_back(self, n).is_ok())
     }
-    #[inline]
+    #[inline(always)]
     fn editable(&self) -> bool {
         self.is_editable()
     }
-    #[inline]
+    #[inline(always)]
     fn reset_offloads(&mut self) {
         Mbuf::reset_offloads(self);
     }
-    #[inline]
+    #[inline(always)]
     fn port(&self) -> u16 {
         Mbuf::port(self)
     }
-    #[inline]
+    #[inline(always)]
     fn set_port(&mut self, port: u16) {
         Mbuf::set_port(self, port);
     }
@@ -741,38 +741,11 @@ fn port_counters(ports: &[Port]) -> Vec<PortCounters> {
         .collect()
 }
 
-/// Sets the stop flag when a worker unwinds, so the daemon stops and names it.
-struct StopOnPanic<'a>(&'a AtomicBool);
-
-impl Drop for StopOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 fn worker_loop(
-    mut w: Worker<DpdkQueue, RingChannel>,
+    w: Worker<DpdkQueue, RingChannel>,
     stop: &AtomicBool,
     backoff: bool,
 ) -> Result<(), String> {
-    let _guard = StopOnPanic(stop);
-    let mut idle: u32 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let s = w.poll(dpdk::clock::rdtsc());
-        if s.idle() {
-            idle = idle.saturating_add(1);
-            if backoff && idle > 64 {
-                // Queues are empty: let the kernel side (TAP) and the other lcore run.
-                std::thread::sleep(Duration::from_micros(if idle > 4096 { 500 } else { 50 }));
-            }
-        } else {
-            idle = 0;
-        }
-    }
-    w.flush_all();
-    // Dropping the worker takes its RCU reader offline and frees its bursts.
-    w.offline();
+    crate::worker::run(w, stop, backoff, dpdk::clock::rdtsc);
     Ok(())
 }

@@ -31,7 +31,9 @@ use wire::{checksum, Ipv4Packet};
 
 use crate::buf::PacketBuf;
 use crate::counters::{LcoreCounters, Reason};
-use crate::tables::{Encap, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP, REDIRECT_HDR};
+use crate::tables::{
+    Encap, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD, OWNER_LOOKUP, REDIRECT_HDR,
+};
 
 /// What to do with a processed frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,23 +112,55 @@ struct Ip {
 }
 
 impl Ip {
+    /// The checks of `Ipv4Packet::new_checked` and `verify_checksum` (version 4, IHL >= 5,
+    /// header and total length within the buffer, header checksum), reading the fixed header
+    /// once through one bounds check; an option-less header is summed as five 32-bit words.
+    #[inline]
     fn read(data: &[u8]) -> Result<Ip, Reason> {
-        let p = Ipv4Packet::new_checked(data).map_err(|_| Reason::Ipv4Malformed)?;
-        if !p.verify_checksum() {
+        let Some(h) = data.first_chunk::<20>() else {
+            return Err(Reason::Ipv4Malformed);
+        };
+        let hl = usize::from(h[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        if h[0] >> 4 != 4 || hl < 20 || hl > data.len() || total < hl || total > data.len() {
+            return Err(Reason::Ipv4Malformed);
+        }
+        let sum = if hl == 20 {
+            checksum::sum(0, h)
+        } else {
+            checksum::sum(0, &data[..hl])
+        };
+        if checksum::finish(sum) != 0 {
             return Err(Reason::Ipv4Checksum);
         }
+        let flags_frag = u16::from_be_bytes([h[6], h[7]]);
         Ok(Ip {
-            hl: p.header_len(),
-            total: usize::from(p.total_len()),
-            src: p.src(),
-            dst: p.dst(),
-            proto: p.protocol(),
-            ttl: p.ttl(),
-            df: p.dont_fragment(),
-            later_fragment: p.is_later_fragment(),
-            fragment: p.is_fragment(),
+            hl,
+            total,
+            src: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+            dst: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+            proto: h[9],
+            ttl: h[8],
+            df: flags_frag & wire::ipv4::FLAG_DF != 0,
+            later_fragment: flags_frag & wire::ipv4::FRAG_OFFSET_MASK != 0,
+            fragment: flags_frag & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK) != 0,
         })
     }
+}
+
+/// Decrements the TTL of the IPv4 header at the start of `ip` (TTL at least 1) and updates
+/// the header checksum incrementally (RFC 1624 eqn. 3 with m = TTL:protocol, m' = m - 0x100:
+/// ~m + m' is 0xfeff in ones' complement, so HC' = ~(~HC + 0xfeff)).
+#[inline]
+fn decrement_ttl(ip: &mut [u8]) {
+    let Some(h) = ip.first_chunk_mut::<20>() else {
+        return;
+    };
+    h[8] = h[8].wrapping_sub(1);
+    let hc = u16::from_be_bytes([h[10], h[11]]);
+    let s = u32::from(!hc) + 0xfeff;
+    let s = (s & 0xffff) + (s >> 16);
+    h[10..12].copy_from_slice(&(!(s as u16)).to_be_bytes());
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -141,8 +175,32 @@ enum Mode {
 /// Processes one frame received on `in_port`, editing it in place. Counts `rx` and exactly one
 /// terminal reason.
 pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
+    process_with(cx, in_port, b, true)
+}
+
+/// [`process`] without the fast path for common transit packets: the reference that the
+/// fast path is tested against (`tests/fast_path.rs`).
+#[doc(hidden)]
+pub fn process_general<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
+    process_with(cx, in_port, b, false)
+}
+
+#[inline(always)]
+fn process_with<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    b: &mut B,
+    fast_path: bool,
+) -> Action {
     cx.counters.count(Reason::Rx);
-    let a = classify(cx, in_port, b);
+    let a = if fast_path {
+        match fast(cx, in_port, b) {
+            Some(a) => a,
+            None => classify(cx, in_port, b),
+        }
+    } else {
+        classify(cx, in_port, b)
+    };
     match a {
         Action::Drop(r) => cx.counters.count(r),
         Action::Punt => cx.counters.count(Reason::Punted),
@@ -184,6 +242,249 @@ fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
         return local(cx, in_port, b, l2len, &ip, smac);
     }
     forward(cx, in_port, b, l2len, &ip, smac, Mode::Transit)
+}
+
+/// The two cases that make up nearly all transit traffic, in one pass over the headers: a
+/// TCP/UDP packet that a service's hash table sends to a GRE target, and one that is routed to
+/// a resolved next hop. Anything else, or anything unusual about these (VLAN tag, IPv4
+/// options, fragments, TTL 1, our own or group addresses, L2 returns, redirect lists,
+/// unassigned buckets, MTU, SYN or SYN-ACK segments that may need an MSS clamp, no
+/// headroom, shared buffers, unresolved next hops), returns `None` before anything was
+/// changed or counted, and the general path below decides.
+///
+/// The result, the rewritten frame and the counters are exactly those of the general path
+/// (`classify` -> `forward` -> `services` -> `redirect`); the golden-frame and property tests
+/// of the pipeline run through both. It exists because the general path costs several
+/// hundred instructions per packet (docs/BENCHMARKS.md).
+#[inline]
+fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Action> {
+    let t = cx.tables;
+    let inp = t.ports.get(usize::from(in_port))?;
+    let d = b.as_ref();
+    let len = d.len();
+    // Ethernet (14, untagged, IPv4, to our unicast MAC), IPv4 (20, no options) and the
+    // first four octets of TCP/UDP (the ports).
+    let h = d.first_chunk::<38>()?;
+    // Compared as integers: a slice comparison is a call to `bcmp`.
+    let mac = &inp.mac;
+    if u32::from_ne_bytes([h[0], h[1], h[2], h[3]])
+        != u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
+        || u16::from_ne_bytes([h[4], h[5]]) != u16::from_ne_bytes([mac[4], mac[5]])
+        || mac[0] & 1 != 0
+        || u32::from_be_bytes([h[12], h[13], h[14], h[15]]) >> 8 != 0x08_0045
+    {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
+    let frag = u16::from_be_bytes([h[20], h[21]]);
+    let proto = h[23];
+    if total < 24
+        || total > len - ethernet::HEADER_LEN
+        || frag & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK) != 0
+    {
+        return None;
+    }
+    if !header_checksum_ok(&h[14..34]) {
+        return None;
+    }
+    let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+    let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+    // Group, broadcast and our own destinations, group sources.
+    if dst >> 28 == 0xe || dst == u32::MAX || src >> 28 == 0xe || t.is_directed_broadcast(dst) {
+        return None;
+    }
+    if t.is_local(dst) {
+        return if proto == PROTOCOL_GRE {
+            fast_return(cx, b, total, src)
+        } else {
+            None
+        };
+    }
+    if h[22] <= 1 || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP) {
+        return None;
+    }
+    let route = t.lpm.lookup(dst)?;
+    let eport = route.entry.port;
+    let ep = t.ports.get(usize::from(eport))?;
+    if !t.l2_caches.is_empty() {
+        let mut smac = [0u8; 6];
+        smac.copy_from_slice(&h[6..12]);
+        if t.l2_caches.binary_search(&(in_port, smac)).is_ok() {
+            return None;
+        }
+    }
+    let sport = u16::from_be_bytes([h[34], h[35]]);
+    let dport = u16::from_be_bytes([h[36], h[37]]);
+    // TCP flags, when the segment has a whole header: SYNs may need their MSS clamped.
+    let flags = if proto == PROTOCOL_TCP {
+        if total < 40 {
+            return None;
+        }
+        *d.get(ethernet::HEADER_LEN + 20 + 13)?
+    } else {
+        0
+    };
+    if (inp.redirect_in || (ep.redirect_out && !inp.exclude_in)) && !t.is_member(src) {
+        for s in &t.services {
+            let Some(table) = &s.table else { continue };
+            if !table.service().matches(proto, sport, dport) {
+                continue;
+            }
+            if !s.rules.is_empty() || flags & l4::TCP_SYN != 0 {
+                return None;
+            }
+            let key = FlowKey::new(src, dst, sport, dport);
+            let Lookup::Redirect {
+                target,
+                primary,
+                alt,
+                used_alt,
+            } = lookup(s, table, &key)
+            else {
+                return None;
+            };
+            let Some(Encap::Gre { port, header, mtu }) = target_encap(s, target) else {
+                return None;
+            };
+            let room = GRE_FRAME_HDR - ethernet::HEADER_LEN;
+            if total > usize::from(mtu.saturating_sub(wire::gre::WCCP_ENCAP_LEN as u16))
+                || !b.editable()
+                || b.headroom() < room
+            {
+                return None;
+            }
+            // As `redirect`: strip padding, decrement the TTL, prepend the template.
+            let tail = len - ethernet::HEADER_LEN - total;
+            if (tail > 0 && !b.trim_back(tail)) || !b.prepend(room) {
+                return None;
+            }
+            let f = b.as_mut();
+            decrement_ttl(&mut f[GRE_FRAME_HDR..]);
+            let hd = f.first_chunk_mut::<GRE_FRAME_HDR>()?;
+            hd.copy_from_slice(header);
+            let outer_total = (total + wire::gre::WCCP_ENCAP_LEN) as u16;
+            let tmpl_total = u16::from_be_bytes([hd[OUTER_IP + 2], hd[OUTER_IP + 3]]);
+            let tmpl_csum = u16::from_be_bytes([hd[OUTER_IP + 10], hd[OUTER_IP + 11]]);
+            let csum = update16(tmpl_csum, tmpl_total, outer_total);
+            hd[OUTER_IP + 2..OUTER_IP + 4].copy_from_slice(&outer_total.to_be_bytes());
+            hd[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_be_bytes());
+            if used_alt {
+                hd[REDIRECT_HDR] |= wire::RedirectFlags::ALT_BUCKET_USED.0;
+            }
+            hd[REDIRECT_HDR + 2] = alt;
+            hd[REDIRECT_HDR + 3] = primary;
+            b.reset_offloads();
+            let ctr = cx.counters.service(s.slot);
+            ctr.redirected.inc();
+            ctr.buckets[usize::from(if used_alt { alt } else { primary })].inc();
+            let ti = usize::from(target) % crate::counters::MAX_TARGETS;
+            ctr.target_packets[ti].inc();
+            ctr.target_bytes[ti].add(total as u64);
+            cx.counters.count(Reason::RedirectedGre);
+            return Some(Action::Tx(*port));
+        }
+    }
+    // Routed: as `forward` for a packet no service took.
+    let synack = l4::TCP_SYN | l4::TCP_ACK;
+    if total > usize::from(ep.mtu) || flags & synack == synack || !b.editable() {
+        return None;
+    }
+    let mac = match route.via_mac {
+        Some(m) => m,
+        None => {
+            let nh = route.entry.via.map_or(dst, u32::from);
+            t.neighbours.get(&nh).filter(|n| n.port == eport)?.mac
+        }
+    };
+    let tail = len - ethernet::HEADER_LEN - total;
+    if tail > 0 && !b.trim_back(tail) {
+        return None;
+    }
+    let f = b.as_mut();
+    decrement_ttl(&mut f[ethernet::HEADER_LEN..]);
+    ethernet::write_header(f, mac, ep.mac, ETHERTYPE_IPV4);
+    b.reset_offloads();
+    cx.counters.count(Reason::Routed);
+    Some(Action::Tx(eport))
+}
+
+/// `fast` for a GRE return (`local` -> `gre_return` -> `forward` in `Mode::Returned`): WCCP GRE
+/// (0x883E, no flags) with a redirect header from a member cache, around an option-less
+/// TCP/UDP packet that is routed to a resolved next hop. Anything else: `None`, nothing
+/// changed or counted.
+#[inline]
+fn fast_return<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    b: &mut B,
+    total: usize,
+    src: u32,
+) -> Option<Action> {
+    const GRE_AT: usize = ethernet::HEADER_LEN + 20;
+    const INNER_AT: usize = GRE_AT + 8;
+    let t = cx.tables;
+    if !t.is_member(src) || total < 8 + 24 {
+        return None;
+    }
+    let d = b.as_ref();
+    let len = d.len();
+    let f = d.first_chunk::<{ INNER_AT + 24 }>()?;
+    // GRE without flags, WCCP protocol, a redirect header (the next nibble is not 4).
+    if f[GRE_AT..GRE_AT + 4] != [0, 0, 0x88, 0x3e] || f[GRE_AT + 4] >> 4 == 4 {
+        return None;
+    }
+    let inner = &f[INNER_AT..];
+    let itotal = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
+    let proto = inner[9];
+    let ifrag = u16::from_be_bytes([inner[6], inner[7]]);
+    if inner[0] != 0x45
+        || itotal < 24
+        || itotal > ethernet::HEADER_LEN + total - INNER_AT
+        || ifrag & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK) != 0
+        || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP)
+        || !header_checksum_ok(inner)
+    {
+        return None;
+    }
+    let idst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
+    let key = control::ServiceKey {
+        dynamic: f[GRE_AT + 4] & wire::RedirectFlags::DYNAMIC.0 != 0,
+        id: f[GRE_AT + 5],
+    };
+    let route = t.lpm.lookup(idst)?;
+    let eport = route.entry.port;
+    let ep = t.ports.get(usize::from(eport))?;
+    // TCP flags, when the segment has a whole header: a cache's SYN-ACK may need a clamp.
+    let flags = if proto == PROTOCOL_TCP {
+        if itotal < 40 {
+            return None;
+        }
+        *d.get(INNER_AT + 20 + 13)?
+    } else {
+        0
+    };
+    let synack = l4::TCP_SYN | l4::TCP_ACK;
+    if itotal > usize::from(ep.mtu) || flags & synack == synack || !b.editable() {
+        return None;
+    }
+    let mac = match route.via_mac {
+        Some(m) => m,
+        None => {
+            let nh = route.entry.via.map_or(idst, u32::from);
+            t.neighbours.get(&nh).filter(|n| n.port == eport)?.mac
+        }
+    };
+    // As `gre_return`: keep one Ethernet header in front of the inner packet.
+    let tail = len - (INNER_AT + itotal);
+    if (tail > 0 && !b.trim_back(tail)) || !b.trim_front(INNER_AT - ethernet::HEADER_LEN) {
+        return None;
+    }
+    ethernet::write_header(b.as_mut(), mac, ep.mac, ETHERTYPE_IPV4);
+    b.reset_offloads();
+    cx.counters.count(Reason::ReturnedGre);
+    if let Some(s) = t.service_by_key(key) {
+        cx.counters.service(s.slot).returned.inc();
+    }
+    Some(Action::Tx(eport))
 }
 
 /// A packet addressed to one of our addresses.
@@ -298,7 +599,7 @@ fn forward<B: PacketBuf>(
     if mode == Mode::Transit && ip.ttl <= 1 {
         return icmp_error(cx, in_port, b, l2len, ip, smac, IcmpError::TimeExceeded);
     }
-    let Some((eport, nh)) = t.route(ip.dst) else {
+    let Some((eport, nh, via_mac)) = t.route_mac(ip.dst) else {
         return Action::Drop(Reason::NoRoute);
     };
     let inp = &t.ports[usize::from(in_port)];
@@ -381,12 +682,21 @@ fn forward<B: PacketBuf>(
     // A returned packet (GRE or L2) already lost its TTL when it was redirected: the cache
     // hands back the same hop.
     if mode == Mode::Transit && !l2_return {
-        Ipv4Packet::new_unchecked(&mut b.as_mut()[ethernet::HEADER_LEN..]).decrement_ttl();
+        decrement_ttl(&mut b.as_mut()[ethernet::HEADER_LEN..]);
     }
     b.reset_offloads();
-    let mac = match t.neighbours.get(&u32::from(nh)) {
-        Some(n) if n.port == eport => n.mac,
-        _ => {
+    // A static route's next hop was resolved when the tables were compiled.
+    let neighbour = match via_mac {
+        Some(mac) => Some(mac),
+        None => t
+            .neighbours
+            .get(&u32::from(nh))
+            .filter(|n| n.port == eport)
+            .map(|n| n.mac),
+    };
+    let mac = match neighbour {
+        Some(mac) => mac,
+        None => {
             // Half-built: the control lcore fills the MAC once ARP answers (a zero destination
             // MAC marks a held frame; its port is the egress port).
             ethernet::write_header(b.as_mut(), [0; 6], ep.mac, ETHERTYPE_IPV4);
@@ -430,7 +740,9 @@ fn services<'t>(cx: &Ctx<'t>, ip: &Ip, sport: u16, dport: u16) -> Svc<'t> {
             continue;
         }
         let ctr = cx.counters.service(s.slot);
-        if !config::redirect_list_permits(&s.rules, ip.proto, ip.src, ip.dst, sport, dport) {
+        if !s.rules.is_empty()
+            && !config::redirect_list_permits(&s.rules, ip.proto, ip.src, ip.dst, sport, dport)
+        {
             ctr.denied.inc();
             if t.check_all {
                 continue;
@@ -438,7 +750,7 @@ fn services<'t>(cx: &Ctx<'t>, ip: &Ip, sport: u16, dport: u16) -> Svc<'t> {
             return Svc::Route;
         }
         let key = FlowKey::new(u32::from(ip.src), u32::from(ip.dst), sport, dport);
-        return match table.lookup(&key) {
+        return match lookup(s, table, &key) {
             Lookup::Redirect {
                 target,
                 primary,
@@ -462,6 +774,50 @@ fn services<'t>(cx: &Ctx<'t>, ip: &Ip, sport: u16, dport: u16) -> Svc<'t> {
         };
     }
     Svc::Route
+}
+
+/// `table.lookup(key)`, through the service's precomputed bucket owners when it has them
+/// (one array load instead of the table's general walk).
+#[inline(always)]
+fn lookup(s: &ServiceEntry, table: &assign::RedirectTable, key: &FlowKey) -> Lookup {
+    let Some(fh) = &s.fast_hash else {
+        return table.lookup(key);
+    };
+    let (primary, alt) = fh.buckets(key.src, key.dst, key.sport, key.dport);
+    match fh.owners[usize::from(primary)] {
+        OWNER_FORWARD => Lookup::Forward,
+        OWNER_LOOKUP => table.lookup(key),
+        target => Lookup::Redirect {
+            target,
+            primary,
+            alt,
+            used_alt: false,
+        },
+    }
+}
+
+/// Is the checksum of an option-less IPv4 header right? Five 32-bit words, folded (RFC 1071).
+#[inline(always)]
+fn header_checksum_ok(h: &[u8]) -> bool {
+    let Some(h) = h.first_chunk::<20>() else {
+        return false;
+    };
+    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let s = w(0) + w(4) + w(8) + w(12) + w(16);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    s == 0xffff
+}
+
+/// `checksum::update16` without its loop: RFC 1624 eqn. 3, two end-around carries.
+#[inline]
+fn update16(check: u16, old: u16, new: u16) -> u16 {
+    let s = u32::from(!check) + u32::from(!old) + u32::from(new);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    !(s as u16)
 }
 
 #[inline]
@@ -508,7 +864,13 @@ fn redirect<B: PacketBuf>(
     if !b.editable() {
         return Action::Drop(Reason::NotEditable);
     }
-    if ip.proto == PROTOCOL_TCP && !ip.later_fragment {
+    // Only SYNs are clamped: look at the flags octet before building a TCP view.
+    if ip.proto == PROTOCOL_TCP
+        && !ip.later_fragment
+        && b.as_ref()
+            .get(l2len + ip.hl + 13)
+            .is_some_and(|f| f & l4::TCP_SYN != 0 && f & l4::TCP_ACK == 0)
+    {
         clamp(
             cx,
             b,
@@ -521,7 +883,7 @@ fn redirect<B: PacketBuf>(
     if !strip_to_l3(b, l2len, ip.total) {
         return Action::Drop(Reason::EthTruncated);
     }
-    Ipv4Packet::new_unchecked(&mut b.as_mut()[ethernet::HEADER_LEN..]).decrement_ttl();
+    decrement_ttl(&mut b.as_mut()[ethernet::HEADER_LEN..]);
     let (port, reason) = match enc {
         Encap::Gre { port, header, .. } => {
             if !b.prepend(GRE_FRAME_HDR - ethernet::HEADER_LEN) {

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use control::label::{self, Label};
+use serde::{Deserialize, Serialize};
 
 use crate::buf::PacketBuf;
 use crate::control::{ControlPlane, ControlStats};
@@ -13,7 +14,7 @@ use crate::counters::{LcoreCounters, Reason};
 use crate::tables::Encap;
 
 /// A port's device counters (DPDK `rte_eth_stats`).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PortCounters {
     /// Packets received.
     pub rx_packets: u64,
@@ -34,7 +35,7 @@ pub struct PortCounters {
 }
 
 /// One port.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PortStatus {
     /// Configured name.
     pub name: String,
@@ -45,7 +46,8 @@ pub struct PortStatus {
     /// MTU.
     pub mtu: u16,
     /// Redirection directions.
-    pub redirect: Vec<&'static str>,
+    #[serde(deserialize_with = "label::deserialize_vec")]
+    pub redirect: Vec<Label>,
     /// `exclude_in`.
     pub exclude_in: bool,
     /// Device counters.
@@ -53,12 +55,13 @@ pub struct PortStatus {
 }
 
 /// One cache (target) of a service's current table.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TargetStatus {
     /// The cache's address.
     pub address: String,
     /// `"gre"` or `"l2"`.
-    pub method: &'static str,
+    #[serde(deserialize_with = "label::deserialize")]
+    pub method: Label,
     /// Its MAC (or its next hop's) is resolved and its buckets are redirected.
     pub resolved: bool,
     /// Drained (removed from the group since the assignment).
@@ -70,7 +73,7 @@ pub struct TargetStatus {
 }
 
 /// One service group.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ServiceDp {
     /// Service id.
     pub id: u8,
@@ -94,10 +97,22 @@ pub struct ServiceDp {
     pub denied: u64,
     /// The current table's caches.
     pub caches: Vec<TargetStatus>,
+    /// Redirected packets per bucket, `(bucket, packets)` for the buckets that saw any.
+    pub bucket_packets: Vec<(u8, u64)>,
+}
+
+/// One lcore's verdicts and drops.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LcoreStatus {
+    /// `control` or `worker<N>`.
+    pub lcore: String,
+    /// Non-zero counters by reason label.
+    #[serde(deserialize_with = "label::deserialize_keys")]
+    pub counters: BTreeMap<Label, u64>,
 }
 
 /// One neighbour.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NeighbourStatus {
     /// Address.
     pub address: String,
@@ -110,7 +125,7 @@ pub struct NeighbourStatus {
 }
 
 /// The whole data plane.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DataplaneStatus {
     /// Tables generation (publications so far).
     pub generation: u64,
@@ -121,9 +136,13 @@ pub struct DataplaneStatus {
     /// Ports.
     pub ports: Vec<PortStatus>,
     /// Verdict counters summed over every lcore (non-zero only).
-    pub verdicts: BTreeMap<&'static str, u64>,
+    #[serde(deserialize_with = "label::deserialize_keys")]
+    pub verdicts: BTreeMap<Label, u64>,
     /// Drop reasons summed over every lcore (non-zero only).
-    pub drops: BTreeMap<&'static str, u64>,
+    #[serde(deserialize_with = "label::deserialize_keys")]
+    pub drops: BTreeMap<Label, u64>,
+    /// Per lcore (control first, then the workers), non-zero counters.
+    pub lcores: Vec<LcoreStatus>,
     /// Per service group.
     pub services: Vec<ServiceDp>,
     /// Neighbours.
@@ -204,6 +223,10 @@ pub fn collect<B: PacketBuf>(
                 closed_drop: sum(&|c| c.service(slot).closed_drop.get()),
                 denied: sum(&|c| c.service(slot).denied.get()),
                 caches,
+                bucket_packets: (0..=255u8)
+                    .map(|b| (b, sum(&|c| c.service(slot).buckets[usize::from(b)].get())))
+                    .filter(|x| x.1 > 0)
+                    .collect(),
             }
         })
         .collect();
@@ -237,6 +260,22 @@ pub fn collect<B: PacketBuf>(
             .collect(),
         verdicts,
         drops,
+        lcores: counters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| LcoreStatus {
+                lcore: if i == 0 {
+                    "control".to_string()
+                } else {
+                    format!("worker{}", i - 1)
+                },
+                counters: Reason::ALL
+                    .iter()
+                    .map(|r| (r.as_str(), c.get(*r)))
+                    .filter(|x| x.1 > 0)
+                    .collect(),
+            })
+            .collect(),
         services,
         neighbours: cp
             .neighbours()

@@ -132,6 +132,89 @@ pub struct ServiceEntry {
     /// connected): frames from there are the caches' own, e.g. a proxy's SYN-ACK sent from the
     /// origin server's address.
     pub gre_sources: Vec<(u16, [u8; 6])>,
+    /// A hash table's lookup, precomputed ([`FastHash::new`]); `None` for mask tables and
+    /// services without a table.
+    pub fast_hash: Option<Box<FastHash>>,
+}
+
+/// A hash table's per-packet lookup, precomputed: the bucket owners ([`bucket_owners`]) and
+/// the service's hash fields as AND masks over (source, destination, source port,
+/// destination port), so that a bucket is four ANDs, three XORs and a fold
+/// (`assign::hash::primary_bucket` decodes the flags on every call).
+#[derive(Clone, Debug)]
+pub struct FastHash {
+    /// See [`bucket_owners`].
+    pub owners: [u8; 256],
+    /// Masks of the primary hash.
+    pub primary: [u32; 4],
+    /// Masks of the alternate hash.
+    pub alt: [u32; 4],
+}
+
+impl FastHash {
+    /// For a hash table; `None` for other distributions.
+    pub fn new(table: &RedirectTable) -> Option<Box<FastHash>> {
+        let owners = bucket_owners(table)?;
+        let f = table.service().flags;
+        let masks = |sel: u32| -> [u32; 4] {
+            let m = |bit: u32, ones: u32| if sel & (1 << bit) != 0 { ones } else { 0 };
+            [m(0, u32::MAX), m(1, u32::MAX), m(2, 0xffff), m(3, 0xffff)]
+        };
+        Some(Box::new(FastHash {
+            owners: *owners,
+            primary: masks(f & 0xf),
+            alt: masks((f >> 8) & 0xf),
+        }))
+    }
+
+    /// The primary and alternate buckets of a flow, as `assign::hash` computes them.
+    #[inline(always)]
+    pub fn buckets(&self, src: u32, dst: u32, sport: u16, dport: u16) -> (u8, u8) {
+        let key = |m: &[u32; 4]| {
+            (src & m[0]) ^ (dst & m[1]) ^ (u32::from(sport) & m[2]) ^ (u32::from(dport) & m[3])
+        };
+        (
+            assign::hash::fold(key(&self.primary)),
+            assign::hash::fold(key(&self.alt)),
+        )
+    }
+}
+
+/// In [`ServiceEntry::owners`]: the bucket's packets are forwarded (unassigned bucket, or a
+/// drained or unknown target).
+pub const OWNER_FORWARD: u8 = 0xFE;
+/// In [`ServiceEntry::owners`]: the bucket uses its alternate bucket; ask
+/// `RedirectTable::lookup`.
+pub const OWNER_LOOKUP: u8 = 0xFF;
+
+/// Per primary bucket of a hash table: the target `RedirectTable::lookup` gives when the
+/// bucket is not flagged "alternate" (`Lookup::Redirect { target, used_alt: false }`),
+/// [`OWNER_FORWARD`] when it gives `Lookup::Forward`, [`OWNER_LOOKUP`] when the answer depends
+/// on the alternate bucket. `None` for other distributions.
+pub fn bucket_owners(table: &RedirectTable) -> Option<Box<[u8; 256]>> {
+    let assign::table::Distribution::Hash { buckets } = table.distribution() else {
+        return None;
+    };
+    let mut owners = Box::new([OWNER_FORWARD; 256]);
+    for (o, e) in owners.iter_mut().zip(buckets.iter()) {
+        *o = if e.alt() {
+            OWNER_LOOKUP
+        } else {
+            match e.target() {
+                Some(t)
+                    if t < OWNER_FORWARD
+                        && table
+                            .targets()
+                            .get(usize::from(t))
+                            .is_some_and(|x| !x.drained) =>
+                {
+                    t
+                }
+                _ => OWNER_FORWARD,
+            }
+        };
+    }
+    Some(owners)
 }
 
 /// Everything a worker reads per packet. Immutable once published.
@@ -152,9 +235,14 @@ pub struct Tables {
     pub neighbours: FxHashMap<u32, NeighbourEntry>,
     /// Service groups in priority order (highest first).
     pub services: Vec<ServiceEntry>,
-    /// Every target of every service's table (host order, sorted). With the tables' own
-    /// member lists this makes [`Tables::is_member`]: their packets are never redirected, and
-    /// only they may return GRE.
+    /// The FIB compiled for the per-packet lookup ([`Tables::route`]).
+    pub lpm: Lpm,
+    /// Low-octet filters of `local`, `broadcasts` and `members`: an address whose last octet
+    /// is not in the filter is not in the set, without a search.
+    pub filters: [AddrFilter; 3],
+    /// Every target of every service's table and every cache the tables count as members
+    /// without buckets (host order, sorted): [`Tables::is_member`]. Their packets are never
+    /// redirected, and only they may return GRE.
     pub members: Vec<u32>,
     /// (port, MAC) of every L2 target: frames from them are L2 returns.
     pub l2_caches: Vec<(u16, [u8; 6])>,
@@ -164,34 +252,40 @@ pub struct Tables {
 
 impl Tables {
     /// Is `ip` (host order) one of ours?
-    #[inline]
+    #[inline(always)]
     pub fn is_local(&self, ip: u32) -> bool {
-        self.local.binary_search(&ip).is_ok()
+        self.filters[0].may_contain(ip) && small_set_contains(&self.local, ip)
     }
 
     /// Is `ip` (host order) the broadcast address of a connected subnet?
-    #[inline]
+    #[inline(always)]
     pub fn is_directed_broadcast(&self, ip: u32) -> bool {
-        !self.broadcasts.is_empty() && self.broadcasts.binary_search(&ip).is_ok()
+        self.filters[1].may_contain(ip) && small_set_contains(&self.broadcasts, ip)
     }
 
     /// Is `ip` (host order) a current member cache of some service: a target of its table
     /// (drained or not), or a cache the router counts in the group without buckets
     /// (`RedirectTable::is_member`)?
-    #[inline]
+    #[inline(always)]
     pub fn is_member(&self, ip: u32) -> bool {
-        self.members.binary_search(&ip).is_ok()
-            || self
-                .services
-                .iter()
-                .any(|s| s.table.as_ref().is_some_and(|t| t.is_member(ip)))
+        // `compile` merged the tables' own member lists into `members`.
+        self.filters[2].may_contain(ip) && small_set_contains(&self.members, ip)
     }
 
     /// The route to `dst`: egress port and next hop.
     #[inline]
     pub fn route(&self, dst: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
-        let (_, e) = self.fib.get_lpm(&Ipv4Net::from(dst))?;
+        let e = self.lpm.lookup(u32::from(dst))?.entry;
         Some((e.port, e.via.unwrap_or(dst)))
+    }
+
+    /// The route to `dst` and its next hop's MAC when that is known without a neighbour
+    /// lookup (a static route's resolved next hop); otherwise look the next hop up in
+    /// `neighbours`.
+    #[inline]
+    pub fn route_mac(&self, dst: Ipv4Addr) -> Option<(u16, Ipv4Addr, Option<[u8; 6]>)> {
+        let h = self.lpm.lookup(u32::from(dst))?;
+        Some((h.entry.port, h.entry.via.unwrap_or(dst), h.via_mac))
     }
 
     /// The route and the resolved MAC of its next hop.
@@ -209,6 +303,126 @@ impl Tables {
     /// The service in `slot`.
     pub fn service_by_key(&self, key: ServiceKey) -> Option<&ServiceEntry> {
         self.services.iter().find(|s| s.key == key)
+    }
+}
+
+/// The FIB compiled for the per-packet longest-prefix match: the prefixes longest first,
+/// scanned linearly while there are few (a router in front of caches has a handful of
+/// connected subnets and static routes), otherwise one hash probe per prefix length present,
+/// longest first. Each route carries its next hop's MAC when the neighbour table resolves it
+/// on the route's port at compile time (static routes), so a routed packet needs no
+/// neighbour lookup. `prefix-trie`'s `get_lpm` took about 50 ns per packet; this a few.
+#[derive(Clone, Debug, Default)]
+pub struct Lpm {
+    /// (network, mask), host order, longest prefix first (equal lengths cannot overlap).
+    prefixes: Vec<(u32, u32)>,
+    /// Their routes, in the same order.
+    hits: Vec<RouteHit>,
+    /// With more than [`Lpm::LINEAR_MAX`] prefixes: per prefix length present, longest first,
+    /// its mask and its networks (index into `hits`).
+    by_len: Vec<(u32, FxHashMap<u32, u32>)>,
+}
+
+/// A route as [`Lpm::lookup`] returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteHit {
+    /// The FIB entry.
+    pub entry: RouteEntry,
+    /// The MAC of `entry.via` when it is a neighbour on `entry.port` (static routes whose
+    /// next hop is resolved); `None` for connected routes and unresolved next hops.
+    pub via_mac: Option<[u8; 6]>,
+}
+
+impl Lpm {
+    /// Prefixes up to which the lookup is a linear scan.
+    pub const LINEAR_MAX: usize = 16;
+
+    /// Compiles `fib`, resolving static next hops in `neighbours`.
+    pub fn build(
+        fib: &PrefixMap<Ipv4Net, RouteEntry>,
+        neighbours: &FxHashMap<u32, NeighbourEntry>,
+    ) -> Lpm {
+        let mut all: Vec<(u8, u32, u32, RouteEntry)> = fib
+            .iter()
+            .map(|(net, e)| {
+                let mask = u32::from(net.netmask());
+                (net.prefix_len(), u32::from(net.network()) & mask, mask, *e)
+            })
+            .collect();
+        all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut lpm = Lpm::default();
+        let mut last_len = None;
+        for (i, (len, net, mask, entry)) in all.iter().copied().enumerate() {
+            let via_mac = entry.via.and_then(|v| {
+                neighbours
+                    .get(&u32::from(v))
+                    .filter(|n| n.port == entry.port)
+                    .map(|n| n.mac)
+            });
+            lpm.prefixes.push((net, mask));
+            lpm.hits.push(RouteHit { entry, via_mac });
+            if all.len() > Self::LINEAR_MAX {
+                if last_len != Some(len) {
+                    lpm.by_len.push((mask, FxHashMap::default()));
+                    last_len = Some(len);
+                }
+                if let Some((_, m)) = lpm.by_len.last_mut() {
+                    m.insert(net, i as u32);
+                }
+            }
+        }
+        lpm
+    }
+
+    /// The route of the longest prefix containing `dst` (host order).
+    #[inline(always)]
+    pub fn lookup(&self, dst: u32) -> Option<&RouteHit> {
+        if self.by_len.is_empty() {
+            let i = self
+                .prefixes
+                .iter()
+                .position(|&(net, mask)| dst & mask == net)?;
+            return self.hits.get(i);
+        }
+        self.by_len
+            .iter()
+            .find_map(|(mask, nets)| nets.get(&(dst & mask)))
+            .and_then(|i| self.hits.get(*i as usize))
+    }
+}
+
+/// A 256-bit set of last octets: a one-load pre-check before searching a set of addresses
+/// (most packets' addresses are in none of the router's small sets).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrFilter([u64; 4]);
+
+impl AddrFilter {
+    /// The filter of `set`.
+    pub fn of(set: &[u32]) -> AddrFilter {
+        let mut f = AddrFilter::default();
+        for a in set {
+            let o = (a & 0xff) as usize;
+            f.0[o >> 6] |= 1 << (o & 63);
+        }
+        f
+    }
+
+    /// `false`: `ip` is certainly not in the set.
+    #[inline(always)]
+    pub fn may_contain(&self, ip: u32) -> bool {
+        let o = (ip & 0xff) as usize;
+        self.0[o >> 6] >> (o & 63) & 1 != 0
+    }
+}
+
+/// Membership in a sorted set of addresses: a linear scan while it is short (a few of them:
+/// our addresses, the caches), a binary search otherwise.
+#[inline(always)]
+fn small_set_contains(set: &[u32], ip: u32) -> bool {
+    if set.len() <= 16 {
+        set.contains(&ip)
+    } else {
+        set.binary_search(&ip).is_ok()
     }
 }
 
@@ -293,15 +507,7 @@ impl Topology {
             .collect();
         Topology {
             ports,
-            routes: dp
-                .routes
-                .iter()
-                .filter_map(|r| {
-                    Ipv4Net::new(r.prefix.addr, r.prefix.len)
-                        .ok()
-                        .map(|n| (n, r.via))
-                })
-                .collect(),
+            routes: dp.routes.iter().map(|r| (r.prefix, r.via)).collect(),
             neighbours: dp.neighbours.iter().map(|n| (n.address, n.mac)).collect(),
             services: router
                 .services
@@ -423,11 +629,18 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
             );
         }
     }
+    let lpm = Lpm::build(&fib, &neighbours);
     let mut t = Tables {
         generation,
         ports: topo.ports.clone(),
+        filters: [
+            AddrFilter::of(&local),
+            AddrFilter::of(&broadcasts),
+            AddrFilter::default(),
+        ],
         local,
         broadcasts,
+        lpm,
         fib,
         neighbours,
         services: Vec::new(),
@@ -459,6 +672,8 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
                 // plane publishes a table without it: its own traffic is never redirected.
                 members.push(u32::from(m.addr));
             }
+            // And the caches the group counts without buckets.
+            members.extend_from_slice(table.members());
             for target in table.targets() {
                 let enc = encap(topo, state, &t, *key, target);
                 match &enc {
@@ -488,6 +703,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
                 key: *key,
                 slot,
                 rules: rules.clone(),
+                fast_hash: table.as_deref().and_then(FastHash::new),
                 table,
                 targets,
                 gre_mss,
@@ -500,6 +716,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
     t.services = services.into_iter().map(|(_, s)| s).collect();
     members.sort_unstable();
     members.dedup();
+    t.filters[2] = AddrFilter::of(&members);
     t.members = members;
     l2_caches.sort_unstable();
     l2_caches.dedup();

@@ -24,7 +24,7 @@ use assign::mask::{MaskSet, MaskTuple, ValueElement};
 use assign::service::{flags, ServiceDef};
 use assign::table::{ForwardingMethod, Target};
 use assign::RedirectTable;
-use config::{Prefix, RedirectRule, RuleAction};
+use config::{RedirectRule, RuleAction};
 use control::router::{Router, RouterConfig, ServiceConfig};
 use control::ServiceKey;
 use etherparse::{
@@ -332,10 +332,7 @@ impl Lab {
     /// A web-cache redirect list denying [`DST_DENIED`] and permitting the rest.
     pub fn with_deny(mut self) -> Lab {
         let deny = RedirectRule {
-            dst: Prefix {
-                addr: DST_DENIED,
-                len: 32,
-            },
+            dst: Ipv4Net::from(DST_DENIED),
             ..RedirectRule::any(RuleAction::Deny)
         };
         self.topo.services[SLOT_WEB].1 = vec![deny, RedirectRule::any(RuleAction::Permit)];

@@ -1,0 +1,1120 @@
+//! `wccpd bench`: the real worker pipeline against `dpdk-testpmd` on the same replayed traffic,
+//! in one run, and a table-swap check.
+//!
+//! The orchestrating process never initialises EAL. It writes two pcaps (65,536 distinct
+//! flows of 64-octet frames: 80 % redirected, 15 % routed, 5 % GRE returns; and the same
+//! traffic in a 7:4:1 IMIX of 64/570/1518 octets), then runs every measurement as its own
+//! child process, one after the other: `wccpd bench-run` (hidden subcommand: the router's
+//! data plane, `dataplane::dpdk_impl::run_with`, on one worker lcore with a generated
+//! configuration) and `dpdk-testpmd` (`--forward-mode=io`, then `5tswap`) on the same vdev
+//! (`net_pcap0,rx_pcap=FILE,infinite_rx=1`), with the same mbuf count and the same lcores.
+//!
+//! * Pipeline figures: the worker's received-packet counter over a window that starts after a
+//!   warm-up, divided by the window's length.
+//! * testpmd figures: testpmd's own `Rx-pps` (run with `--stats-period 1`, no `-i`): one
+//!   sample a second computed by testpmd from the port counters and the time between two
+//!   samples; the first sample (always 0) and `--warmup` more are skipped, the next
+//!   `--seconds` are averaged, then testpmd is stopped with SIGINT.
+//! * `null_*`: pure per-packet software cost on `net_null` (zero-filled 64-octet frames, the
+//!   same few mbufs over and over): testpmd io forwards null0 <-> null1; the pipeline receives
+//!   the same frames on two ports and drops them at the first check (destination MAC not ours):
+//!   the cost of RX, the drop path and the bulk free.
+//! * `nohuge_*`: the pcap replay with `--no-huge -m 512 --no-shconf`.
+//! * Swaps: [`swap`], through a `net_ring` pair in the measured process.
+//!
+//! Progress goes to stderr (a line per phase); the result to stdout as a table or, with
+//! `--json`, one JSON object.
+
+pub mod swap;
+pub mod traffic;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use dataplane::dpdk_impl::{self, MainHook, RunOptions, StatusRequest};
+use serde_json::{json, Map, Value};
+
+/// Flows (and frames) in each replayed pcap.
+pub const FLOWS: u32 = 65_536;
+/// Mbufs for a replay: `infinite_rx` keeps the whole pcap in mbufs of the port's pool, plus
+/// room for the bursts in flight, the per-lcore caches and the TX buffers.
+pub const REPLAY_MBUFS: u32 = FLOWS + 4095;
+/// Mbufs for the `net_null` and swap runs.
+pub const SMALL_MBUFS: u32 = 8191;
+/// Hugepages (2 MiB) a replay needs free: the pool (about 2.4 KiB per mbuf) and the rest.
+const REPLAY_HUGEPAGES: u64 = 110;
+
+/// Arguments of `wccpd bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Measured seconds per phase (after the warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Warm-up seconds per phase before the measured window.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+    /// Workers of the multi-worker phase (skipped when the machine has fewer than workers + 1
+    /// CPUs).
+    #[arg(long, default_value_t = 2)]
+    pub workers: u16,
+    /// Rounds of the main comparison (pipeline, testpmd io, testpmd 5tswap, interleaved);
+    /// the median of each is reported.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+    /// Table publications per second during the swap check.
+    #[arg(long, default_value_t = 1000)]
+    pub swap_rate: u32,
+    /// The testpmd binary.
+    #[arg(long, default_value = "dpdk-testpmd")]
+    pub testpmd: String,
+    /// Working directory (pcaps, configurations, logs); default a new one under the temp dir,
+    /// removed at the end unless `--keep`.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the working directory.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Arguments of the hidden `wccpd bench-run`: one measured run of the data plane.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchRunArgs {
+    /// Router configuration with a `dataplane` section.
+    #[arg(short = 'c', long)]
+    pub config: PathBuf,
+    /// Measured seconds (or the swap check's generator time).
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Seconds before the measured window.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the swap check instead (tables per second); the configuration's port `client` is
+    /// then a `net_ring` pair whose far end the generator and checker use.
+    #[arg(long)]
+    pub swap_rate: Option<u32>,
+}
+
+// ------------------------------------------------------------------------------------------------
+// The measured child.
+
+/// `wccpd bench-run`: runs the data plane with a measured window (or the swap check) and
+/// prints what it measured.
+///
+/// # Errors
+/// Configuration, start-up or worker failures.
+pub fn run_child(args: &BenchRunArgs) -> anyhow::Result<()> {
+    let settings = config::load_router(&args.config)?;
+    crate::daemon::init_logging(settings.log_level);
+    let dp = settings
+        .dataplane
+        .as_ref()
+        .context("bench-run needs a `dataplane` section")?;
+    let router = crate::daemon::build::router(&settings)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install a signal handler")?;
+    }
+    let (_requests_tx, requests) = mpsc::channel::<StatusRequest>();
+    let seconds = Duration::from_secs_f64(args.seconds.max(0.01));
+    let mut hook = match args.swap_rate {
+        Some(rate) => Some(swap::SwapHook::new(rate, seconds)?),
+        None => None,
+    };
+    let opts = RunOptions {
+        duration: hook.is_none().then_some(seconds),
+        warmup: Duration::from_secs_f64(args.warmup.max(0.0)),
+        ring_ports: if hook.is_some() {
+            vec!["client".to_owned()]
+        } else {
+            Vec::new()
+        },
+        hook: hook.as_mut().map(|h| h as &mut dyn MainHook),
+    };
+    let report = dpdk_impl::run_with(&settings, dp, router, stop, requests, opts)
+        .map_err(|e| anyhow::anyhow!("data plane: {e}"))?;
+    let mut out = Map::new();
+    if let Some(w) = report.window {
+        let ns = w.elapsed.as_nanos() as f64;
+        let c = w.counts;
+        out.insert("elapsed_ns".into(), json!(w.elapsed.as_nanos() as u64));
+        out.insert("rx_packets".into(), json!(c.rx));
+        out.insert("tx_packets".into(), json!(c.tx));
+        out.insert("dropped_packets".into(), json!(c.dropped));
+        out.insert("port_rx_packets".into(), json!(c.port_rx));
+        out.insert("port_tx_packets".into(), json!(c.port_tx));
+        out.insert("port_rx_bytes".into(), json!(c.port_rx_bytes));
+        out.insert("port_tx_bytes".into(), json!(c.port_tx_bytes));
+        let mpps = if ns > 0.0 {
+            c.rx as f64 * 1e3 / ns
+        } else {
+            0.0
+        };
+        out.insert("mpps".into(), json!(mpps));
+        out.insert(
+            "ns_per_packet".into(),
+            json!(if c.rx > 0 { ns / c.rx as f64 } else { 0.0 }),
+        );
+        out.insert(
+            "rx_gbps".into(),
+            json!(if ns > 0.0 {
+                c.port_rx_bytes as f64 * 8.0 / ns
+            } else {
+                0.0
+            }),
+        );
+    }
+    let reasons: Map<String, Value> = report
+        .reasons
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| (r.as_str().to_owned(), json!(n)))
+        .collect();
+    out.insert("reasons".into(), Value::Object(reasons));
+    out.insert("leaked_mbufs".into(), json!(report.leaked_mbufs));
+    if let Some(h) = &hook {
+        out.insert("swap".into(), serde_json::to_value(h.report())?);
+    }
+    let v = Value::Object(out);
+    if args.json {
+        println!("{v}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Configurations of the measured runs.
+
+/// The devices and EAL arguments of one pipeline run.
+#[derive(Debug, Clone)]
+struct PipelineSetup {
+    client: String,
+    server: String,
+    cache: String,
+    eal: Vec<String>,
+    mbufs: u32,
+    workers: u16,
+}
+
+fn yaml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn router_section(dir: &Path, name: &str) -> String {
+    let caches: Vec<String> = traffic::CACHES.iter().map(ToString::to_string).collect();
+    format!(
+        "router:
+  addresses: [{router}]
+  control: {{transport: dpdk, socket_path: {dir}/{name}.sock}}
+  services:
+    - id: 0
+      type: standard
+      static_assignment: {{caches: [{caches}]}}
+log: {{level: warn}}
+",
+        router = traffic::ROUTER_CACHE,
+        dir = dir.display(),
+        caches = caches.join(", "),
+    )
+}
+
+fn neighbours_section() -> String {
+    let mut s = String::from("  routes:\n    - {prefix: 198.18.0.0/15, via: 10.9.2.2}\n");
+    s.push_str("  neighbours:\n");
+    let _ = writeln!(
+        s,
+        "    - {{address: {}, mac: \"{}\"}}",
+        traffic::NEXT_HOP,
+        mac(traffic::NEXT_HOP_MAC)
+    );
+    for (c, a) in traffic::CACHES.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "    - {{address: {a}, mac: \"{}\"}}",
+            mac(traffic::cache_mac(c))
+        );
+    }
+    s
+}
+
+/// The router configuration of a replay or `net_null` run: client, server and cache ports.
+fn pipeline_yaml(dir: &Path, name: &str, p: &PipelineSetup) -> String {
+    format!(
+        "{router}dataplane:
+  eal: {eal}
+  workers: {workers}
+  mbufs: {mbufs}
+  idle_backoff: false
+  ports:
+    - {{name: client, device: {client:?}, addresses: [10.9.1.1/24], redirect: [in], mac: \"{cm}\"}}
+    - {{name: server, device: {server:?}, addresses: [10.9.2.1/24], mac: \"{sm}\"}}
+    - {{name: cache, device: {cache:?}, addresses: [10.9.3.1/24], exclude_in: true, mtu: 1600, mac: \"{km}\"}}
+{neigh}",
+        router = router_section(dir, name),
+        eal = yaml_list(&p.eal),
+        workers = p.workers,
+        mbufs = p.mbufs,
+        client = p.client,
+        server = p.server,
+        cache = p.cache,
+        cm = mac(traffic::ROUTER_CLIENT_MAC),
+        sm = mac(traffic::ROUTER_SERVER_MAC),
+        km = mac(traffic::ROUTER_CACHE_MAC),
+        neigh = neighbours_section(),
+    )
+}
+
+/// The swap check's configuration: one port (`client`, made a `net_ring` pair by
+/// `bench-run --swap-rate`) carrying all three subnets.
+fn swap_yaml(dir: &Path, name: &str, eal: &[String]) -> String {
+    format!(
+        "{router}dataplane:
+  eal: {eal}
+  workers: 1
+  mbufs: {mbufs}
+  idle_backoff: false
+  ports:
+    - {{name: client, device: net_ring0, addresses: [10.9.1.1/24, 10.9.2.1/24, 10.9.3.1/24], redirect: [in], mac: \"{cm}\"}}
+{neigh}",
+        router = router_section(dir, name),
+        eal = yaml_list(eal),
+        mbufs = SMALL_MBUFS,
+        cm = mac(traffic::ROUTER_CLIENT_MAC),
+        neigh = neighbours_section(),
+    )
+}
+
+// ------------------------------------------------------------------------------------------------
+// Running the phases.
+
+/// What one measured phase gave.
+#[derive(Debug, Clone, Default)]
+struct Outcome {
+    mpps: Option<f64>,
+    gbps: Option<f64>,
+    detail: Value,
+    error: Option<String>,
+    command: String,
+}
+
+fn free_hugepages() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("HugePages_Free:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Bench {
+    args: BenchArgs,
+    dir: PathBuf,
+    exe: PathBuf,
+    lcores: String,
+    cpus: usize,
+    phase: usize,
+    phases: usize,
+}
+
+impl Bench {
+    fn prefix(&self, name: &str) -> String {
+        format!("wbench-{}-{name}", std::process::id())
+    }
+
+    /// EAL memory arguments: hugepages in memory, or anonymous memory.
+    fn memory(&self, name: &str, huge: bool, mb: u32) -> Vec<String> {
+        let mut v: Vec<String> = if huge {
+            vec!["--in-memory".into()]
+        } else {
+            vec![
+                "--no-huge".into(),
+                "--no-shconf".into(),
+                "-m".into(),
+                mb.to_string(),
+            ]
+        };
+        v.push("--file-prefix".into());
+        v.push(self.prefix(name));
+        v
+    }
+
+    fn progress(&mut self, what: &str) {
+        self.phase += 1;
+        eprintln!("bench: [{}/{}] {what}", self.phase, self.phases);
+    }
+
+    fn hugepages_ok(&self) -> Result<(), String> {
+        let free = free_hugepages();
+        if free < REPLAY_HUGEPAGES {
+            Err(format!(
+                "only {free} free 2 MiB hugepages ({REPLAY_HUGEPAGES} needed)"
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs `wccpd bench-run` on a configuration; returns its JSON.
+    fn pipeline(&mut self, name: &str, yaml: &str, swap_rate: Option<u32>) -> Outcome {
+        let conf = self.dir.join(format!("{name}.yaml"));
+        let log = self.dir.join(format!("{name}.log"));
+        let mut cmd_args: Vec<String> = vec![
+            "bench-run".into(),
+            "-c".into(),
+            conf.display().to_string(),
+            "--seconds".into(),
+            self.args.seconds.to_string(),
+            "--warmup".into(),
+            self.args.warmup.to_string(),
+            "--json".into(),
+        ];
+        if let Some(r) = swap_rate {
+            cmd_args.push("--swap-rate".into());
+            cmd_args.push(r.to_string());
+        }
+        let command = format!("{} {}", self.exe.display(), cmd_args.join(" "));
+        let mut out = Outcome {
+            command,
+            ..Outcome::default()
+        };
+        if let Err(e) = std::fs::write(&conf, yaml) {
+            out.error = Some(format!("{}: {e}", conf.display()));
+            return out;
+        }
+        let result = (|| -> anyhow::Result<Value> {
+            let logf = std::fs::File::create(&log)?;
+            let outf_path = self.dir.join(format!("{name}.out"));
+            let outf = std::fs::File::create(&outf_path)?;
+            let mut child = Command::new(&self.exe)
+                .args(&cmd_args)
+                .stdin(Stdio::null())
+                .stdout(outf)
+                .stderr(logf)
+                .spawn()
+                .context("cannot start wccpd bench-run")?;
+            let limit = Duration::from_secs(self.args.warmup + self.args.seconds + 90);
+            let started = Instant::now();
+            let status = loop {
+                if let Some(st) = child.try_wait()? {
+                    break st;
+                }
+                if started.elapsed() > limit {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("timed out after {} s", limit.as_secs());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let text = std::fs::read_to_string(&outf_path).unwrap_or_default();
+            if !status.success() {
+                bail!("exit {status}: {}", tail(&log));
+            }
+            let line = text
+                .lines()
+                .rev()
+                .find(|l| l.starts_with('{'))
+                .context("no JSON output")?;
+            Ok(serde_json::from_str(line)?)
+        })();
+        match result {
+            Ok(v) => {
+                out.mpps = v.get("mpps").and_then(Value::as_f64);
+                out.gbps = v.get("rx_gbps").and_then(Value::as_f64);
+                out.detail = v;
+            }
+            Err(e) => out.error = Some(format!("{e:#}")),
+        }
+        out
+    }
+
+    /// Runs testpmd until it printed enough one-second samples; averages the measured ones.
+    fn testpmd(
+        &mut self,
+        name: &str,
+        mode: &str,
+        eal: &[String],
+        topology: &str,
+        mbufs: u32,
+    ) -> Outcome {
+        let log = self.dir.join(format!("{name}.log"));
+        let mut argv: Vec<String> = vec!["--lcores".into(), self.lcores.clone(), "--no-pci".into()];
+        argv.extend(eal.iter().cloned());
+        argv.extend([
+            "--".to_owned(),
+            format!("--forward-mode={mode}"),
+            format!("--port-topology={topology}"),
+            "--nb-cores=1".into(),
+            "--rxq=1".into(),
+            "--txq=1".into(),
+            "--burst=32".into(),
+            format!("--total-num-mbufs={mbufs}"),
+            "--mbcache=256".into(),
+            "--stats-period=1".into(),
+        ]);
+        let command = format!("{} {}", self.args.testpmd, argv.join(" "));
+        let mut out = Outcome {
+            command,
+            ..Outcome::default()
+        };
+        let skip = 1 + self.args.warmup as usize;
+        let keep = self.args.seconds.max(1) as usize;
+        let result = (|| -> anyhow::Result<(f64, f64, usize)> {
+            let logf = std::fs::File::create(&log)?;
+            let mut child = Command::new(&self.args.testpmd)
+                .args(&argv)
+                .stdin(Stdio::null())
+                .stdout(logf.try_clone()?)
+                .stderr(logf)
+                .spawn()
+                .with_context(|| format!("cannot start {}", self.args.testpmd))?;
+            let limit = Duration::from_secs(self.args.warmup + self.args.seconds + 60);
+            let started = Instant::now();
+            let mut exited = None;
+            loop {
+                if let Some(st) = child.try_wait()? {
+                    exited = Some(st);
+                    break;
+                }
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if testpmd_samples(&text).len() >= skip + keep || started.elapsed() > limit {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if exited.is_none() {
+                let _ = Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(15);
+                loop {
+                    if let Some(st) = child.try_wait()? {
+                        exited = Some(st);
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let samples = testpmd_samples(&text);
+            if samples.len() < skip + 1 {
+                bail!(
+                    "testpmd gave {} samples (exit {:?}): {}",
+                    samples.len(),
+                    exited,
+                    tail(&log)
+                );
+            }
+            let used = &samples[skip..samples.len().min(skip + keep)];
+            let n = used.len() as f64;
+            let pps = used.iter().map(|s| s.0).sum::<f64>() / n;
+            let bps = used.iter().map(|s| s.1).sum::<f64>() / n;
+            Ok((pps, bps, used.len()))
+        })();
+        match result {
+            Ok((pps, bps, n)) => {
+                out.mpps = Some(pps / 1e6);
+                out.gbps = Some(bps / 1e9);
+                out.detail = json!({"samples": n, "rx_pps": pps, "rx_bps": bps});
+            }
+            Err(e) => out.error = Some(format!("{e:#}")),
+        }
+        out
+    }
+}
+
+/// testpmd's `--stats-period` blocks: per block, the sums over ports of `Rx-pps` and `Rx-bps`.
+/// A block counts only once its last line (the closing `####` line of each port) is there.
+pub fn testpmd_samples(text: &str) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for block in text.split("Port statistics").skip(1) {
+        let mut pps = 0.0;
+        let mut bps = 0.0;
+        let mut ports = 0;
+        let mut closed = 0;
+        for line in block.lines() {
+            if let Some(rest) = line.trim().strip_prefix("Rx-pps:") {
+                let mut it = rest.split_whitespace();
+                pps += it.next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                if it.next() == Some("Rx-bps:") {
+                    bps += it.next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                }
+                ports += 1;
+            }
+            if line.trim().starts_with("####")
+                && line.trim().ends_with("####")
+                && !line.contains("NIC")
+            {
+                closed += 1;
+            }
+        }
+        if ports > 0 && closed >= ports {
+            out.push((pps, bps));
+        }
+    }
+    out
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(12);
+    lines[from..].join("\n")
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    Some(if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    })
+}
+
+fn ns_per_packet(mpps: Option<f64>) -> Option<f64> {
+    mpps.filter(|m| *m > 0.0).map(|m| 1e3 / m)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn round(x: Option<f64>, digits: i32) -> Value {
+    match x {
+        Some(v) if v.is_finite() => {
+            let p = 10f64.powi(digits);
+            json!((v * p).round() / p)
+        }
+        _ => Value::Null,
+    }
+}
+
+fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
+    let o = Command::new(cmd).args(args).output().ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let nproc = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let dpdk = command_output("pkg-config", &["--modversion", "libdpdk"]).unwrap_or_default();
+    json!({
+        "cpu": cpu,
+        "nproc": nproc,
+        "kernel": kernel,
+        "dpdk": dpdk,
+        "hugepages_free": free_hugepages(),
+    })
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `wccpd bench`: runs every phase and prints the result.
+///
+/// # Errors
+/// The working directory or the pcaps cannot be written; a failed phase is reported in the
+/// result (`errors`), not as an error.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let v = measure(args)?;
+    if args.json {
+        println!("{v}");
+    } else {
+        print!("{}", render(&v));
+    }
+    Ok(())
+}
+
+/// Runs every phase and returns the result object.
+///
+/// # Errors
+/// As [`run`].
+pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("wccpd-bench-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let cpus = dpdk::eal::allowed_cpus();
+    let cpus = if cpus.is_empty() { vec![0, 1] } else { cpus };
+    let lcores = format!("0@{},1@{}", cpus[0], cpus[1 % cpus.len()]);
+    let rounds = args.rounds.max(1) as usize;
+    let mut b = Bench {
+        args: args.clone(),
+        dir: dir.clone(),
+        exe: std::env::current_exe().context("own executable")?,
+        lcores,
+        cpus: cpus.len(),
+        phase: 0,
+        phases: 3 * rounds + 8,
+    };
+    let load_start = loadavg();
+    eprintln!("bench: writing pcaps ({FLOWS} flows) to {}", dir.display());
+    let flows = dir.join("flows.pcap");
+    let imix = dir.join("imix.pcap");
+    traffic::write_pcap(&flows, FLOWS, |_| 64).context("flows.pcap")?;
+    traffic::write_pcap(&imix, FLOWS, traffic::imix_size).context("imix.pcap")?;
+    let replay = |f: &Path| format!("net_pcap0,rx_pcap={},infinite_rx=1", f.display());
+    let nulls = (
+        "net_null1,no-rx=1".to_owned(),
+        "net_null2,no-rx=1".to_owned(),
+    );
+    let mut errors = Map::new();
+    let mut commands = Map::new();
+    let mut record = |name: &str, o: &Outcome, errors: &mut Map<String, Value>| {
+        commands.insert(name.into(), json!(o.command));
+        if let Some(e) = &o.error {
+            eprintln!("bench:   {name} failed: {e}");
+            errors.insert(name.into(), json!(e));
+        } else if let Some(m) = o.mpps {
+            eprintln!("bench:   {name}: {m:.2} Mpps");
+        }
+    };
+    let skipped = |reason: &str| Outcome {
+        error: Some(reason.to_owned()),
+        ..Outcome::default()
+    };
+
+    // The main comparison, interleaved per round.
+    let mut pipe = Vec::new();
+    let mut io = Vec::new();
+    let mut tswap = Vec::new();
+    let mut main_detail = Value::Null;
+    for r in 0..rounds {
+        let name = format!("pipeline-r{r}");
+        b.progress(&format!(
+            "pipeline on {} (round {})",
+            flows.display(),
+            r + 1
+        ));
+        let o = match b.hugepages_ok() {
+            Ok(()) => {
+                let setup = PipelineSetup {
+                    client: replay(&flows),
+                    server: nulls.0.clone(),
+                    cache: nulls.1.clone(),
+                    eal: b.memory(&name, true, 0),
+                    mbufs: REPLAY_MBUFS,
+                    workers: 1,
+                };
+                let yaml = pipeline_yaml(&dir, &name, &setup);
+                b.pipeline(&name, &yaml, None)
+            }
+            Err(e) => skipped(&e),
+        };
+        record(&name, &o, &mut errors);
+        pipe.extend(o.mpps);
+        if main_detail.is_null() {
+            main_detail = o.detail.clone();
+        }
+        for (mode, store) in [("io", &mut io), ("5tswap", &mut tswap)] {
+            let name = format!("testpmd-{mode}-r{r}");
+            b.progress(&format!(
+                "testpmd {mode} on {} (round {})",
+                flows.display(),
+                r + 1
+            ));
+            let o = match b.hugepages_ok() {
+                Ok(()) => {
+                    let mut eal = b.memory(&name, true, 0);
+                    eal.extend(["--vdev".to_owned(), replay(&flows)]);
+                    b.testpmd(&name, mode, &eal, "loop", REPLAY_MBUFS)
+                }
+                Err(e) => skipped(&e),
+            };
+            record(&name, &o, &mut errors);
+            store.extend(o.mpps);
+        }
+    }
+
+    // IMIX.
+    b.progress(&format!("pipeline on {} (IMIX 7:4:1)", imix.display()));
+    let imix_pipe = match b.hugepages_ok() {
+        Ok(()) => {
+            let setup = PipelineSetup {
+                client: replay(&imix),
+                server: nulls.0.clone(),
+                cache: nulls.1.clone(),
+                eal: b.memory("imix", true, 0),
+                mbufs: REPLAY_MBUFS,
+                workers: 1,
+            };
+            let yaml = pipeline_yaml(&dir, "imix", &setup);
+            b.pipeline("pipeline-imix", &yaml, None)
+        }
+        Err(e) => skipped(&e),
+    };
+    record("pipeline-imix", &imix_pipe, &mut errors);
+    b.progress("testpmd io on the IMIX pcap");
+    let imix_io = match b.hugepages_ok() {
+        Ok(()) => {
+            let mut eal = b.memory("imix-io", true, 0);
+            eal.extend(["--vdev".to_owned(), replay(&imix)]);
+            b.testpmd("testpmd-io-imix", "io", &eal, "loop", REPLAY_MBUFS)
+        }
+        Err(e) => skipped(&e),
+    };
+    record("testpmd-io-imix", &imix_io, &mut errors);
+
+    // net_null: pure per-packet software cost.
+    b.progress("pipeline on net_null0/net_null1 (drop path)");
+    let null_setup = PipelineSetup {
+        client: "net_null0".into(),
+        server: "net_null1".into(),
+        cache: "net_null2,no-rx=1".into(),
+        eal: b.memory("null", true, 0),
+        mbufs: SMALL_MBUFS,
+        workers: 1,
+    };
+    let yaml = pipeline_yaml(&dir, "null", &null_setup);
+    let null_pipe = b.pipeline("pipeline-null", &yaml, None);
+    record("pipeline-null", &null_pipe, &mut errors);
+    b.progress("testpmd io on net_null0/net_null1");
+    let mut eal = b.memory("null-io", true, 0);
+    eal.extend([
+        "--vdev".into(),
+        "net_null0".into(),
+        "--vdev".into(),
+        "net_null1".into(),
+    ]);
+    let null_io = b.testpmd("testpmd-io-null", "io", &eal, "paired", SMALL_MBUFS);
+    record("testpmd-io-null", &null_io, &mut errors);
+
+    // No hugepages.
+    b.progress("pipeline on the replay without hugepages");
+    let setup = PipelineSetup {
+        client: replay(&flows),
+        server: nulls.0.clone(),
+        cache: nulls.1.clone(),
+        eal: b.memory("nohuge", false, 512),
+        mbufs: REPLAY_MBUFS,
+        workers: 1,
+    };
+    let yaml = pipeline_yaml(&dir, "nohuge", &setup);
+    let nohuge_pipe = b.pipeline("pipeline-nohuge", &yaml, None);
+    record("pipeline-nohuge", &nohuge_pipe, &mut errors);
+    b.progress("testpmd io on the replay without hugepages");
+    let mut eal = b.memory("nohuge-io", false, 512);
+    eal.extend(["--vdev".to_owned(), replay(&flows)]);
+    let nohuge_io = b.testpmd("testpmd-io-nohuge", "io", &eal, "loop", REPLAY_MBUFS);
+    record("testpmd-io-nohuge", &nohuge_io, &mut errors);
+
+    // More workers, where the machine has a CPU for each and one for the main lcore.
+    let workers = args.workers.max(1);
+    b.progress(&format!("pipeline with {workers} workers"));
+    let multi = if workers < 2 {
+        skipped("--workers below 2")
+    } else if b.cpus < usize::from(workers) + 1 {
+        skipped(&format!(
+            "{} CPUs: the main lcore and {workers} workers would share CPUs (need {})",
+            b.cpus,
+            usize::from(workers) + 1
+        ))
+    } else {
+        match b.hugepages_ok() {
+            Ok(()) => {
+                // One RX queue per worker, each replaying the whole pcap.
+                let mut dev = String::from("net_pcap0");
+                for _ in 0..workers {
+                    let _ = write!(dev, ",rx_pcap={}", flows.display());
+                }
+                dev.push_str(",infinite_rx=1");
+                let setup = PipelineSetup {
+                    client: dev,
+                    server: nulls.0.clone(),
+                    cache: nulls.1.clone(),
+                    eal: b.memory("multi", true, 0),
+                    mbufs: REPLAY_MBUFS * u32::from(workers),
+                    workers,
+                };
+                let yaml = pipeline_yaml(&dir, "multi", &setup);
+                b.pipeline("pipeline-multi", &yaml, None)
+            }
+            Err(e) => skipped(&e),
+        }
+    };
+    if multi.command.is_empty() {
+        eprintln!(
+            "bench:   skipped: {}",
+            multi.error.clone().unwrap_or_default()
+        );
+    } else {
+        record("pipeline-multi", &multi, &mut errors);
+    }
+
+    // Table swaps.
+    b.progress(&format!(
+        "swap check: {} tables/s through a net_ring pair",
+        args.swap_rate
+    ));
+    let eal = b.memory("swap", false, 256);
+    let yaml = swap_yaml(&dir, "swap", &eal);
+    let swap = b.pipeline("swap", &yaml, Some(args.swap_rate));
+    record("swap", &swap, &mut errors);
+    let sw = swap.detail.get("swap").cloned().unwrap_or(Value::Null);
+    let swap_field = |k: &str| sw.get(k).cloned().unwrap_or(Value::Null);
+
+    let pipeline_mpps = median(&pipe);
+    let io_mpps = median(&io);
+    let tswap_mpps = median(&tswap);
+    let verdicts: Map<String, Value> = main_detail
+        .get("reasons")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let v = json!({
+        "pipeline_mpps": round(pipeline_mpps, 3),
+        "pipeline_ns_per_packet": round(ns_per_packet(pipeline_mpps), 1),
+        "testpmd_io_mpps": round(io_mpps, 3),
+        "testpmd_io_ns_per_packet": round(ns_per_packet(io_mpps), 1),
+        "testpmd_5tswap_mpps": round(tswap_mpps, 3),
+        "testpmd_5tswap_ns_per_packet": round(ns_per_packet(tswap_mpps), 1),
+        "ratio_vs_io": round(ratio(pipeline_mpps, io_mpps), 3),
+        "ratio_vs_5tswap": round(ratio(pipeline_mpps, tswap_mpps), 3),
+        "imix_gbps": round(imix_pipe.gbps, 3),
+        "imix_mpps": round(imix_pipe.mpps, 3),
+        "testpmd_io_imix_gbps": round(imix_io.gbps, 3),
+        "testpmd_io_imix_mpps": round(imix_io.mpps, 3),
+        "null_pipeline_mpps": round(null_pipe.mpps, 3),
+        "null_testpmd_io_mpps": round(null_io.mpps, 3),
+        "nohuge_pipeline_mpps": round(nohuge_pipe.mpps, 3),
+        "nohuge_testpmd_io_mpps": round(nohuge_io.mpps, 3),
+        "multi_workers": workers,
+        "multi_worker_mpps": round(multi.mpps, 3),
+        "workers2_mpps": if workers == 2 { round(multi.mpps, 3) } else { Value::Null },
+        "workers2_note": if multi.mpps.is_none() { json!(multi.error) } else { Value::Null },
+    });
+    let more = json!({
+        "swaps": swap_field("swaps"),
+        "swap_rate": args.swap_rate,
+        "swap_sent_packets": swap_field("sent"),
+        "swap_received_packets": swap_field("received"),
+        "swap_lost_packets": swap_field("lost"),
+        "swap_missent_packets": swap_field("missent"),
+        "swap_duplicated_packets": swap_field("duplicated"),
+        "swap_dropped_packets": swap_field("dropped"),
+        "swap_foreign_packets": swap_field("foreign"),
+        "swap_max_generation_span": swap_field("max_generation_span"),
+        "pipeline_verdicts": verdicts,
+        "rounds": rounds,
+        "rounds_mpps": {"pipeline": pipe, "testpmd_io": io, "testpmd_5tswap": tswap},
+        "seconds": args.seconds,
+        "warmup_seconds": args.warmup,
+        "flows": FLOWS,
+        "frame_size": 64,
+        "mbufs": REPLAY_MBUFS,
+        "machine": machine(),
+        "loadavg": {"start": load_start, "end": loadavg()},
+        "commands": commands,
+        "errors": errors,
+        "dir": dir.display().to_string(),
+    });
+    let mut v = v;
+    if let (Some(a), Value::Object(b)) = (v.as_object_mut(), more) {
+        a.extend(b);
+    }
+    if args.dir.is_none() && !args.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(v)
+}
+
+/// The result as a table.
+pub fn render(v: &Value) -> String {
+    let f = |k: &str| v.get(k).and_then(Value::as_f64);
+    let num = |x: Option<f64>, d: usize| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.d$}"));
+    let mut s = String::new();
+    let m = &v["machine"];
+    let _ = writeln!(
+        s,
+        "wccpd bench: {} ({} CPUs, kernel {}, DPDK {}), {} s per phase after {} s warm-up, load {} -> {}",
+        m["cpu"].as_str().unwrap_or("?"),
+        m["nproc"],
+        m["kernel"].as_str().unwrap_or("?"),
+        m["dpdk"].as_str().unwrap_or("?"),
+        v["seconds"],
+        v["warmup_seconds"],
+        v["loadavg"]["start"].as_str().unwrap_or("?"),
+        v["loadavg"]["end"].as_str().unwrap_or("?"),
+    );
+    let _ = writeln!(
+        s,
+        "traffic: {} flows, 64-octet frames: 80 % redirected (GRE), 15 % routed, 5 % GRE returns; one worker lcore",
+        v["flows"]
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(s, "{:<44} {:>10} {:>10}", "case", "Mpps", "ns/packet");
+    let rows = [
+        ("pipeline (net_pcap replay)", "pipeline_mpps"),
+        ("testpmd io (same replay)", "testpmd_io_mpps"),
+        ("testpmd 5tswap (same replay)", "testpmd_5tswap_mpps"),
+        ("pipeline, no hugepages", "nohuge_pipeline_mpps"),
+        ("testpmd io, no hugepages", "nohuge_testpmd_io_mpps"),
+        ("pipeline on net_null (drop path)", "null_pipeline_mpps"),
+        ("testpmd io on net_null", "null_testpmd_io_mpps"),
+        ("pipeline, IMIX 7:4:1", "imix_mpps"),
+        ("testpmd io, IMIX 7:4:1", "testpmd_io_imix_mpps"),
+    ];
+    for (label, key) in rows {
+        let mpps = f(key);
+        let _ = writeln!(
+            s,
+            "{label:<44} {:>10} {:>10}",
+            num(mpps, 2),
+            num(ns_per_packet(mpps), 1)
+        );
+    }
+    let multi = format!("pipeline, {} workers", v["multi_workers"]);
+    let _ = writeln!(
+        s,
+        "{multi:<44} {:>10} {:>10}{}",
+        num(f("multi_worker_mpps"), 2),
+        num(ns_per_packet(f("multi_worker_mpps")), 1),
+        v["workers2_note"]
+            .as_str()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "ratio pipeline / testpmd io:     {}   (target >= 0.8)",
+        num(f("ratio_vs_io"), 3)
+    );
+    let _ = writeln!(
+        s,
+        "ratio pipeline / testpmd 5tswap: {}   (target >= 0.9)",
+        num(f("ratio_vs_5tswap"), 3)
+    );
+    let _ = writeln!(
+        s,
+        "IMIX: pipeline {} Gbps, testpmd io {} Gbps",
+        num(f("imix_gbps"), 2),
+        num(f("testpmd_io_imix_gbps"), 2)
+    );
+    if let Some(verdicts) = v["pipeline_verdicts"].as_object() {
+        let rx = verdicts.get("rx").and_then(Value::as_f64).unwrap_or(0.0);
+        if rx > 0.0 {
+            let parts: Vec<String> = verdicts
+                .iter()
+                .filter(|(k, _)| *k != "rx")
+                .map(|(k, n)| format!("{k} {:.1} %", n.as_f64().unwrap_or(0.0) * 100.0 / rx))
+                .collect();
+            let _ = writeln!(s, "pipeline verdicts: {}", parts.join(", "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "swaps: {} tables at {}/s; {} frames sent, {} back; lost {}, missent {}, duplicated {}, dropped {}",
+        v["swaps"],
+        v["swap_rate"],
+        v["swap_sent_packets"],
+        v["swap_received_packets"],
+        v["swap_lost_packets"],
+        v["swap_missent_packets"],
+        v["swap_duplicated_packets"],
+        v["swap_dropped_packets"],
+    );
+    if let Some(e) = v["errors"].as_object().filter(|e| !e.is_empty()) {
+        let _ = writeln!(s);
+        for (k, msg) in e {
+            let _ = writeln!(s, "{k}: {}", msg.as_str().unwrap_or(""));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn testpmd_blocks_parse() {
+        let block = |pps: u64| {
+            format!(
+                "\x1b[2J\x1b[1;1H\nPort statistics ====================================\n  ######################## NIC statistics for port 0  ########################\n  RX-packets: 1 RX-missed: 0 RX-bytes: 64\n  Throughput (since last show)\n  Rx-pps: {pps:>12}          Rx-bps: {:>12}\n  Tx-pps: {pps:>12}          Tx-bps: 0\n  ############################################################################\n",
+                pps * 512
+            )
+        };
+        let text = format!(
+            "{}{}{}Port statistics ====\n  Rx-pps: 5",
+            block(0),
+            block(10_000_000),
+            block(9_000_000)
+        );
+        let s = testpmd_samples(&text);
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert_eq!(s[1], (10_000_000.0, 5_120_000_000.0));
+    }
+
+    #[test]
+    fn configurations_load() {
+        let dir = Path::new("/tmp/x");
+        let setup = PipelineSetup {
+            client: "net_pcap0,rx_pcap=/tmp/x/flows.pcap,infinite_rx=1".into(),
+            server: "net_null1,no-rx=1".into(),
+            cache: "net_null2,no-rx=1".into(),
+            eal: vec!["--in-memory".into(), "--file-prefix".into(), "p".into()],
+            mbufs: REPLAY_MBUFS,
+            workers: 1,
+        };
+        let s = config::router_from_str(&pipeline_yaml(dir, "a", &setup)).unwrap();
+        let dp = s.dataplane.unwrap();
+        assert_eq!((dp.ports.len(), dp.neighbours.len()), (3, 5));
+        let s = config::router_from_str(&swap_yaml(dir, "b", &["--no-huge".into()])).unwrap();
+        assert_eq!(s.dataplane.unwrap().ports.len(), 1);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0]), Some(2.5));
+    }
+}
