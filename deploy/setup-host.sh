@@ -20,7 +20,7 @@ need_root() {
     fi
 }
 
-PKGS=(libdpdk-dev dpdk-dev pkg-config clang libclang-dev iproute2 tshark squid procps nftables iputils-ping traceroute curl python3)
+PKGS=(libdpdk-dev dpdk-dev pkg-config clang libclang-dev iproute2 tshark squid procps nftables iputils-ping traceroute curl python3 prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,6 +39,10 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet squid 2>/dev/null; then
     systemctl stop squid || true
 fi
+# Only promtool is wanted from the prometheus package (checking metrics and rules).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus || true
+fi
 if pgrep -x squid >/dev/null 2>&1 && [ -f /run/squid.pid ]; then
     kill "$(cat /run/squid.pid)" 2>/dev/null || true
 fi
@@ -53,8 +57,12 @@ if [ "$(id -u)" -eq 0 ] && ! mountpoint -q /dev/hugepages 2>/dev/null; then
     mkdir -p /dev/hugepages
     mount -t hugetlbfs nodev /dev/hugepages || true
 fi
-# Stale DPDK runtime files from killed processes hold hugepages.
-rm -f /dev/hugepages/rtemap_* 2>/dev/null || true
+# Stale DPDK runtime files from killed processes hold hugepages; files a live process (a
+# running wccpd) maps are left alone.
+for f in /dev/hugepages/rtemap_*; do
+    [ -e "$f" ] || continue
+    grep -qsF "$f" /proc/[0-9]*/maps || rm -f "$f"
+done
 echo "setup-host: hugepages total=$(cat /proc/sys/vm/nr_hugepages) free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)"
 
 if [ -z "${WCCPD_NO_FUZZ:-}" ]; then

@@ -32,6 +32,12 @@ enum Command {
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
     },
+    /// Validate a router or cache configuration file without starting anything.
+    Check {
+        /// Configuration file (YAML).
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
     /// Ask a running daemon for its state (like `show ip wccp <service> detail`).
     Show {
         /// The daemon's control socket.
@@ -55,6 +61,14 @@ enum Command {
     /// Forward packets between two DPDK vdevs and print counts (installation check).
     #[cfg(feature = "dpdk")]
     Smoke(wccpd::smoke::SmokeArgs),
+    /// Measure the data plane against dpdk-testpmd on the same replayed traffic, and check
+    /// table swaps under load (docs/BENCHMARKS.md).
+    #[cfg(feature = "dpdk")]
+    Bench(wccpd::bench::BenchArgs),
+    /// One measured data-plane run (spawned by `wccpd bench`).
+    #[cfg(feature = "dpdk")]
+    #[command(hide = true)]
+    BenchRun(wccpd::bench::BenchRunArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Router { config } => wccpd::daemon::run_router(&config),
         Command::Cache { config } => wccpd::daemon::run_cache(&config),
+        Command::Check { config } => wccpd::check::run(&config, &mut std::io::stdout().lock()),
         Command::Show { socket, json } => {
             wccpd::daemon::show(&socket, json, &mut std::io::stdout().lock())
         }
@@ -77,6 +92,10 @@ fn main() -> ExitCode {
         ),
         #[cfg(feature = "dpdk")]
         Command::Smoke(args) => wccpd::smoke::run_cli(&args),
+        #[cfg(feature = "dpdk")]
+        Command::Bench(args) => wccpd::bench::run(&args),
+        #[cfg(feature = "dpdk")]
+        Command::BenchRun(args) => wccpd::bench::run_child(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -199,3 +199,52 @@ fn control_socket_path_that_is_a_regular_file_is_not_replaced() {
     assert!(text.contains("is not a socket"), "{text}");
     assert_eq!(std::fs::read_to_string(&precious.0).unwrap(), "keep me");
 }
+
+#[test]
+fn check_reports_every_problem_as_file_line_column() {
+    let p = temp(
+        "check-bad.yaml",
+        "router:\n  addresses: [10.0.0.1]\n  control: {transport: dpdk}\n  services:\n    - id: 0\n      type: standard\n      colour: red\n",
+    );
+    let file = p.0.to_str().unwrap();
+    let (ok, out) = wccpd(&["check", "-c", file]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{file}:3:3: router.control.transport: the dpdk transport needs a `dataplane` section"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{file}:7:7: router.services[0].colour: unknown field `colour`"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("2 problem(s)"), "{out}");
+    // `check` starts nothing: no EAL, no socket.
+    assert!(!out.contains("EAL"), "{out}");
+}
+
+#[test]
+fn check_accepts_every_example_in_conf() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let (ok, out) = wccpd(&["check", "-c", path.to_str().unwrap()]);
+            assert!(ok, "{}: {out}", path.display());
+            assert!(out.contains(": OK: "), "{out}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 6, "only {seen} examples in conf/");
+    // A service without a password is accepted but warned about.
+    let (_, out) = wccpd(&[
+        "check",
+        "-c",
+        dir.join("router-minimal.yaml").to_str().unwrap(),
+    ]);
+    assert!(out.contains("without a password"), "{out}");
+}

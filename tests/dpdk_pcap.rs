@@ -8,9 +8,11 @@
 //! routed to the server untouched, and nothing for a frame with a bad IPv4 checksum. The
 //! router must exit 0 on SIGTERM with its mempool back at the baseline.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement};
 
@@ -177,6 +179,7 @@ fn golden_frames_through_net_pcap() {
         "router:
   addresses: [10.9.3.1]
   control: {{transport: dpdk, socket_path: {d}/router.sock}}
+  metrics: {{listen: \"127.0.0.1:{mport}\"}}
   services:
     - id: 0
       type: standard
@@ -196,7 +199,8 @@ dataplane:
     - {{address: 10.9.3.10, mac: \"02:00:00:00:03:10\"}}
 log: {{level: debug}}
 ",
-        pid = std::process::id()
+        pid = std::process::id(),
+        mport = metrics_port(),
     );
     let conf_path = dir.join("router.yaml");
     std::fs::write(&conf_path, conf).unwrap();
@@ -210,45 +214,31 @@ log: {{level: debug}}
         .spawn()
         .unwrap();
     // The pcap PMD replays its input once; give the worker time to read and send it all.
-    let started = Instant::now();
-    let mut running = false;
-    while started.elapsed() < Duration::from_secs(10) {
+    let running = common::wait_for(Duration::from_secs(10), || {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         if text.contains("data plane running") {
-            running = true;
-            break;
+            return Some(());
         }
         if let Ok(Some(st)) = child.try_wait() {
             panic!("router exited early ({st}):\n{text}");
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(running, "router did not start");
+        None
+    });
+    assert!(running.is_some(), "router did not start");
     std::thread::sleep(Duration::from_millis(1500));
+    let metrics = scrape(metrics_port());
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "router did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::child::wait_or_kill(
+        &mut child,
+        Duration::from_secs(10),
+        "router stopping on SIGTERM",
+    );
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(status.success(), "router exit {status}:\n{text}");
-    let line = text
-        .lines()
-        .find(|l| l.contains("mempool at exit"))
-        .unwrap_or_else(|| panic!("no mempool line:\n{text}"));
-    let field = |k: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{k} in {line}"))
-    };
-    assert_eq!(field("in_use="), field("baseline="), "{line}");
+    let mempool = common::mempool_at_exit(&text);
+    assert_eq!(mempool.in_use, mempool.baseline, "{}", mempool.line);
 
     // Cache port: exactly the GRE-redirected SYN.
     let cache_out = read_pcap(&dir.join("cache-out.pcap"));
@@ -271,7 +261,7 @@ log: {{level: debug}}
     want.extend_from_slice(&CACHE_MAC);
     want.extend_from_slice(&ROUTER_CACHE_MAC);
     want.extend_from_slice(&[0x08, 0x00]);
-    // Outer header: TTL 255, DF clear, as Cisco sends (INTEROP.md).
+    // Outer header: TTL 255, DF clear, as Cisco sends (docs/protocol.md 10.11).
     let outer = ipv4_header(
         ROUTER_CACHE,
         CACHE,
@@ -335,7 +325,107 @@ log: {{level: debug}}
         }
         other => panic!("not ICMP: {other:?}"),
     }
+    // The same story in the Prometheus exposition, which promtool accepts.
+    for (name, labels, value) in [
+        (
+            "wccp_dp_packets_total",
+            &[("lcore", "worker0"), ("verdict", "rx")][..],
+            6,
+        ),
+        (
+            "wccp_dp_packets_total",
+            &[("lcore", "worker0"), ("verdict", "redirected_gre")][..],
+            1,
+        ),
+        (
+            "wccp_dp_packets_total",
+            &[("lcore", "worker0"), ("verdict", "returned_gre")][..],
+            1,
+        ),
+        (
+            "wccp_dp_drops_total",
+            &[("lcore", "worker0"), ("reason", "ipv4_bad_checksum")][..],
+            1,
+        ),
+        (
+            "wccp_service_packets_total",
+            &[("outcome", "redirected"), ("service", "standard-0")][..],
+            1,
+        ),
+        (
+            "wccp_cache_packets_total",
+            &[("cache", "10.9.3.10"), ("service", "standard-0")][..],
+            1,
+        ),
+        (
+            "wccp_port_packets_total",
+            &[("direction", "tx"), ("port", "cache")][..],
+            1,
+        ),
+    ] {
+        assert_eq!(
+            sample(&metrics, name, labels),
+            Some(value),
+            "{name}{labels:?} in\n{metrics}"
+        );
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus, installed by deploy/setup-host.sh)");
+    use std::io::Write as _;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn metrics_port() -> u16 {
+    20_000 + (std::process::id() % 20_000) as u16
+}
+
+/// `GET /metrics` from the running router.
+fn scrape(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text.split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of the sample `name{labels}` (labels in any order, all of them).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+        let body = rest.strip_suffix('}')?;
+        let found: Vec<(&str, &str)> = body
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k, v.trim_matches('"'))))
+            .collect();
+        (n == name && found.len() == labels.len() && labels.iter().all(|x| found.contains(x)))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
 }
 
 /// DPDK needs root here; CI runs as root. Without it the test fails unless WCCPD_ALLOW_SKIP=1.
