@@ -180,10 +180,10 @@ impl FastHash {
     }
 }
 
-/// In [`ServiceEntry::owners`]: the bucket's packets are forwarded (unassigned bucket, or a
+/// In [`FastHash::owners`]: the bucket's packets are forwarded (unassigned bucket, or a
 /// drained or unknown target).
 pub const OWNER_FORWARD: u8 = 0xFE;
-/// In [`ServiceEntry::owners`]: the bucket uses its alternate bucket; ask
+/// In [`FastHash::owners`]: the bucket uses its alternate bucket; ask
 /// `RedirectTable::lookup`.
 pub const OWNER_LOOKUP: u8 = 0xFF;
 
@@ -460,9 +460,7 @@ pub fn service_def(
     match (&s.definition, s.dynamic) {
         (_, false) => Ok(ServiceDef::well_known(s.id)),
         (None, true) => Ok(None),
-        (Some(d), true) => {
-            ServiceDef::dynamic(d.id, d.priority, d.protocol, d.flags(), d.wire_ports()).map(Some)
-        }
+        (Some(d), true) => d.to_def().map(Some),
     }
 }
 
@@ -470,16 +468,12 @@ pub fn service_def(
 fn static_table(s: &config::RouterService) -> Option<RedirectTable> {
     let st = s.static_assignment.as_ref()?;
     let def = service_def(s).ok().flatten()?;
-    let method = match st.forwarding {
-        config::Method::Gre => assign::table::ForwardingMethod::Gre,
-        config::Method::L2 => assign::table::ForwardingMethod::L2,
-    };
     let n = st.caches.len().max(1);
     let mut buckets = [0u8; 256];
     for (b, slot) in buckets.iter_mut().enumerate() {
         *slot = (b % n) as u8;
     }
-    RedirectTable::from_hash_assignment(def, &st.caches, &buckets, method)
+    RedirectTable::from_hash_assignment(def, &st.caches, &buckets, st.forwarding)
         .ok()
         .map(|t| t.with_closed(s.closed))
 }
