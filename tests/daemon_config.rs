@@ -81,19 +81,19 @@ fn router_conversion_carries_values() {
 
 #[test]
 fn cache_conversion_carries_values() {
-    use control::cache::{AssignMethod, Method, ServiceDef, SpreadAlgorithm};
+    use control::cache::{AssignMethod, Method, ServiceDefinition, SpreadAlgorithm};
     let s = config::load_cache(&conf("cache.yaml")).unwrap();
     let c = cache_config(&s);
     assert_eq!(c.address, Ipv4Addr::new(192, 0, 2, 10));
     assert_eq!(c.routers, vec![Ipv4Addr::new(192, 0, 2, 1)]);
     assert_eq!(c.transmit_t, Duration::from_secs(10));
     assert_eq!(c.services[0].weight, 10_000);
-    assert_eq!(c.services[0].service, ServiceDef::Standard(0));
+    assert_eq!(c.services[0].service, ServiceDefinition::web_cache());
     assert_eq!(c.services[0].password.as_deref(), Some(&b"s3cret"[..]));
     let s70 = &c.services[1];
     assert!(matches!(
         &s70.service,
-        ServiceDef::Dynamic { id: 70, protocol: 6, priority: 100, ports, .. } if ports == &vec![443, 8443]
+        ServiceDefinition { dynamic: true, id: 70, protocol: 6, priority: 100, ports, .. } if ports == &vec![443, 8443]
     ));
     assert_eq!(s70.forwarding, vec![Method::L2, Method::Gre]);
     assert_eq!(s70.assignment, vec![AssignMethod::Mask]);

@@ -391,3 +391,497 @@ fn protocol_citations_name_existing_sections() {
         "PROTOCOL.md / INTEROP.md are not in the repository, cite docs/protocol.md: {stale:#?}"
     );
 }
+
+// ---- dependency policy ----------------------------------------------------------------------
+//
+// What cargo-deny would check, without installing it: licenses, banned crates and sources, and
+// duplicate versions, over `cargo metadata --locked` with the resolved graph. The policy is
+// described in docs/ARCHITECTURE.md ("Dependencies"); change it here and there together.
+
+/// Licenses a dependency may be used under (SPDX ids). In an expression one side of an `OR`
+/// must be allowed, both sides of an `AND`.
+const LICENSES_ALLOWED: &[&str] = &[
+    "MIT",
+    "Apache-2.0",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "ISC",
+    "Unicode-3.0",
+    "Unicode-DFS-2016",
+    "Zlib",
+    "MPL-2.0",
+    "CC0-1.0",
+    "0BSD",
+    "BSL-1.0",
+    "Unlicense",
+    // The `tun` crate (the cache agent's TUN device).
+    "WTFPL",
+];
+
+/// License exceptions (`A WITH E`) accepted on an allowed license: they only add permissions.
+const LICENSE_EXCEPTIONS_ALLOWED: &[&str] = &["LLVM-exception"];
+
+/// Packages whose manifest has no `license` expression but a `license_file`, accepted after
+/// reading that file: (package, what the file grants). Empty today.
+const LICENSE_FILES_ACCEPTED: &[(&str, &str)] = &[];
+
+/// Crates the shipped binary must not contain: TLS stacks and the system or C crypto they
+/// bring (the control plane speaks UDP with MD5, the metrics endpoint plain HTTP).
+const BANNED: &[&str] = &[
+    "openssl",
+    "openssl-sys",
+    "native-tls",
+    "ring",
+    "rustls",
+    "aws-lc-rs",
+    "aws-lc-sys",
+    "boring",
+    "boring-sys",
+    "schannel",
+    "security-framework",
+];
+
+/// Where packages may come from: crates.io (either index protocol), or a path in the repository
+/// (`source` null). No git dependencies, no other registry.
+const SOURCES_ALLOWED: &[&str] = &[
+    "registry+https://github.com/rust-lang/crates.io-index",
+    "sparse+https://index.crates.io/",
+];
+
+/// Crates allowed in more than one version among the shipped binary's normal dependencies,
+/// and why. A new duplicate fails; an entry that no longer applies fails too (remove it).
+const DUPLICATES_ALLOWED: &[(&str, &str)] = &[(
+    "syn",
+    "proc macros, build time only: serde_derive, clap_derive and thiserror-impl are on syn 3, \
+     tracing-attributes and zerocopy-derive still on syn 2",
+)];
+
+/// The binary whose dependency graph is checked for bans and duplicates.
+const SHIPPED: &str = "wccpd";
+
+/// `cargo metadata --locked` with the resolved dependency graph, for this host's platform (the
+/// crates of other platforms are never built here and may not be downloaded). Run once.
+fn resolved_metadata() -> &'static serde_json::Value {
+    static META: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    META.get_or_init(run_resolved_metadata)
+}
+
+fn run_resolved_metadata() -> serde_json::Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let version = Command::new(&cargo)
+        .arg("-vV")
+        .output()
+        .expect("run cargo -vV");
+    let version = String::from_utf8_lossy(&version.stdout);
+    let host = version
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("cargo -vV names the host")
+        .trim()
+        .to_string();
+    let out = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["--filter-platform", &host])
+        .current_dir(root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata --locked failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("metadata json")
+}
+
+/// `name version` of a package.
+fn pkg_label(p: &serde_json::Value) -> String {
+    format!(
+        "{} {}",
+        p["name"].as_str().unwrap_or("?"),
+        p["version"].as_str().unwrap_or("?")
+    )
+}
+
+/// Whether an SPDX license expression lets us use the package under allowed licenses only:
+/// `A OR B`, `A AND B`, `A WITH exception`, parentheses, and crates.io's old `A/B` (= `A OR B`).
+/// `Err` when the expression cannot be read.
+fn license_allowed(expr: &str) -> Result<bool, String> {
+    let spaced = expr
+        .replace('(', " ( ")
+        .replace(')', " ) ")
+        .replace('/', " OR ");
+    let tokens: Vec<&str> = spaced.split_whitespace().collect();
+    let mut pos = 0;
+    let allowed = spdx_or(&tokens, &mut pos)?;
+    match tokens.get(pos) {
+        None => Ok(allowed),
+        Some(t) => Err(format!("unexpected `{t}`")),
+    }
+}
+
+fn is_op(token: Option<&&str>, op: &str) -> bool {
+    token.is_some_and(|t| t.eq_ignore_ascii_case(op))
+}
+
+fn spdx_or(t: &[&str], pos: &mut usize) -> Result<bool, String> {
+    let mut v = spdx_and(t, pos)?;
+    while is_op(t.get(*pos), "OR") {
+        *pos += 1;
+        let r = spdx_and(t, pos)?;
+        v = v || r;
+    }
+    Ok(v)
+}
+
+fn spdx_and(t: &[&str], pos: &mut usize) -> Result<bool, String> {
+    let mut v = spdx_with(t, pos)?;
+    while is_op(t.get(*pos), "AND") {
+        *pos += 1;
+        let r = spdx_with(t, pos)?;
+        v = v && r;
+    }
+    Ok(v)
+}
+
+fn spdx_with(t: &[&str], pos: &mut usize) -> Result<bool, String> {
+    let v = spdx_atom(t, pos)?;
+    if !is_op(t.get(*pos), "WITH") {
+        return Ok(v);
+    }
+    *pos += 1;
+    let exception = t.get(*pos).ok_or("`WITH` without an exception")?;
+    *pos += 1;
+    Ok(v && LICENSE_EXCEPTIONS_ALLOWED.contains(exception))
+}
+
+fn spdx_atom(t: &[&str], pos: &mut usize) -> Result<bool, String> {
+    let token = t.get(*pos).ok_or("the expression ends early")?;
+    *pos += 1;
+    if *token == "(" {
+        let v = spdx_or(t, pos)?;
+        if t.get(*pos) != Some(&")") {
+            return Err("unbalanced `(`".into());
+        }
+        *pos += 1;
+        return Ok(v);
+    }
+    if *token == ")"
+        || ["OR", "AND", "WITH"]
+            .iter()
+            .any(|op| token.eq_ignore_ascii_case(op))
+    {
+        return Err(format!("expected a license, found `{token}`"));
+    }
+    Ok(LICENSES_ALLOWED.contains(token))
+}
+
+/// Every package (dependencies of every kind, workspace members included) must be usable under
+/// [`LICENSES_ALLOWED`]; one without a `license` expression must have a `license_file` and be
+/// listed in [`LICENSE_FILES_ACCEPTED`].
+fn license_problems(meta: &serde_json::Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut by_file = Vec::new();
+    for p in meta["packages"].as_array().expect("packages") {
+        let name = p["name"].as_str().unwrap_or("?");
+        match p["license"].as_str() {
+            Some(expr) => match license_allowed(expr) {
+                Ok(true) => {}
+                Ok(false) => problems.push(format!(
+                    "{}: license `{expr}` is not allowed (see LICENSES_ALLOWED)",
+                    pkg_label(p)
+                )),
+                Err(e) => problems.push(format!(
+                    "{}: cannot read license `{expr}`: {e}",
+                    pkg_label(p)
+                )),
+            },
+            None => {
+                by_file.push(name.to_string());
+                match p["license_file"].as_str() {
+                    None => problems.push(format!(
+                        "{}: neither `license` nor `license_file`",
+                        pkg_label(p)
+                    )),
+                    Some(file) if !LICENSE_FILES_ACCEPTED.iter().any(|(n, _)| *n == name) => {
+                        problems.push(format!(
+                            "{}: license only in {file}: read it, then list it in \
+                             LICENSE_FILES_ACCEPTED",
+                            pkg_label(p)
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    for (name, _) in LICENSE_FILES_ACCEPTED {
+        if !by_file.iter().any(|n| n == name) {
+            problems.push(format!(
+                "LICENSE_FILES_ACCEPTED lists {name}, which no longer needs it: remove it"
+            ));
+        }
+    }
+    problems
+}
+
+/// The packages [`SHIPPED`] is built from: its normal dependencies, transitively (proc macros
+/// included), by package id, each with the chain of names that brings it in.
+fn shipped_graph(meta: &serde_json::Value) -> BTreeMap<String, Vec<String>> {
+    let names: BTreeMap<&str, &str> = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().expect("id"),
+                p["name"].as_str().expect("name"),
+            )
+        })
+        .collect();
+    let nodes: BTreeMap<&str, &serde_json::Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .expect("resolve.nodes")
+        .iter()
+        .map(|n| (n["id"].as_str().expect("node id"), n))
+        .collect();
+    let root = meta["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
+        .iter()
+        .filter_map(|id| id.as_str())
+        .find(|id| names.get(id) == Some(&SHIPPED))
+        .expect("the shipped package is a workspace member");
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([(root, vec![SHIPPED.to_string()])]);
+    while let Some((id, chain)) = queue.pop_front() {
+        if seen.contains_key(id) {
+            continue;
+        }
+        for d in nodes[id]["deps"].as_array().expect("deps") {
+            let normal = d["dep_kinds"]
+                .as_array()
+                .expect("dep_kinds")
+                .iter()
+                .any(|k| k["kind"].is_null());
+            let dep = d["pkg"].as_str().expect("dep pkg");
+            if normal && !seen.contains_key(dep) {
+                let mut c = chain.clone();
+                c.push(names[dep].to_string());
+                queue.push_back((dep, c));
+            }
+        }
+        seen.insert(id.to_string(), chain);
+    }
+    seen
+}
+
+/// No [`BANNED`] crate in the shipped binary's graph, and every package (of any kind) from
+/// crates.io or a path ([`SOURCES_ALLOWED`]).
+fn ban_problems(meta: &serde_json::Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let packages = meta["packages"].as_array().expect("packages");
+    let shipped = shipped_graph(meta);
+    for p in packages {
+        let id = p["id"].as_str().expect("id");
+        let name = p["name"].as_str().unwrap_or("?");
+        if let (true, Some(chain)) = (BANNED.contains(&name), shipped.get(id)) {
+            problems.push(format!(
+                "{} is banned, brought in by {}",
+                pkg_label(p),
+                chain.join(" -> ")
+            ));
+        }
+        if let Some(source) = p["source"].as_str() {
+            if !SOURCES_ALLOWED.contains(&source) {
+                problems.push(format!(
+                    "{} comes from {source}: only crates.io and paths are allowed",
+                    pkg_label(p)
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Crates in more than one version among the shipped binary's normal dependencies that
+/// [`DUPLICATES_ALLOWED`] does not list, and entries of that list that no longer apply. Also
+/// returns the allowed duplicates found, for the log.
+fn duplicate_problems(meta: &serde_json::Value) -> (Vec<String>, Vec<String>) {
+    let shipped = shipped_graph(meta);
+    let mut versions: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for p in meta["packages"].as_array().expect("packages") {
+        if shipped.contains_key(p["id"].as_str().expect("id")) {
+            versions
+                .entry(p["name"].as_str().expect("name"))
+                .or_default()
+                .push(p["version"].as_str().expect("version"));
+        }
+    }
+    let (mut problems, mut allowed) = (Vec::new(), Vec::new());
+    for (name, v) in versions.iter().filter(|(_, v)| v.len() > 1) {
+        let v = v.join(", ");
+        match DUPLICATES_ALLOWED.iter().find(|(n, _)| n == name) {
+            Some((_, why)) => allowed.push(format!("{name} ({v}): {why}")),
+            None => problems.push(format!(
+                "{name} is in {SHIPPED} in versions {v}: align the dependents, or list it in \
+                 DUPLICATES_ALLOWED with the reason"
+            )),
+        }
+    }
+    for (name, _) in DUPLICATES_ALLOWED {
+        if versions.get(name).is_none_or(|v| v.len() < 2) {
+            problems.push(format!(
+                "DUPLICATES_ALLOWED lists {name}, which is no longer duplicated: remove it"
+            ));
+        }
+    }
+    (problems, allowed)
+}
+
+#[test]
+fn dependency_licenses_are_allowed() {
+    let problems = license_problems(resolved_metadata());
+    assert!(problems.is_empty(), "dependency licenses: {problems:#?}");
+}
+
+#[test]
+fn no_banned_crates_and_no_git_dependencies() {
+    let problems = ban_problems(resolved_metadata());
+    assert!(problems.is_empty(), "dependency bans: {problems:#?}");
+}
+
+#[test]
+fn no_new_duplicate_dependency_versions() {
+    let (problems, allowed) = duplicate_problems(resolved_metadata());
+    for a in &allowed {
+        println!("allowed duplicate: {a}");
+    }
+    assert!(problems.is_empty(), "duplicate versions: {problems:#?}");
+}
+
+#[test]
+fn license_expressions() {
+    for ok in [
+        "MIT",
+        "MIT OR Apache-2.0",
+        "MIT/Apache-2.0",
+        "Apache-2.0 / MIT",
+        "Apache-2.0 WITH LLVM-exception OR Apache-2.0 OR MIT",
+        "(MIT OR Apache-2.0) AND Unicode-3.0",
+        "GPL-3.0 OR MIT",
+        "Apache-2.0 WITH LLVM-exception",
+        "mit or (Zlib and ISC)",
+    ] {
+        assert_eq!(license_allowed(ok), Ok(true), "{ok}");
+    }
+    for refused in [
+        "GPL-3.0",
+        "MIT AND GPL-2.0",
+        "(MIT OR Apache-2.0) AND AGPL-3.0",
+        "GPL-2.0 WITH Classpath-exception-2.0",
+        "Apache-2.0 WITH Unknown-exception",
+        "LGPL-2.1+",
+    ] {
+        assert_eq!(license_allowed(refused), Ok(false), "{refused}");
+    }
+    for broken in [
+        "",
+        "MIT OR",
+        "(MIT",
+        "MIT)",
+        "AND MIT",
+        "MIT WITH",
+        "MIT Apache-2.0",
+    ] {
+        assert!(license_allowed(broken).is_err(), "{broken:?}");
+    }
+}
+
+/// A package of [`fake_metadata`]: name, version, license, license file, source (`""`: a path).
+type FakePackage<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, &'a str);
+
+/// A small resolved graph: the shipped binary, its dependencies `a` (two versions, one through
+/// `b`), and a dev-dependency that is never shipped; `extra` packages are normal dependencies
+/// of the binary.
+fn fake_metadata(extra: &[FakePackage<'_>]) -> serde_json::Value {
+    use serde_json::json;
+    let mut all: Vec<FakePackage<'_>> = vec![
+        (SHIPPED, "0.1.0", Some("Apache-2.0"), None, ""),
+        ("b", "1.0.0", Some("MIT"), None, SOURCES_ALLOWED[0]),
+        (
+            "a",
+            "1.0.0",
+            Some("MIT/Apache-2.0"),
+            None,
+            SOURCES_ALLOWED[0],
+        ),
+        ("a", "2.0.0", Some("MIT"), None, SOURCES_ALLOWED[1]),
+        ("devonly", "1.0.0", Some("MIT"), None, SOURCES_ALLOWED[0]),
+    ];
+    all.extend_from_slice(extra);
+    let id = |n: &str, v: &str| format!("{n} {v}");
+    let packages: Vec<_> = all
+        .iter()
+        .map(|(n, v, l, f, s)| {
+            json!({"id": id(n, v), "name": n, "version": v, "license": l, "license_file": f,
+                   "source": if s.is_empty() { None } else { Some(s) }})
+        })
+        .collect();
+    let dep = |n: &str, v: &str, kind: Option<&str>| json!({"pkg": id(n, v), "dep_kinds": [{"kind": kind, "target": null}]});
+    let mut root_deps = vec![
+        dep("a", "2.0.0", None),
+        dep("b", "1.0.0", None),
+        dep("devonly", "1.0.0", Some("dev")),
+    ];
+    for (n, v, ..) in extra {
+        root_deps.push(dep(n, v, None));
+    }
+    let mut nodes = vec![
+        json!({"id": id(SHIPPED, "0.1.0"), "deps": root_deps}),
+        json!({"id": id("b", "1.0.0"), "deps": [dep("a", "1.0.0", None)]}),
+        json!({"id": id("a", "1.0.0"), "deps": []}),
+        json!({"id": id("a", "2.0.0"), "deps": []}),
+        json!({"id": id("devonly", "1.0.0"), "deps": []}),
+    ];
+    for (n, v, ..) in extra {
+        nodes.push(json!({"id": id(n, v), "deps": []}));
+    }
+    json!({"packages": packages, "workspace_members": [id(SHIPPED, "0.1.0")],
+           "resolve": {"nodes": nodes}})
+}
+
+/// Each check of the policy fails on what it is meant to catch.
+#[test]
+fn dependency_policy_checks_can_fail() {
+    let clean = fake_metadata(&[]);
+    assert_eq!(license_problems(&clean), Vec::<String>::new());
+    assert_eq!(ban_problems(&clean), Vec::<String>::new());
+    let (dups, _) = duplicate_problems(&clean);
+    assert_eq!(dups.len(), 2, "{dups:?}");
+    assert!(dups[0].starts_with("a is in wccpd in versions"), "{dups:?}");
+    assert!(dups[1].contains("DUPLICATES_ALLOWED lists syn"), "{dups:?}");
+
+    let src = SOURCES_ALLOWED[0];
+    let bad = fake_metadata(&[
+        ("gpl", "1.0.0", Some("GPL-3.0-only"), None, src),
+        ("nolicense", "1.0.0", None, None, src),
+        ("fileonly", "1.0.0", None, Some("LICENSE.txt"), src),
+        ("openssl-sys", "0.9.0", Some("MIT"), None, src),
+        (
+            "fromgit",
+            "0.1.0",
+            Some("MIT"),
+            None,
+            "git+https://example.invalid/x#abc",
+        ),
+    ]);
+    let licenses = license_problems(&bad);
+    assert_eq!(licenses.len(), 3, "{licenses:#?}");
+    assert!(licenses[0].contains("gpl 1.0.0: license `GPL-3.0-only`"));
+    assert!(licenses[1].contains("nolicense 1.0.0: neither"));
+    assert!(licenses[2].contains("fileonly 1.0.0: license only in LICENSE.txt"));
+    let bans = ban_problems(&bad);
+    assert_eq!(bans.len(), 2, "{bans:#?}");
+    assert!(bans[0].contains("openssl-sys 0.9.0 is banned, brought in by wccpd -> openssl-sys"));
+    assert!(bans[1].contains("fromgit 0.1.0 comes from git+"));
+}

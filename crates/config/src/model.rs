@@ -7,6 +7,14 @@ pub use ipnet::Ipv4Net;
 
 mod dataplane;
 pub use dataplane::*;
+mod health;
+pub use health::*;
+
+// The plain types the configuration shares with the state machines and the data plane: one
+// definition each, in `wccp-assign`.
+pub use assign::method::{AssignMethod, Method};
+pub use assign::service::{HashField, HashFields, PortsAre, ServiceDefinition};
+pub use assign::spread::SpreadAlgorithm;
 
 /// Where the router's and cache's control sockets live unless configured.
 pub const DEFAULT_SOCKET_PATH: &str = "/run/wccpd/wccpd.sock";
@@ -22,78 +30,6 @@ pub const DEFAULT_TUN_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 87, 1);
 pub const DEFAULT_TRANSMIT_T_MS: u32 = 10_000;
 /// Smallest and largest TRANSMIT_T accepted (docs/protocol.md 2.10 suggested range).
 pub const TRANSMIT_T_RANGE_MS: (u32, u32) = (500, 60_000);
-
-/// A field of the packet that feeds a hash key (service flags, docs/protocol.md 2.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum HashField {
-    /// Source IPv4 address.
-    SrcIp,
-    /// Destination IPv4 address.
-    DstIp,
-    /// Source TCP/UDP port.
-    SrcPort,
-    /// Destination TCP/UDP port.
-    DstPort,
-}
-
-impl HashField {
-    /// The primary-hash flag bit; the alternate-hash bit is this shifted left by 8.
-    pub const fn primary_flag(self) -> u32 {
-        match self {
-            HashField::SrcIp => 0x0001,
-            HashField::DstIp => 0x0002,
-            HashField::SrcPort => 0x0004,
-            HashField::DstPort => 0x0008,
-        }
-    }
-}
-
-/// Whether the port list matches source or destination ports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortsAre {
-    /// Match the destination port (default).
-    Destination,
-    /// Match the source port (flag PORTS_SOURCE).
-    Source,
-}
-
-/// Forwarding or packet-return method (capabilities 1 and 3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Method {
-    /// GRE encapsulation.
-    Gre,
-    /// Layer-2 rewrite.
-    L2,
-}
-
-/// Assignment method (capability 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AssignmentMethod {
-    /// 256 hash buckets.
-    Hash,
-    /// Mask/value sets.
-    Mask,
-}
-
-/// Capability bit of a method list (0x1 GRE/hash, 0x2 L2/mask).
-pub fn method_bits(methods: &[Method]) -> u32 {
-    methods.iter().fold(0, |a, m| {
-        a | match m {
-            Method::Gre => 1,
-            Method::L2 => 2,
-        }
-    })
-}
-
-/// Capability bits of an assignment-method list.
-pub fn assignment_bits(methods: &[AssignmentMethod]) -> u32 {
-    methods.iter().fold(0, |a, m| {
-        a | match m {
-            AssignmentMethod::Hash => 1,
-            AssignmentMethod::Mask => 2,
-        }
-    })
-}
 
 /// Why a prefix string was rejected by [`parse_prefix`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -135,75 +71,6 @@ pub fn parse_prefix(s: &str) -> Result<Ipv4Net, PrefixError> {
         return Err(PrefixError::HostBits(net.trunc()));
     }
     Ok(net)
-}
-
-/// A service group definition (docs/protocol.md 2.3).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceDefinition {
-    /// `true` for a dynamic service.
-    pub dynamic: bool,
-    /// Service id 0-255.
-    pub id: u8,
-    /// Priority (dynamic only; standard services have an implied 240 and send 0).
-    pub priority: u8,
-    /// IP protocol number (0 = all). Standard service 0: 6.
-    pub protocol: u8,
-    /// Up to 8 ports; empty = all ports. Standard service 0: `[80]`.
-    pub ports: Vec<u16>,
-    /// Which port the list matches.
-    pub ports_are: PortsAre,
-    /// Primary hash fields.
-    pub hash: Vec<HashField>,
-    /// Alternate hash fields.
-    pub alt_hash: Vec<HashField>,
-}
-
-impl ServiceDefinition {
-    /// The well-known service 0, "web-cache": TCP destination port 80, hashed on destination IP.
-    pub fn web_cache() -> ServiceDefinition {
-        ServiceDefinition {
-            dynamic: false,
-            id: 0,
-            priority: 240,
-            protocol: 6,
-            ports: vec![80],
-            ports_are: PortsAre::Destination,
-            hash: vec![HashField::DstIp],
-            alt_hash: Vec::new(),
-        }
-    }
-
-    /// The Service Info flags as sent on the wire (0 for standard services, docs/protocol.md 2.3).
-    pub fn flags(&self) -> u32 {
-        if !self.dynamic {
-            return 0;
-        }
-        let mut f = 0;
-        for h in &self.hash {
-            f |= h.primary_flag();
-        }
-        for h in &self.alt_hash {
-            f |= h.primary_flag() << 8;
-        }
-        if !self.ports.is_empty() {
-            f |= 0x0010;
-            if self.ports_are == PortsAre::Source {
-                f |= 0x0020;
-            }
-        }
-        f
-    }
-
-    /// The 8 port slots as sent on the wire (zeros for standard services).
-    pub fn wire_ports(&self) -> [u16; 8] {
-        let mut p = [0u16; 8];
-        if self.dynamic {
-            for (slot, port) in p.iter_mut().zip(&self.ports) {
-                *slot = *port;
-            }
-        }
-        p
-    }
 }
 
 /// How the control plane talks to the network.
@@ -271,7 +138,7 @@ pub struct RouterService {
     /// Forwarding methods offered.
     pub forwarding: Vec<Method>,
     /// Assignment methods offered.
-    pub assignment: Vec<AssignmentMethod>,
+    pub assignment: Vec<AssignMethod>,
     /// Packet-return methods offered.
     pub return_methods: Vec<Method>,
     /// Which packets the service may redirect (IOS `redirect-list`); empty = all it matches.
@@ -312,15 +179,6 @@ pub struct Metrics {
     pub buckets: bool,
 }
 
-/// Bucket spreading algorithm of the designated cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Spread {
-    /// Squid's weighted walk (Squid-equal output).
-    Squid,
-    /// Minimal movement on membership changes.
-    Stable,
-}
-
 /// When the cache returns (bypasses) redirected packets instead of serving them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReturnPolicy {
@@ -344,11 +202,11 @@ pub struct CacheService {
     /// Acceptable forwarding methods, most preferred first.
     pub forwarding: Vec<Method>,
     /// Acceptable assignment methods, most preferred first.
-    pub assignment: Vec<AssignmentMethod>,
+    pub assignment: Vec<AssignMethod>,
     /// Acceptable packet-return methods, most preferred first.
     pub return_method: Vec<Method>,
     /// How buckets are spread when this cache is the designated cache.
-    pub spread: Spread,
+    pub spread: SpreadAlgorithm,
     /// Seconds over which a new cache's share ramps up (0 = at once).
     pub slow_start_s: u32,
     /// When to return packets.
@@ -374,6 +232,9 @@ pub struct CacheSettings {
     /// User-space GRE decapsulation into a TUN device (`cache.tun`); `None`: a kernel GRE
     /// interface must terminate the redirected traffic.
     pub tun: Option<CacheTun>,
+    /// The health check of the proxy (`cache.health_check`); `None`: none, the agent stays in
+    /// its groups whatever the proxy does.
+    pub health_check: Option<HealthCheck>,
     /// Log level.
     pub log_level: LogLevel,
 }
@@ -412,18 +273,5 @@ mod tests {
             Err(PrefixError::Length(_))
         ));
         assert!(matches!(parse_prefix("x/3"), Err(PrefixError::Address(_))));
-    }
-
-    #[test]
-    fn flags() {
-        let mut d = ServiceDefinition::web_cache();
-        assert_eq!(d.flags(), 0);
-        assert_eq!(d.wire_ports(), [0; 8]);
-        d.dynamic = true;
-        d.ports = vec![80, 443];
-        d.ports_are = PortsAre::Source;
-        d.alt_hash = vec![HashField::SrcPort];
-        assert_eq!(d.flags(), 0x0002 | 0x0010 | 0x0020 | 0x0400);
-        assert_eq!(d.wire_ports(), [80, 443, 0, 0, 0, 0, 0, 0]);
     }
 }

@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use assign::method::Named;
+
 use crate::error::{FieldPath, Problem, Segment};
 use crate::locate::locate;
 use crate::model::*;
 use crate::yaml::{self, Value};
 
 mod dataplane;
+mod health;
 
 /// Collects problems while validating one document.
 pub(crate) struct Ctx<'a> {
@@ -352,18 +355,10 @@ fn names<T: Copy + PartialEq>(
     out
 }
 
-const METHODS: &[(&str, Method)] = &[("gre", Method::Gre), ("l2", Method::L2)];
-const ASSIGNMENTS: &[(&str, AssignmentMethod)] = &[
-    ("hash", AssignmentMethod::Hash),
-    ("mask", AssignmentMethod::Mask),
-];
-const SPREADS: &[(&str, Spread)] = &[("squid", Spread::Squid), ("stable", Spread::Stable)];
-const HASH_FIELDS: &[(&str, HashField)] = &[
-    ("src_ip", HashField::SrcIp),
-    ("dst_ip", HashField::DstIp),
-    ("src_port", HashField::SrcPort),
-    ("dst_port", HashField::DstPort),
-];
+/// The name table of a [`Named`] type (the configuration's names for the shared types).
+fn table<T: Named>() -> Vec<(&'static str, T)> {
+    T::ALL.iter().map(|v| (v.name(), *v)).collect()
+}
 
 /// Keys shared by router and cache service entries (the service definition).
 const DEFINITION_KEYS: &[&str] = &[
@@ -500,12 +495,16 @@ fn definition(
         }
     };
     let hash = match opt::<Vec<String>>(ctx, map, path, "hash") {
-        Some(l) => names(ctx, l, &path.key("hash"), HASH_FIELDS),
-        None => vec![HashField::DstIp],
+        Some(l) => names(ctx, l, &path.key("hash"), &table())
+            .into_iter()
+            .collect(),
+        None => HashFields::DST_IP,
     };
     let alt_hash = match opt::<Vec<String>>(ctx, map, path, "alt_hash") {
-        Some(l) => names(ctx, l, &path.key("alt_hash"), HASH_FIELDS),
-        None => Vec::new(),
+        Some(l) => names(ctx, l, &path.key("alt_hash"), &table())
+            .into_iter()
+            .collect(),
+        None => HashFields::NONE,
     };
     let priority: u8 = opt(ctx, map, path, "priority").unwrap_or(0);
     if hash.is_empty() {
@@ -661,11 +660,11 @@ fn router_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<Route
         .map(|l| prefixes(ctx, l, &path.key("allowed_caches")))
         .unwrap_or_default();
     let closed = opt(ctx, &mut m, path, "closed").unwrap_or(false);
-    let forwarding = method_list(ctx, &mut m, path, "forwarding", METHODS)
+    let forwarding = method_list(ctx, &mut m, path, "forwarding", &table())
         .unwrap_or_else(|| vec![Method::Gre, Method::L2]);
-    let assignment = method_list(ctx, &mut m, path, "assignment", ASSIGNMENTS)
-        .unwrap_or_else(|| vec![AssignmentMethod::Hash, AssignmentMethod::Mask]);
-    let return_methods = method_list(ctx, &mut m, path, "return", METHODS)
+    let assignment = method_list(ctx, &mut m, path, "assignment", &table())
+        .unwrap_or_else(|| vec![AssignMethod::Hash, AssignMethod::Mask]);
+    let return_methods = method_list(ctx, &mut m, path, "return", &table())
         .unwrap_or_else(|| vec![Method::Gre, Method::L2]);
     let redirect_list = dataplane::redirect_list(ctx, &mut m, path);
     let has_definition = head
@@ -725,6 +724,7 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
             "timers",
             "load_source",
             "tun",
+            "health_check",
         ],
     )?;
     let address =
@@ -752,6 +752,9 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     let transmit_t_ms = transmit_t(ctx, m.remove("timers"), &p.key("timers"));
     let load_source: PathBuf =
         opt(ctx, &mut m, &p, "load_source").unwrap_or_else(|| PathBuf::from(DEFAULT_LOAD_SOURCE));
+    let health_check = m
+        .remove("health_check")
+        .and_then(|v| health::health_check(ctx, v, &p.key("health_check")));
     let tun = m
         .remove("tun")
         .and_then(|v| cache_tun(ctx, v, &p.key("tun"), address, &routers));
@@ -784,6 +787,7 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
         transmit_t_ms,
         load_source,
         tun,
+        health_check,
         log_level,
     })
 }
@@ -941,17 +945,24 @@ fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheS
         let p = opt(ctx, &mut m, path, "password");
         password(ctx, p, &path.key("password"))
     };
-    let forwarding = preference(ctx, &mut m, path, "forwarding", METHODS, Method::Gre);
+    let forwarding = preference(ctx, &mut m, path, "forwarding", &table(), Method::Gre);
     let assignment = preference(
         ctx,
         &mut m,
         path,
         "assignment",
-        ASSIGNMENTS,
-        AssignmentMethod::Hash,
+        &table(),
+        AssignMethod::Hash,
     );
-    let return_method = preference(ctx, &mut m, path, "return", METHODS, Method::Gre);
-    let spread = one(ctx, &mut m, path, "spread", SPREADS, Spread::Squid);
+    let return_method = preference(ctx, &mut m, path, "return", &table(), Method::Gre);
+    let spread = one(
+        ctx,
+        &mut m,
+        path,
+        "spread",
+        &table(),
+        SpreadAlgorithm::Squid,
+    );
     let slow_start_s: u32 = opt(ctx, &mut m, path, "slow_start_s").unwrap_or(0);
     let rp = path.key("return_policy");
     let return_policy = match opt::<RawReturnPolicy>(ctx, &mut m, path, "return_policy") {

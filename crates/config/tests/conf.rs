@@ -83,7 +83,7 @@ fn full_cache_example_values() {
     );
     assert_eq!(c.services[0].forwarding, vec![Method::Gre]);
     assert_eq!(c.services[1].forwarding, vec![Method::L2, Method::Gre]);
-    assert_eq!(c.services[1].spread, wccpd_config::Spread::Stable);
+    assert_eq!(c.services[1].spread, wccpd_config::SpreadAlgorithm::Stable);
     assert_eq!(c.services[1].return_policy.max_load, Some(90));
     assert_eq!(c.services[1].return_policy.refuse_sources.len(), 1);
     assert_eq!(c.load_source, PathBuf::from("/proc/loadavg"));

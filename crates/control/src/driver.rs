@@ -5,7 +5,7 @@
 //! ```text
 //!  reader thread per local address ──> bounded queue ──┐  (full: datagram dropped, counted)
 //!   (UDP 2048, recv_from)                              ├─> driver loop ─> machine
-//!  DriverHandle::{query, stop} ──> control channel ────┘                  │
+//!  DriverHandle::{query, stop} ──> control channel ────┘  (select)         │
 //!                                                        ├─ Send    -> socket bound to `local`
 //!                                                        ├─ Publish -> TablePublisher
 //!                                                        └─ Event   -> tracing + DriverStats
@@ -18,7 +18,8 @@
 //! Datagrams wait in a queue of [`DriverOptions::queue_capacity`] entries: when the machine
 //! cannot keep up (a flood), the readers drop what does not fit and count it
 //! ([`DriverStats::queue_dropped`]) instead of growing without bound. Queries and the stop
-//! request travel on their own channel, so a full queue never delays `wccpd show`.
+//! request travel on their own channel, so a full queue never delays `wccpd show`; the driver
+//! waits on both channels and its next timer at once (crossbeam's `select!`).
 //!
 //! Sockets are plain `std::net::UdpSocket`s bound per local address (no `IP_PKTINFO` needed:
 //! the bound address is the `local` of every datagram read from it). Without `unsafe` or extra
@@ -28,12 +29,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use assign::RedirectTable;
+use crossbeam_channel::{self as channel, Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::{Datagram, Event, Instant, Machine, Output, ServiceKey, WCCP_PORT};
 
@@ -138,14 +139,7 @@ pub struct DriverStats {
     pub uptime_ms: u64,
 }
 
-type Query<M> = Box<dyn FnOnce(&M, &DriverStats) + Send>;
-
-/// What waits in the bounded queue.
-enum Input {
-    Datagram(Datagram),
-    /// Something arrived on the control channel, or stop was requested.
-    Wake,
-}
+type Query<M> = Box<dyn FnOnce(&mut M, &DriverStats) + Send>;
 
 /// Queue accounting shared by the readers and the driver.
 #[derive(Debug, Default)]
@@ -181,8 +175,6 @@ impl std::error::Error for QueryError {}
 pub struct DriverHandle<M> {
     /// Queries (unbounded: one per caller at a time).
     ctl: Sender<Query<M>>,
-    /// The datagram queue, only to wake the driver (never blocks).
-    wake: SyncSender<Input>,
     stop: Arc<AtomicBool>,
 }
 
@@ -190,7 +182,6 @@ impl<M> Clone for DriverHandle<M> {
     fn clone(&self) -> Self {
         DriverHandle {
             ctl: self.ctl.clone(),
-            wake: self.wake.clone(),
             stop: Arc::clone(&self.stop),
         }
     }
@@ -208,8 +199,8 @@ impl<M: 'static> DriverHandle<M> {
     /// Asks the driver to stop; [`Driver::run`] returns soon after.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        // A full queue means the driver is busy and sees the flag at its next input.
-        let _ = self.wake.try_send(Input::Wake);
+        // An empty query wakes the driver, which then sees the flag (an error: already stopped).
+        let _ = self.ctl.send(Box::new(|_, _| {}));
     }
 
     /// The flag [`DriverHandle::stop`] sets: hand it to a signal handler
@@ -225,21 +216,41 @@ impl<M: 'static> DriverHandle<M> {
         R: Send + 'static,
         F: FnOnce(&M, &DriverStats) -> R + Send + 'static,
     {
-        let (reply_tx, reply_rx) = mpsc::channel();
+        let (reply_tx, reply_rx) = channel::bounded(1);
         let job: Query<M> = Box::new(move |m, s| {
             let _ = reply_tx.send(f(m, s));
         });
+        // The driver waits on this channel too, and looks at it after every datagram.
         self.ctl.send(job).map_err(|_| QueryError::Stopped)?;
-        // Wake the driver if it waits for a datagram; when the queue is full it is busy and
-        // looks at the control channel after every datagram.
-        if let Err(TrySendError::Disconnected(_)) = self.wake.try_send(Input::Wake) {
-            return Err(QueryError::Stopped);
-        }
         match reply_rx.recv_timeout(timeout) {
             Ok(r) => Ok(r),
             Err(RecvTimeoutError::Timeout) => Err(QueryError::Timeout(timeout)),
             Err(RecvTimeoutError::Disconnected) => Err(QueryError::Stopped),
         }
+    }
+
+    /// Like [`DriverHandle::query`], but `f` may change the machine (a configuration reload).
+    /// What the machine then outputs is handled at once, as after any input. On a timeout `f`
+    /// may still run later.
+    pub fn apply<R, F>(&self, timeout: Duration, f: F) -> Result<R, QueryError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut M, &DriverStats) -> R + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = channel::bounded(1);
+        let job: Query<M> = Box::new(move |m, s| {
+            let _ = reply_tx.send(f(m, s));
+        });
+        self.ctl.send(job).map_err(|_| QueryError::Stopped)?;
+        let r = match reply_rx.recv_timeout(timeout) {
+            Ok(r) => Ok(r),
+            Err(RecvTimeoutError::Timeout) => Err(QueryError::Timeout(timeout)),
+            Err(RecvTimeoutError::Disconnected) => Err(QueryError::Stopped),
+        };
+        // Queries run after the outputs are drained: an empty one wakes the driver to drain
+        // what `f` queued rather than at its next datagram or timer.
+        let _ = self.ctl.send(Box::new(|_, _| {}));
+        r
     }
 }
 
@@ -248,7 +259,7 @@ pub struct Driver<M> {
     machine: M,
     sockets: HashMap<Ipv4Addr, Arc<UdpSocket>>,
     readers: Vec<JoinHandle<()>>,
-    rx: Receiver<Input>,
+    rx: Receiver<Datagram>,
     ctl: Receiver<Query<M>>,
     queue: Arc<QueueStats>,
     /// Datagrams taken from the queue so far.
@@ -317,13 +328,12 @@ impl<M: Machine + 'static> Driver<M> {
         if addresses.is_empty() {
             return Err(BindError::NoAddress);
         }
-        let (tx, rx) = mpsc::sync_channel(options.queue_capacity.max(1));
-        let (ctl_tx, ctl) = mpsc::channel();
+        let (tx, rx) = channel::bounded(options.queue_capacity.max(1));
+        let (ctl_tx, ctl) = channel::unbounded();
         let queue = Arc::new(QueueStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let handle = DriverHandle {
             ctl: ctl_tx,
-            wake: tx.clone(),
             stop: Arc::clone(&stop),
         };
         let mut sockets = HashMap::new();
@@ -398,17 +408,26 @@ impl<M: Machine + 'static> Driver<M> {
             // the queue when the next one is taken: a lower bound of the depth, never above the
             // capacity.
             let queued = self.queue.queued.load(Ordering::Relaxed);
-            match self.rx.recv_timeout(wait) {
-                Ok(Input::Datagram(d)) => {
-                    let depth = queued.saturating_sub(self.dequeued).max(1);
-                    self.dequeued += 1;
-                    self.stats.queue_high_water = self.stats.queue_high_water.max(depth);
-                    self.stats.received += 1;
-                    let now = self.now();
-                    self.machine.handle_datagram(now, d);
-                }
-                Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+            let (mut query, mut readers_gone) = (None, false);
+            channel::select! {
+                recv(self.rx) -> d => match d {
+                    Ok(d) => {
+                        let depth = queued.saturating_sub(self.dequeued).max(1);
+                        self.dequeued += 1;
+                        self.stats.queue_high_water = self.stats.queue_high_water.max(depth);
+                        self.stats.received += 1;
+                        let now = self.now();
+                        self.machine.handle_datagram(now, d);
+                    }
+                    // Every reader has ended: they only do when stopping.
+                    Err(_) => readers_gone = true,
+                },
+                // Never disconnected: `self.handle` holds a sender.
+                recv(self.ctl) -> job => query = job.ok(),
+                default(wait) => {}
+            }
+            if readers_gone {
+                break;
             }
             let now = self.now();
             if self.machine.poll_timeout().is_some_and(|t| t <= now) {
@@ -417,10 +436,10 @@ impl<M: Machine + 'static> Driver<M> {
             self.drain();
             // Queries see the machine and the counters with every output of the last input
             // accounted for.
-            while let Ok(job) = self.ctl.try_recv() {
+            for job in query.into_iter().chain(self.ctl.try_iter()) {
                 self.stats.uptime_ms = self.now().0;
                 self.stats.queue_dropped = self.queue.dropped.load(Ordering::Relaxed);
-                job(&self.machine, &self.stats);
+                job(&mut self.machine, &self.stats);
             }
         }
         let now = self.now();
@@ -512,7 +531,7 @@ impl<M: Machine + 'static> Driver<M> {
 fn read_loop(
     sock: &UdpSocket,
     local: Ipv4Addr,
-    tx: &SyncSender<Input>,
+    tx: &channel::Sender<Datagram>,
     queue: &QueueStats,
     stop: &AtomicBool,
 ) {
@@ -525,7 +544,7 @@ fn read_loop(
                     peer: *peer.ip(),
                     payload: buf[..n].to_vec(),
                 };
-                match tx.try_send(Input::Datagram(d)) {
+                match tx.try_send(d) {
                     Ok(()) => {
                         queue.queued.fetch_add(1, Ordering::Relaxed);
                     }

@@ -71,6 +71,35 @@ where
         .collect())
 }
 
+/// (De)serializes an optional [`Named`](assign::method::Named) value (a negotiated method) by
+/// its name: `#[serde(default, with = "crate::label::named_option")]`.
+pub mod named_option {
+    use assign::method::Named;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the name, or `null`.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer, T: Named>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        v.map(Named::name).serialize(s)
+    }
+
+    /// Reads a name, or `null`.
+    ///
+    /// # Errors
+    /// The value is neither `null` nor the name of a `T`.
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Named>(d: D) -> Result<Option<T>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(name) => T::from_name(&name)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("unknown name `{name}`"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

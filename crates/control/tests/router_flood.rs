@@ -16,7 +16,7 @@ use std::time::Duration;
 use assign::RedirectTable;
 use router_support::{FakeCache, ROUTER};
 use wccp_control::cache::{
-    CacheAgent, CacheConfig, RouterLinkState, ServiceConfig as CacheService, ServiceDef,
+    CacheAgent, CacheConfig, RouterLinkState, ServiceConfig as CacheService, ServiceDefinition,
 };
 use wccp_control::router::{ReplyLimits, Router, RouterConfig, ServiceConfig};
 use wccp_control::{Datagram, Instant, Machine, Output};
@@ -189,7 +189,7 @@ fn run(limits: ReplyLimits, phase2_ms: u64, end_ms: u64) -> Run {
     let mut cfg = CacheConfig::new(
         LEGIT,
         vec![ROUTER],
-        vec![CacheService::new(ServiceDef::Standard(0))],
+        vec![CacheService::new(ServiceDefinition::web_cache())],
     );
     cfg.transmit_t = Duration::from_millis(T_MS);
     let mut w = World {

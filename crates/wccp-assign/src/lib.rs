@@ -2,6 +2,11 @@
 //! (docs/protocol.md 3.2), mask/value matching and the VSN mapping (3.3, 3.4), the designated cache's
 //! assignment algorithms (3.5) and the immutable [`RedirectTable`] the data plane reads.
 //!
+//! Its plain types ([`method::Method`], [`method::AssignMethod`],
+//! [`service::ServiceDefinition`], [`service::HashFields`], [`spread::SpreadAlgorithm`]) are
+//! the configuration's and the state machines' alike: `wccpd-config` parses into them and
+//! `wccp-control` runs on them.
+//!
 //! Never does I/O, never depends on DPDK; every function here is deterministic.
 
 #![forbid(unsafe_code)]
@@ -11,6 +16,7 @@
 
 pub mod hash;
 pub mod mask;
+pub mod method;
 pub mod service;
 pub mod spread;
 pub mod table;

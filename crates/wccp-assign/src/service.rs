@@ -6,6 +6,9 @@
 
 use core::fmt;
 
+use crate::method::Named;
+use crate::spread::MaskField;
+
 /// Service flags (Service Info offset 4, docs/protocol.md 2.3). Values of the 32-bit field.
 pub mod flags {
     /// Source address in the primary hash key.
@@ -339,6 +342,226 @@ impl fmt::Display for ServiceDef {
     }
 }
 
+/// A packet field that feeds a hash key or a mask (service flags, docs/protocol.md 2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HashField {
+    /// Source IPv4 address.
+    SrcIp,
+    /// Destination IPv4 address.
+    DstIp,
+    /// Source TCP/UDP port.
+    SrcPort,
+    /// Destination TCP/UDP port.
+    DstPort,
+}
+
+impl HashField {
+    /// The primary-hash flag bit; the alternate-hash bit is this shifted left by 8.
+    pub const fn primary_flag(self) -> u32 {
+        match self {
+            HashField::SrcIp => flags::SRC_IP_HASH,
+            HashField::DstIp => flags::DST_IP_HASH,
+            HashField::SrcPort => flags::SRC_PORT_HASH,
+            HashField::DstPort => flags::DST_PORT_HASH,
+        }
+    }
+
+    /// Name in the configuration.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HashField::SrcIp => "src_ip",
+            HashField::DstIp => "dst_ip",
+            HashField::SrcPort => "src_port",
+            HashField::DstPort => "dst_port",
+        }
+    }
+}
+
+impl Named for HashField {
+    const ALL: &'static [HashField] = &[
+        HashField::SrcIp,
+        HashField::DstIp,
+        HashField::SrcPort,
+        HashField::DstPort,
+    ];
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// Which packet fields a hash key uses (one of the primary / alternate flag groups).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HashFields {
+    /// Source IP address.
+    pub src_ip: bool,
+    /// Destination IP address.
+    pub dst_ip: bool,
+    /// Source port.
+    pub src_port: bool,
+    /// Destination port.
+    pub dst_port: bool,
+}
+
+impl HashFields {
+    /// No fields.
+    pub const NONE: HashFields = HashFields {
+        src_ip: false,
+        dst_ip: false,
+        src_port: false,
+        dst_port: false,
+    };
+    /// Destination IP only (the usual web-cache choice).
+    pub const DST_IP: HashFields = HashFields {
+        dst_ip: true,
+        ..HashFields::NONE
+    };
+    /// Source IP only.
+    pub const SRC_IP: HashFields = HashFields {
+        src_ip: true,
+        ..HashFields::NONE
+    };
+
+    /// The four flag bits in primary position (0x1 src IP … 0x8 dst port); shift left by 8 for
+    /// the alternate hash.
+    pub const fn bits(self) -> u32 {
+        (self.src_ip as u32)
+            | (self.dst_ip as u32) << 1
+            | (self.src_port as u32) << 2
+            | (self.dst_port as u32) << 3
+    }
+
+    /// Whether no field is set.
+    pub const fn is_empty(self) -> bool {
+        self.bits() == 0
+    }
+
+    /// Adds `field`.
+    pub fn insert(&mut self, field: HashField) {
+        *match field {
+            HashField::SrcIp => &mut self.src_ip,
+            HashField::DstIp => &mut self.dst_ip,
+            HashField::SrcPort => &mut self.src_port,
+            HashField::DstPort => &mut self.dst_port,
+        } = true;
+    }
+}
+
+impl FromIterator<HashField> for HashFields {
+    fn from_iter<I: IntoIterator<Item = HashField>>(iter: I) -> HashFields {
+        let mut h = HashFields::NONE;
+        for f in iter {
+            h.insert(f);
+        }
+        h
+    }
+}
+
+/// Whether a service's port list matches source or destination ports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PortsAre {
+    /// Match the destination port (default).
+    #[default]
+    Destination,
+    /// Match the source port (flag [`flags::PORTS_SOURCE`]).
+    Source,
+}
+
+/// A service group definition as configured: what a cache announces and a router may fix
+/// (docs/protocol.md 2.3), written as lists rather than flag bits. A standard service carries its
+/// implied definition and sends only its id; [`ServiceDefinition::to_def`] gives the
+/// [`ServiceDef`] the tables match packets with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceDefinition {
+    /// `true` for a dynamic service.
+    pub dynamic: bool,
+    /// Service id 0-255.
+    pub id: u8,
+    /// Priority (dynamic only; standard services have an implied 240 and send 0).
+    pub priority: u8,
+    /// IP protocol number (0 = all). Standard service 0: 6.
+    pub protocol: u8,
+    /// Up to 8 ports; empty = all ports. Standard service 0: `[80]`.
+    pub ports: Vec<u16>,
+    /// Which port the list matches.
+    pub ports_are: PortsAre,
+    /// Primary hash fields.
+    pub hash: HashFields,
+    /// Alternate hash fields.
+    pub alt_hash: HashFields,
+}
+
+impl ServiceDefinition {
+    /// The well-known service 0, "web-cache": TCP destination port 80, hashed on destination IP.
+    pub fn web_cache() -> ServiceDefinition {
+        ServiceDefinition {
+            dynamic: false,
+            id: 0,
+            priority: STANDARD_PRIORITY,
+            protocol: PROTO_TCP,
+            ports: vec![80],
+            ports_are: PortsAre::Destination,
+            hash: HashFields::DST_IP,
+            alt_hash: HashFields::NONE,
+        }
+    }
+
+    /// The Service Info flags as sent on the wire (0 for standard services, docs/protocol.md 2.3).
+    pub fn flags(&self) -> u32 {
+        if !self.dynamic {
+            return 0;
+        }
+        let mut f = self.hash.bits() | self.alt_hash.bits() << 8;
+        if !self.ports.is_empty() {
+            f |= flags::PORTS_DEFINED;
+            if self.ports_are == PortsAre::Source {
+                f |= flags::PORTS_SOURCE;
+            }
+        }
+        f
+    }
+
+    /// The 8 port slots as sent on the wire (zeros for standard services).
+    pub fn wire_ports(&self) -> [u16; 8] {
+        let mut p = [0u16; 8];
+        if self.dynamic {
+            for (slot, port) in p.iter_mut().zip(&self.ports) {
+                *slot = *port;
+            }
+        }
+        p
+    }
+
+    /// The Service Info component announcing this definition (standard services: the id only).
+    pub fn service_info(&self) -> wire::ServiceInfo {
+        if !self.dynamic {
+            return wire::ServiceInfo::standard(self.id);
+        }
+        wire::ServiceInfo {
+            service_type: wire::ServiceType::Dynamic,
+            id: self.id,
+            priority: self.priority,
+            protocol: self.protocol,
+            flags: wire::ServiceFlags(self.flags()),
+            ports: self.wire_ports(),
+        }
+    }
+
+    /// The definition packets are matched with: what a peer receiving [`Self::service_info`]
+    /// understands.
+    ///
+    /// # Errors
+    /// As [`ServiceDef::from_wire`]: a standard service nobody defines.
+    pub fn to_def(&self) -> Result<ServiceDef, ServiceError> {
+        ServiceDef::from_wire(&self.service_info())
+    }
+
+    /// The field Squid-style mask assignment uses for this service ([`MaskField::for_service`]).
+    pub fn default_mask_field(&self) -> MaskField {
+        MaskField::for_service(!self.dynamic, self.flags())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::flags::*;
@@ -469,6 +692,50 @@ mod tests {
         assert_eq!(
             ServiceDef::WEB_CACHE.conflict_with(&ServiceDef::WEB_CACHE),
             None
+        );
+    }
+
+    #[test]
+    fn definition_flags() {
+        let mut d = ServiceDefinition::web_cache();
+        assert_eq!(d.flags(), 0);
+        assert_eq!(d.wire_ports(), [0; 8]);
+        d.dynamic = true;
+        d.ports = vec![80, 443];
+        d.ports_are = PortsAre::Source;
+        d.alt_hash = [HashField::SrcPort].into_iter().collect();
+        assert_eq!(d.flags(), 0x0002 | 0x0010 | 0x0020 | 0x0400);
+        assert_eq!(d.wire_ports(), [80, 443, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn definition_to_wire() {
+        let web = ServiceDefinition::web_cache();
+        assert_eq!(web.service_info(), wire::ServiceInfo::standard(0));
+        assert_eq!(web.to_def(), Ok(ServiceDef::WEB_CACHE));
+        assert_eq!(web.default_mask_field(), MaskField::DstIp);
+        let d = ServiceDefinition {
+            dynamic: true,
+            id: 123,
+            priority: 240,
+            protocol: 6,
+            ports: vec![80, 8080],
+            ports_are: PortsAre::Destination,
+            hash: HashFields::DST_IP,
+            alt_hash: HashFields::NONE,
+        };
+        assert_eq!(d.to_def(), Ok(tv6()));
+        let mut s = d.clone();
+        s.alt_hash = HashFields::SRC_IP;
+        assert_eq!(s.default_mask_field(), MaskField::SrcIp);
+        assert_eq!(
+            ServiceDefinition {
+                dynamic: false,
+                id: 1,
+                ..d
+            }
+            .to_def(),
+            Err(ServiceError::UnknownStandard { id: 1 })
         );
     }
 }

@@ -22,6 +22,9 @@
 use core::net::Ipv4Addr;
 use core::time::Duration;
 
+use crate::method::Named;
+use crate::service::HashField;
+
 /// Number of hash buckets (docs/protocol.md §2.8).
 pub const BUCKETS: usize = 256;
 
@@ -101,45 +104,33 @@ fn squid_walk(weights: &[u16], slots: usize) -> Vec<u8> {
     out
 }
 
-/// Which packet field the single mask of [`squid_mask`] applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MaskField {
-    /// Source IPv4 address.
-    SrcIp,
-    /// Destination IPv4 address.
-    DstIp,
-    /// Source port.
-    SrcPort,
-    /// Destination port.
-    DstPort,
-}
+/// Which packet field the single mask of [`squid_mask`] applies to: one of the fields a hash
+/// may use.
+pub use crate::service::HashField as MaskField;
 
-/// Service flag bits used to choose the mask field (docs/protocol.md §2.3).
-mod flag {
-    pub const SRC_IP: u32 = 0x0001 | 0x0100;
-    pub const DST_IP: u32 = 0x0002 | 0x0200;
-    pub const SRC_PORT: u32 = 0x0004 | 0x0400;
-    pub const DST_PORT: u32 = 0x0008 | 0x0800;
-}
-
-impl MaskField {
-    /// Squid's choice of field (docs/protocol.md §3.5): source IP if a source-IP (primary or alternate)
-    /// hash flag is set, else destination IP (always for standard services), else source port,
-    /// else destination port. A dynamic service with no hash flag at all gets destination IP
+impl HashField {
+    /// The mask field of a service, Squid's choice (docs/protocol.md §3.5): source IP if a
+    /// source-IP (primary or alternate) hash flag is set, else destination IP (always for
+    /// standard services), else source port, else destination port. A dynamic service with no hash flag at all gets destination IP
     /// (Squid refuses to run; destination IP is what standard services use).
     pub const fn for_service(standard: bool, flags: u32) -> MaskField {
-        if flags & flag::SRC_IP != 0 {
+        if flags & either(HashField::SrcIp) != 0 {
             MaskField::SrcIp
-        } else if standard || flags & flag::DST_IP != 0 {
+        } else if standard || flags & either(HashField::DstIp) != 0 {
             MaskField::DstIp
-        } else if flags & flag::SRC_PORT != 0 {
+        } else if flags & either(HashField::SrcPort) != 0 {
             MaskField::SrcPort
-        } else if flags & flag::DST_PORT != 0 {
+        } else if flags & either(HashField::DstPort) != 0 {
             MaskField::DstPort
         } else {
             MaskField::DstIp
         }
     }
+}
+
+/// The primary and alternate hash flags of `field`.
+const fn either(field: HashField) -> u32 {
+    field.primary_flag() | field.primary_flag() << 8
 }
 
 /// One mask value and the cache it belongs to.
@@ -298,6 +289,34 @@ pub fn stable_hash(
         cursor = (i + 1) % n;
     }
     out
+}
+
+/// How the designated cache spreads buckets (hash assignment).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SpreadAlgorithm {
+    /// Squid's weighted walk ([`squid_hash`], default; Squid-equal output).
+    #[default]
+    Squid,
+    /// Minimal movement on membership changes ([`stable_hash`]).
+    Stable,
+}
+
+impl SpreadAlgorithm {
+    /// Name in the configuration.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SpreadAlgorithm::Squid => "squid",
+            SpreadAlgorithm::Stable => "stable",
+        }
+    }
+}
+
+impl Named for SpreadAlgorithm {
+    const ALL: &'static [SpreadAlgorithm] = &[SpreadAlgorithm::Squid, SpreadAlgorithm::Stable];
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
 }
 
 /// Optional slow start: a newly joined cache's effective weight ramps linearly from

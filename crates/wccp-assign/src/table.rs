@@ -26,24 +26,9 @@ use crate::service::ServiceDef;
 /// Most targets a table can name: bucket octets carry a 7-bit cache index (2.8).
 pub const MAX_TARGETS: usize = 128;
 
-/// How packets reach a target (negotiated Forwarding Method capability, 2.10).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ForwardingMethod {
-    /// GRE with the 4-octet WCCP redirect header (4.1).
-    Gre,
-    /// Layer-2 rewrite (4.3).
-    L2,
-}
-
-impl ForwardingMethod {
-    /// Name for logs and status output.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ForwardingMethod::Gre => "gre",
-            ForwardingMethod::L2 => "l2",
-        }
-    }
-}
+/// How packets reach a target: the negotiated Forwarding Method (capability, 2.10), the one
+/// [`Method`](crate::method::Method) of the configuration and the state machines.
+pub use crate::method::Method as ForwardingMethod;
 
 /// One cache traffic can be sent to.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use assign::method::Named as _;
+
 use super::{ipv4, names, opt, req, Ctx, RawProtocol};
 use crate::error::FieldPath;
 use crate::model::*;
@@ -787,16 +789,15 @@ pub(super) fn static_assignment(
             format!("give 1 to {STATIC_CACHES_MAX} cache addresses"),
         );
     }
-    let forwarding = match opt::<String>(ctx, &mut f, &sp, "forwarding").as_deref() {
-        None | Some("gre") => Method::Gre,
-        Some("l2") => Method::L2,
-        Some(other) => {
+    let forwarding = match opt::<String>(ctx, &mut f, &sp, "forwarding") {
+        None => Method::Gre,
+        Some(name) => Method::from_name(&name).unwrap_or_else(|| {
             ctx.err(
                 &sp.key("forwarding"),
-                format!("unknown forwarding method `{other}`, expected gre or l2"),
+                format!("unknown forwarding method `{name}`, expected gre or l2"),
             );
             Method::Gre
-        }
+        }),
     };
     if !has_definition {
         ctx.err(

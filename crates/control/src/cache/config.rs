@@ -5,9 +5,14 @@ use core::net::Ipv4Addr;
 use core::time::Duration;
 
 use assign::spread::{MaskField, SlowStart, SQUID_MASK};
-use wire::component::{ServiceFlags, ServiceInfo, ServiceType};
 
 use crate::ServiceKey;
+
+// The plain types the cache agent shares with the configuration file and the router: one
+// definition each, in `wccp-assign`.
+pub use assign::method::{AssignMethod, Method};
+pub use assign::service::{HashField, HashFields, PortsAre, ServiceDefinition};
+pub use assign::spread::SpreadAlgorithm;
 
 /// Default TRANSMIT_T (HERE_I_AM interval), docs/protocol.md §5.1.
 pub const DEFAULT_TRANSMIT_T: Duration = Duration::from_secs(10);
@@ -17,187 +22,6 @@ pub const DEFAULT_WEIGHT: u16 = 10000;
 
 /// Maximum MD5 password length (docs/protocol.md §2.2).
 pub const MAX_PASSWORD_LEN: usize = 8;
-
-/// Which packet fields a hash key uses (one of the primary / alternate flag groups).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct HashFields {
-    /// Source IP address.
-    pub src_ip: bool,
-    /// Destination IP address.
-    pub dst_ip: bool,
-    /// Source port.
-    pub src_port: bool,
-    /// Destination port.
-    pub dst_port: bool,
-}
-
-impl HashFields {
-    /// No fields.
-    pub const NONE: HashFields = HashFields {
-        src_ip: false,
-        dst_ip: false,
-        src_port: false,
-        dst_port: false,
-    };
-    /// Destination IP only (the usual web-cache choice).
-    pub const DST_IP: HashFields = HashFields {
-        src_ip: false,
-        dst_ip: true,
-        src_port: false,
-        dst_port: false,
-    };
-    /// Source IP only.
-    pub const SRC_IP: HashFields = HashFields {
-        src_ip: true,
-        dst_ip: false,
-        src_port: false,
-        dst_port: false,
-    };
-
-    /// The four flag bits in primary position (0x1 src IP … 0x8 dst port).
-    pub const fn bits(self) -> u32 {
-        (self.src_ip as u32)
-            | (self.dst_ip as u32) << 1
-            | (self.src_port as u32) << 2
-            | (self.dst_port as u32) << 3
-    }
-}
-
-/// A service group definition as the cache announces it (docs/protocol.md §2.3).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceDef {
-    /// A well-known service (0 = web-cache); every other field is zero on the wire.
-    Standard(u8),
-    /// A dynamic service.
-    Dynamic {
-        /// Service id.
-        id: u8,
-        /// Priority (0 lowest … 255 highest).
-        priority: u8,
-        /// IP protocol (6 TCP, 17 UDP, 0 all).
-        protocol: u8,
-        /// Up to 8 ports (empty: all ports).
-        ports: Vec<u16>,
-        /// The ports are source ports (else destination ports).
-        ports_source: bool,
-        /// Primary hash fields.
-        primary: HashFields,
-        /// Alternate hash fields.
-        alternate: HashFields,
-    },
-}
-
-impl ServiceDef {
-    /// The service group key.
-    pub fn key(&self) -> ServiceKey {
-        match self {
-            ServiceDef::Standard(id) => ServiceKey {
-                dynamic: false,
-                id: *id,
-            },
-            ServiceDef::Dynamic { id, .. } => ServiceKey {
-                dynamic: true,
-                id: *id,
-            },
-        }
-    }
-
-    /// The Service Info component announcing this definition.
-    pub fn service_info(&self) -> ServiceInfo {
-        match self {
-            ServiceDef::Standard(id) => ServiceInfo::standard(*id),
-            ServiceDef::Dynamic {
-                id,
-                priority,
-                protocol,
-                ports,
-                ports_source,
-                primary,
-                alternate,
-            } => {
-                let mut flags = primary.bits() | alternate.bits() << 8;
-                if !ports.is_empty() {
-                    flags |= ServiceFlags::PORTS_DEFINED.bits();
-                    if *ports_source {
-                        flags |= ServiceFlags::PORTS_SOURCE.bits();
-                    }
-                }
-                let mut p = [0u16; 8];
-                for (slot, port) in p.iter_mut().zip(ports) {
-                    *slot = *port;
-                }
-                ServiceInfo {
-                    service_type: ServiceType::Dynamic,
-                    id: *id,
-                    priority: *priority,
-                    protocol: *protocol,
-                    flags: ServiceFlags(flags),
-                    ports: p,
-                }
-            }
-        }
-    }
-
-    /// The field Squid-style mask assignment uses for this service.
-    pub fn default_mask_field(&self) -> MaskField {
-        match self {
-            ServiceDef::Standard(_) => MaskField::for_service(true, 0),
-            ServiceDef::Dynamic {
-                primary, alternate, ..
-            } => MaskField::for_service(false, primary.bits() | alternate.bits() << 8),
-        }
-    }
-}
-
-/// Forwarding or packet-return method (capability types 1 and 3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// GRE encapsulation (bit 0x1).
-    Gre,
-    /// Layer-2 rewrite (bit 0x2).
-    L2,
-}
-
-impl Method {
-    /// Capability bit.
-    pub const fn bit(self) -> u32 {
-        match self {
-            Method::Gre => 0x1,
-            Method::L2 => 0x2,
-        }
-    }
-}
-
-/// Assignment method (capability type 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AssignMethod {
-    /// Hash buckets (bit 0x1).
-    Hash,
-    /// Mask/value sets (bit 0x2).
-    Mask,
-}
-
-impl AssignMethod {
-    /// Capability bit.
-    pub const fn bit(self) -> u32 {
-        match self {
-            AssignMethod::Hash => 0x1,
-            AssignMethod::Mask => 0x2,
-        }
-    }
-}
-
-/// How the designated cache spreads buckets (hash assignment).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum SpreadAlgorithm {
-    /// Squid's weighted walk (default; Squid-equal output).
-    #[default]
-    Squid,
-    /// Minimal movement on membership changes ([`assign::spread::stable_hash`]).
-    Stable,
-}
 
 /// Mask assignment settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -211,7 +35,7 @@ pub struct MaskConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceConfig {
     /// The definition announced in every message.
-    pub service: ServiceDef,
+    pub service: ServiceDefinition,
     /// Assignment weight announced in the identity element.
     pub weight: u16,
     /// MD5 password (at most 8 octets); `None` = no security.
@@ -235,7 +59,7 @@ pub struct ServiceConfig {
 
 impl ServiceConfig {
     /// A service with defaults: weight 10000, no password, GRE/hash/GRE only, Squid spreading.
-    pub fn new(service: ServiceDef) -> ServiceConfig {
+    pub fn new(service: ServiceDefinition) -> ServiceConfig {
         ServiceConfig {
             service,
             weight: DEFAULT_WEIGHT,
@@ -246,6 +70,14 @@ impl ServiceConfig {
             mask: MaskConfig::default(),
             spread: SpreadAlgorithm::Squid,
             slow_start: None,
+        }
+    }
+
+    /// The service group key.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey {
+            dynamic: self.service.dynamic,
+            id: self.service.id,
         }
     }
 
@@ -322,9 +154,9 @@ impl CacheConfig {
             p.push(format!("transmit_t {ms} ms outside 500..=60000"));
         }
         for (i, s) in self.services.iter().enumerate() {
-            let key = s.service.key();
-            let name = service_name(key);
-            if self.services[..i].iter().any(|o| o.service.key() == key) {
+            let key = s.key();
+            let name = key;
+            if self.services[..i].iter().any(|o| o.key() == key) {
                 p.push(format!("{name} configured twice"));
             }
             if let Some(pw) = &s.password {
@@ -343,25 +175,19 @@ impl CacheConfig {
             if s.packet_return.is_empty() {
                 p.push(format!("{name}: no packet return method"));
             }
-            if let ServiceDef::Dynamic {
-                ports,
-                primary,
-                alternate,
-                ..
-            } = &s.service
-            {
-                if ports.len() > 8 {
-                    p.push(format!("{name}: {} ports, at most 8", ports.len()));
+            let d = &s.service;
+            if d.dynamic {
+                if d.ports.len() > 8 {
+                    p.push(format!("{name}: {} ports, at most 8", d.ports.len()));
                 }
-                if ports.contains(&0) {
+                if d.ports.contains(&0) {
                     p.push(format!("{name}: port 0 terminates the port list"));
                 }
-                if s.assignment.contains(&AssignMethod::Hash) && primary.bits() == 0 {
+                if s.assignment.contains(&AssignMethod::Hash) && d.hash.is_empty() {
                     p.push(format!(
                         "{name}: hash assignment needs at least one primary hash field"
                     ));
                 }
-                let _ = alternate;
             }
         }
         if p.is_empty() {
@@ -370,15 +196,6 @@ impl CacheConfig {
             Err(ConfigError { problems: p })
         }
     }
-}
-
-/// "standard 0" / "dynamic 80".
-pub fn service_name(key: ServiceKey) -> String {
-    format!(
-        "{} {}",
-        if key.dynamic { "dynamic" } else { "standard" },
-        key.id
-    )
 }
 
 /// An invalid cache configuration; lists every problem found.

@@ -1,37 +1,11 @@
 //! Capability negotiation (docs/protocol.md 2.10, R1 3.5): what the router advertises in
 //! I_SEE_YOU and whether a cache's choices in HERE_I_AM are acceptable.
 
+pub use assign::method::AssignMethod;
 use assign::table::ForwardingMethod;
 use wire::{Capabilities, Capability};
 
 use super::config::{Offer, ASSIGN_HASH, ASSIGN_MASK, METHOD_GRE, METHOD_L2};
-
-/// Hash or mask assignment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AssignMethod {
-    /// Hash buckets (Assignment Info).
-    Hash,
-    /// Mask/value sets.
-    Mask,
-}
-
-impl AssignMethod {
-    /// Label for status output.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AssignMethod::Hash => "hash",
-            AssignMethod::Mask => "mask",
-        }
-    }
-
-    /// Capability bit.
-    pub const fn bit(self) -> u32 {
-        match self {
-            AssignMethod::Hash => ASSIGN_HASH,
-            AssignMethod::Mask => ASSIGN_MASK,
-        }
-    }
-}
 
 /// What the first usable cache fixes for the whole group (R1 3.5.2-3.5.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,19 +4,20 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use assign::method::{AssignMethod, Method};
 use assign::service::ServiceDef;
 use ipnet::Ipv4Net;
 
 use crate::ServiceKey;
 
 /// Capability bit: GRE (forwarding and return method, docs/protocol.md 2.10).
-pub const METHOD_GRE: u32 = 0x1;
+pub const METHOD_GRE: u32 = Method::Gre.bit();
 /// Capability bit: L2 (forwarding and return method).
-pub const METHOD_L2: u32 = 0x2;
+pub const METHOD_L2: u32 = Method::L2.bit();
 /// Capability bit: hash assignment.
-pub const ASSIGN_HASH: u32 = 0x1;
+pub const ASSIGN_HASH: u32 = AssignMethod::Hash.bit();
 /// Capability bit: mask assignment.
-pub const ASSIGN_MASK: u32 = 0x2;
+pub const ASSIGN_MASK: u32 = AssignMethod::Mask.bit();
 
 /// What the router offers a service group in its Capabilities Info (docs/protocol.md 2.10) and what
 /// it accepts in HERE_I_AMs.
@@ -142,7 +143,7 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::NoAddress => f.write_str("router: no local address configured"),
             ConfigError::DuplicateService(k) => {
-                write!(f, "service {}: configured twice", key_str(*k))
+                write!(f, "service {k}: configured twice")
             }
             ConfigError::UnknownStandardService(id) => {
                 write!(
@@ -151,45 +152,22 @@ impl fmt::Display for ConfigError {
                 )
             }
             ConfigError::DefinitionMismatch(k) => {
-                write!(
-                    f,
-                    "service {}: definition names another service",
-                    key_str(*k)
-                )
+                write!(f, "service {k}: definition names another service")
             }
-            ConfigError::PasswordTooLong { service, len } => write!(
-                f,
-                "service {}: password is {len} octets (at most 8)",
-                key_str(*service)
-            ),
+            ConfigError::PasswordTooLong { service, len } => {
+                write!(f, "service {service}: password is {len} octets (at most 8)")
+            }
             ConfigError::BadOffer { service, field } => {
-                write!(
-                    f,
-                    "service {}: offered {field} is empty or invalid",
-                    key_str(*service)
-                )
+                write!(f, "service {service}: offered {field} is empty or invalid")
             }
             ConfigError::BadTimerBase(k) => {
-                write!(
-                    f,
-                    "service {}: timer base must be 1..=65535 ms",
-                    key_str(*k)
-                )
+                write!(f, "service {k}: timer base must be 1..=65535 ms")
             }
         }
     }
 }
 
 impl std::error::Error for ConfigError {}
-
-/// `dynamic 80` / `standard 0`.
-pub(crate) fn key_str(k: ServiceKey) -> String {
-    format!(
-        "{} {}",
-        if k.dynamic { "dynamic" } else { "standard" },
-        k.id
-    )
-}
 
 impl RouterConfig {
     /// Checks everything [`super::Router::new`] relies on.

@@ -6,7 +6,7 @@ pub mod squid;
 
 use std::net::Ipv4Addr;
 
-use wccp_control::cache::{CacheAgent, CacheConfig, ServiceConfig, ServiceDef};
+use wccp_control::cache::{CacheAgent, CacheConfig, ServiceConfig, ServiceDefinition};
 use wccp_control::{Datagram, Event, Instant, Machine, Output};
 use wire::{
     Addr, AssignmentData, AssignmentKey, Capabilities, HashAssignmentData, HereIAm, ISeeYou,
@@ -27,7 +27,7 @@ pub fn cfg(routers: &[Ipv4Addr], svc: ServiceConfig) -> CacheConfig {
 }
 
 pub fn web_cache() -> ServiceConfig {
-    ServiceConfig::new(ServiceDef::Standard(0))
+    ServiceConfig::new(ServiceDefinition::web_cache())
 }
 
 pub fn agent(routers: &[Ipv4Addr], svc: ServiceConfig) -> CacheAgent {

@@ -10,7 +10,9 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use assign::RedirectTable;
-use wccp_control::cache::{CacheAgent, CacheConfig, ServiceConfig as CacheService, ServiceDef};
+use wccp_control::cache::{
+    CacheAgent, CacheConfig, ServiceConfig as CacheService, ServiceDefinition,
+};
 use wccp_control::router::{Router, RouterConfig, ServiceConfig as RouterService};
 use wccp_control::{Datagram, Instant, Machine, Output, ServiceKey};
 
@@ -195,7 +197,7 @@ impl Sim {
             caches,
             net,
             seed,
-            CacheService::new(ServiceDef::Standard(0)),
+            CacheService::new(ServiceDefinition::web_cache()),
         )
     }
 
