@@ -56,15 +56,19 @@ pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
                 anyhow::bail!("{shown}: {e}");
             }
             for p in problems {
-                match (p.line, p.column) {
-                    (Some(l), Some(c)) => {
-                        writeln!(out, "{shown}:{l}:{c}: {}: {}", p.path, p.message)?
-                    }
-                    (Some(l), None) => writeln!(out, "{shown}:{l}: {}: {}", p.path, p.message)?,
-                    _ => writeln!(out, "{shown}: {}: {}", p.path, p.message)?,
-                }
+                writeln!(out, "{}", problem_line(&shown, p))?;
             }
             anyhow::bail!("{shown}: {} problem(s)", problems.len())
         }
+    }
+}
+
+/// One problem as `FILE:LINE:COLUMN: key.path: message` (the form `wccpd check` prints and a
+/// refused `wccpd reload` reports).
+pub fn problem_line(file: &dyn std::fmt::Display, p: &config::Problem) -> String {
+    match (p.line, p.column) {
+        (Some(l), Some(c)) => format!("{file}:{l}:{c}: {}: {}", p.path, p.message),
+        (Some(l), None) => format!("{file}:{l}: {}: {}", p.path, p.message),
+        _ => format!("{file}: {}: {}", p.path, p.message),
     }
 }

@@ -54,6 +54,15 @@ type Metrics<M> = (config::Metrics, fn(&M) -> control::router::RouterStatus);
 pub fn run_router(config: &Path) -> anyhow::Result<()> {
     let settings = config::load_router(config)?;
     init_logging(settings.log_level);
+    for s in settings.services.iter().filter(|s| s.password.is_none()) {
+        tracing::warn!(
+            service = s.id,
+            dynamic = s.dynamic,
+            "service without a password: anyone who reaches UDP 2048 on a router address can join it and receive its traffic"
+        );
+    }
+    // SIGHUP and `wccpd reload` re-read this file (crate::reload).
+    crate::reload::prepare(config, &settings);
     if settings.control.transport == config::ControlTransport::Dpdk {
         #[cfg(feature = "dpdk")]
         return crate::router_dpdk::run(&settings, config);
@@ -69,6 +78,7 @@ pub fn run_router(config: &Path) -> anyhow::Result<()> {
         "router starting"
     );
     let tables = Arc::new(LatestTables::new());
+    crate::explain::register_socket(&settings, Arc::clone(&tables));
     let report: Arc<Report<Router>> = {
         let tables = Arc::clone(&tables);
         let (addresses, transmit_t_ms) = (settings.addresses.clone(), settings.transmit_t_ms);
@@ -114,11 +124,30 @@ pub fn run_cache(config: &Path) -> anyhow::Result<()> {
             "no cache.tun: redirected traffic must be terminated by a kernel GRE interface"
         );
     }
+    for s in settings.services.iter().filter(|s| s.password.is_none()) {
+        tracing::warn!(
+            service = s.definition.id,
+            dynamic = s.definition.dynamic,
+            "service without a password: its messages are not authenticated"
+        );
+    }
     let worker = match ReturnSettings::from_config(&settings) {
         Some(rs) => Some(ReturnWorker::start(rs)?),
         None => None,
     };
+    // The proxy's health check: its own thread, telling the agent through the driver.
+    let health = match &settings.health_check {
+        Some(h) => Some(
+            crate::cache_health::HealthProbe::start(
+                h.clone(),
+                crate::cache_health::apply_to_driver,
+            )
+            .context("cannot start the health check")?,
+        ),
+        None => None,
+    };
     let report: Arc<Report<CacheAgent>> = {
+        let health_report = health.as_ref().map(|h| h.reporter());
         let returns = worker.as_ref().map(ReturnWorker::counters);
         let tun = worker.as_ref().and_then(ReturnWorker::tun);
         let (seed_routers, transmit_t_ms) = (settings.routers.clone(), settings.transmit_t_ms);
@@ -130,6 +159,7 @@ pub fn run_cache(config: &Path) -> anyhow::Result<()> {
                 driver: stats.clone(),
                 packet_return: returns.as_ref().map(|r| r.report()),
                 tun: tun.as_ref().map(|(settings, t)| t.report(settings)),
+                health_check: health_report.as_ref().map(|f| f()),
             }))
         })
     };
@@ -143,6 +173,9 @@ pub fn run_cache(config: &Path) -> anyhow::Result<()> {
     );
     if let Some(w) = worker {
         w.stop();
+    }
+    if let Some(h) = health {
+        h.stop();
     }
     result
 }
@@ -213,10 +246,11 @@ fn serve<M: Machine + 'static>(
     let (driver, handle) = Driver::bind(machine, DriverOptions::default(), tables)
         .context("cannot start the control-plane driver")?;
     let stop = handle.stop_flag();
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install a signal handler")?;
-    }
+    stop_on_signals(&stop)?;
+    // The router reloads on the driver thread (a no-op for the cache agent).
+    crate::reload::attach_driver(&handle)?;
+    // The cache agent hears its proxy's health through the driver (a no-op for the router).
+    crate::cache_health::attach_driver(&handle);
     let listener = bind_control_socket(socket)?;
     let server = {
         let handle = handle.clone();
@@ -266,6 +300,30 @@ fn serve<M: Machine + 'static>(
     let _ = server.join();
     let _ = std::fs::remove_file(socket);
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The exit status of a process stopped at once by a second SIGTERM or SIGINT: 128 + the
+/// signal number, as a shell reports a process killed by it (143 for SIGTERM, 130 for SIGINT).
+pub const fn forced_exit_status(signal: i32) -> i32 {
+    128 + signal
+}
+
+/// SIGTERM and SIGINT set `stop` (a graceful stop: the cache agent's SHUTDOWN, the data
+/// plane's drain, the control socket removed); a second one while `stop` is already set exits
+/// at once with [`forced_exit_status`], without any clean-up.
+pub(crate) fn stop_on_signals(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // Checked before `register` sets the flag: only a signal that finds it set exits.
+        signal_hook::flag::register_conditional_shutdown(
+            sig,
+            forced_exit_status(sig),
+            Arc::clone(stop),
+        )
+        .context("cannot install a signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(stop))
+            .context("cannot install a signal handler")?;
+    }
     Ok(())
 }
 
@@ -332,6 +390,8 @@ fn answer(stream: UnixStream, status: &dyn Fn() -> Response) -> anyhow::Result<(
     BufReader::new(&stream).read_line(&mut line)?;
     let reply = match serde_json::from_str::<Request>(&line) {
         Ok(Request::Status) => status(),
+        Ok(Request::Reload) => crate::reload::answer(),
+        Ok(Request::Explain(r)) => crate::explain::answer(r),
         Err(_) => Response::Error {
             error: format!("unknown request {:?}", line.trim()),
         },
@@ -343,84 +403,38 @@ fn answer(stream: UnixStream, status: &dyn Fn() -> Response) -> anyhow::Result<(
 }
 
 /// Config -> state machine conversions (the only part that knows both `config` and `control`).
+/// The two share their plain types (methods, hash fields, the service definition, spreading)
+/// through `wccp-assign`, so these are field moves.
 pub mod build {
     use std::time::Duration;
 
-    use control::cache::{
-        AssignMethod, CacheAgent, CacheConfig, HashFields, MaskConfig, Method, ServiceConfig,
-        ServiceDef, SpreadAlgorithm,
-    };
+    use assign::method::{AssignMethod, Method};
+    use assign::spread::SlowStart;
+    use control::cache::{CacheAgent, CacheConfig, MaskConfig, ServiceConfig};
     use control::router::{self, Router, RouterConfig};
-
-    fn hash_fields(list: &[config::HashField]) -> HashFields {
-        let mut h = HashFields::NONE;
-        for f in list {
-            match f {
-                config::HashField::SrcIp => h.src_ip = true,
-                config::HashField::DstIp => h.dst_ip = true,
-                config::HashField::SrcPort => h.src_port = true,
-                config::HashField::DstPort => h.dst_port = true,
-            }
-        }
-        h
-    }
-
-    fn method(m: config::Method) -> Method {
-        match m {
-            config::Method::Gre => Method::Gre,
-            config::Method::L2 => Method::L2,
-        }
-    }
 
     /// The cache agent's configuration from a validated file.
     pub fn cache_config(s: &config::CacheSettings) -> CacheConfig {
         let services = s
             .services
             .iter()
-            .map(|svc| {
-                let d = &svc.definition;
-                let service = if d.dynamic {
-                    ServiceDef::Dynamic {
-                        id: d.id,
-                        priority: d.priority,
-                        protocol: d.protocol,
-                        ports: d.ports.clone(),
-                        ports_source: d.ports_are == config::PortsAre::Source,
-                        primary: hash_fields(&d.hash),
-                        alternate: hash_fields(&d.alt_hash),
-                    }
-                } else {
-                    ServiceDef::Standard(d.id)
-                };
-                ServiceConfig {
-                    service,
-                    weight: svc.weight,
-                    password: svc.password.clone(),
-                    forwarding: svc.forwarding.iter().map(|m| method(*m)).collect(),
-                    assignment: svc
-                        .assignment
-                        .iter()
-                        .map(|a| match a {
-                            config::AssignmentMethod::Hash => AssignMethod::Hash,
-                            config::AssignmentMethod::Mask => AssignMethod::Mask,
-                        })
-                        .collect(),
-                    packet_return: svc.return_method.iter().map(|m| method(*m)).collect(),
-                    mask: MaskConfig::default(),
-                    spread: match svc.spread {
-                        config::Spread::Squid => SpreadAlgorithm::Squid,
-                        config::Spread::Stable => SpreadAlgorithm::Stable,
-                    },
-                    slow_start: (svc.slow_start_s > 0).then(|| assign::spread::SlowStart {
-                        duration: Duration::from_secs(u64::from(svc.slow_start_s)),
-                        initial_permille: 100,
-                    }),
-                }
+            .map(|svc| ServiceConfig {
+                service: svc.definition.clone(),
+                weight: svc.weight,
+                password: svc.password.clone(),
+                forwarding: svc.forwarding.clone(),
+                assignment: svc.assignment.clone(),
+                packet_return: svc.return_method.clone(),
+                mask: MaskConfig::default(),
+                spread: svc.spread,
+                slow_start: (svc.slow_start_s > 0)
+                    .then(|| SlowStart::over(Duration::from_secs(u64::from(svc.slow_start_s)))),
             })
             .collect();
-        let mut c = CacheConfig::new(s.address, s.routers.clone(), services);
-        c.transmit_t = Duration::from_millis(u64::from(s.transmit_t_ms));
-        c
+        CacheConfig {
+            transmit_t: Duration::from_millis(u64::from(s.transmit_t_ms)),
+            ..CacheConfig::new(s.address, s.routers.clone(), services)
+        }
     }
 
     pub(super) fn cache(s: &config::CacheSettings) -> anyhow::Result<CacheAgent> {
@@ -442,9 +456,9 @@ pub mod build {
             c.password = svc.password.clone();
             c.allowed_caches = svc.allowed_caches.clone();
             c.closed = svc.closed;
-            c.offer.forwarding = config::method_bits(&svc.forwarding);
-            c.offer.assignment = config::assignment_bits(&svc.assignment);
-            c.offer.packet_return = config::method_bits(&svc.return_methods);
+            c.offer.forwarding = Method::bits(&svc.forwarding);
+            c.offer.assignment = AssignMethod::bits(&svc.assignment);
+            c.offer.packet_return = Method::bits(&svc.return_methods);
             c.timer_base = Duration::from_millis(u64::from(s.transmit_t_ms));
             services.push(c);
         }

@@ -10,14 +10,18 @@
 
 #[cfg(feature = "dpdk")]
 pub mod bench;
+pub mod cache_health;
 pub mod cache_tun;
 pub mod check;
 pub mod daemon;
 pub mod decode;
+pub mod explain;
 pub mod gre_return;
 pub mod metrics;
 pub mod pcap;
+pub mod reload;
 #[cfg(feature = "dpdk")]
 pub mod router_dpdk;
 #[cfg(feature = "dpdk")]
 pub mod smoke;
+pub mod why;

@@ -47,6 +47,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make a running router re-read and apply its configuration file (as SIGHUP does).
+    Reload {
+        /// The daemon's control socket.
+        #[arg(short = 's', long = "socket", default_value = wccpd::daemon::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running router what its data plane does with one flow, and why (which service,
+    /// bucket, cache and method, or why it is routed untouched).
+    Explain {
+        /// `tcp`, `udp` or a protocol number.
+        protocol: String,
+        /// Source address, optionally with `:port`.
+        src: String,
+        /// Destination address, optionally with `:port`.
+        dst: String,
+        /// The data-plane port the flow arrives on (default: the port towards the source).
+        #[arg(long = "in")]
+        in_port: Option<String>,
+        /// The router's control socket.
+        #[arg(short = 's', long = "socket", default_value = wccpd::daemon::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running router why a cache is or is not usable, with the last message it sent.
+    Why {
+        /// The cache's address.
+        cache: std::net::Ipv4Addr,
+        /// The router's control socket.
+        #[arg(short = 's', long = "socket", default_value = wccpd::daemon::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Decode one WCCP message (hex) or every WCCP message and GRE-redirected packet in a pcap.
     Decode {
         /// MD5 password to verify signed messages with (at most 8 octets).
@@ -79,6 +115,22 @@ fn main() -> ExitCode {
         Command::Check { config } => wccpd::check::run(&config, &mut std::io::stdout().lock()),
         Command::Show { socket, json } => {
             wccpd::daemon::show(&socket, json, &mut std::io::stdout().lock())
+        }
+        Command::Reload { socket, json } => {
+            wccpd::reload::client(&socket, json, &mut std::io::stdout().lock())
+        }
+        Command::Explain {
+            protocol,
+            src,
+            dst,
+            in_port,
+            socket,
+            json,
+        } => wccpd::explain::parse_flow(&protocol, &src, &dst).and_then(|flow| {
+            wccpd::explain::client(&socket, flow, in_port, json, &mut std::io::stdout().lock())
+        }),
+        Command::Why { cache, socket } => {
+            wccpd::why::client(&socket, cache, &mut std::io::stdout().lock())
         }
         Command::Decode {
             password,

@@ -162,6 +162,16 @@ pub fn encode_router(
         &[],
     );
     inc(&publications, &[], driver.publications);
+    if let Some(r) = crate::reload::stats() {
+        let reloads = f.counter(
+            "wccp_reloads_total",
+            "Configuration reloads (SIGHUP, wccpd reload) by result: applied, refused (needs a restart), invalid.",
+            &["result"],
+        );
+        for result in crate::reload::ReloadResult::ALL {
+            inc(&reloads, &[result.as_str()], r.count(result));
+        }
+    }
     if let Some(dp) = dp {
         encode_dataplane(&f, dp, buckets);
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use control::driver::DriverStats;
-use dataplane::dpdk_impl::{self, StatusRequest};
+use dataplane::dpdk_impl::{self, ControlRequest, RequestHook, RunOptions, StatusRequest};
 use dataplane::status::DataplaneStatus;
 
 use crate::daemon::{self, Response, RouterReport, Transport};
@@ -36,14 +36,17 @@ pub fn run(settings: &config::RouterSettings, path: &Path) -> anyhow::Result<()>
         "router starting on the DPDK data plane"
     );
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install a signal handler")?;
-    }
+    daemon::stop_on_signals(&stop)?;
     let socket = settings.control.socket_path.clone();
     let listener = daemon::bind_control_socket(&socket)?;
     let (tx, rx) = mpsc::channel::<StatusRequest>();
     let tx_metrics = tx.clone();
+    // `wccpd explain`: the pipeline's decision on the tables the workers read now.
+    let tx_explain = tx.clone();
+    crate::explain::register(move |req: crate::explain::ExplainRequest| {
+        ask(&tx_explain, move |_, _, tables| explain(tables, &req))
+            .unwrap_or_else(|error| Response::Error { error })
+    });
     let server = {
         let stop = Arc::clone(&stop);
         let (addresses, transmit_t_ms) = (settings.addresses.clone(), settings.transmit_t_ms);
@@ -52,7 +55,7 @@ pub fn run(settings: &config::RouterSettings, path: &Path) -> anyhow::Result<()>
             .spawn(move || {
                 let status = move || {
                     let addresses = addresses.clone();
-                    ask(&tx, move |router, dp| {
+                    ask(&tx, move |router, dp, _| {
                         let mut report = RouterReport::new(
                             &addresses,
                             transmit_t_ms,
@@ -74,7 +77,7 @@ pub fn run(settings: &config::RouterSettings, path: &Path) -> anyhow::Result<()>
             let tx = tx_metrics;
             Some(
                 crate::metrics::serve(m.listen, Arc::clone(&stop), move || {
-                    ask(&tx, move |router, dp| {
+                    ask(&tx, move |router, dp, _| {
                         let stats = driver_stats(dp);
                         crate::metrics::encode_router(&router.status(), &stats, Some(dp), m.buckets)
                     })
@@ -84,7 +87,15 @@ pub fn run(settings: &config::RouterSettings, path: &Path) -> anyhow::Result<()>
         }
         None => None,
     };
-    let result = dpdk_impl::run(settings, dp, router, Arc::clone(&stop), rx);
+    // Reloads (SIGHUP, `wccpd reload`) run on the control lcore (crate::reload).
+    let (reload_tx, reload_rx) = mpsc::channel::<ControlRequest>();
+    crate::reload::attach_dpdk(reload_tx, Arc::clone(&stop))?;
+    let mut reloads = RequestHook::new(reload_rx);
+    let opts = RunOptions {
+        hook: Some(&mut reloads),
+        ..RunOptions::default()
+    };
+    let result = dpdk_impl::run_with(settings, dp, router, Arc::clone(&stop), rx, opts).map(|_| ());
     stop.store(true, Ordering::SeqCst);
     let _ = server.join();
     if let Some(m) = metrics {
@@ -96,6 +107,16 @@ pub fn run(settings: &config::RouterSettings, path: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// `wccpd explain` on the control lcore: the pipeline's decision on `tables`.
+fn explain(tables: &dataplane::tables::Tables, req: &crate::explain::ExplainRequest) -> Response {
+    match dataplane::explain::explain(tables, req.in_port.as_deref(), req.flow) {
+        Ok(e) => Response::Explain(Box::new(e)),
+        Err(e) => Response::Error {
+            error: e.to_string(),
+        },
+    }
+}
+
 /// Runs `f` on the control lcore (through `tx`) and waits for its answer.
 ///
 /// # Errors
@@ -103,11 +124,13 @@ pub fn run(settings: &config::RouterSettings, path: &Path) -> anyhow::Result<()>
 /// [`daemon::QUERY_TIMEOUT`].
 fn ask<R: Send + 'static>(
     tx: &mpsc::Sender<StatusRequest>,
-    f: impl FnOnce(&control::router::Router, &DataplaneStatus) -> R + Send + 'static,
+    f: impl FnOnce(&control::router::Router, &DataplaneStatus, &dataplane::tables::Tables) -> R
+        + Send
+        + 'static,
 ) -> Result<R, String> {
     let (rtx, rrx) = mpsc::channel();
-    let req: StatusRequest = Box::new(move |router, dp| {
-        let _ = rtx.send(f(router, dp));
+    let req: StatusRequest = Box::new(move |router, dp, tables| {
+        let _ = rtx.send(f(router, dp, tables));
     });
     tx.send(req)
         .map_err(|_| "the data plane has stopped".to_string())?;

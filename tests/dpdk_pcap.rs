@@ -227,6 +227,7 @@ log: {{level: debug}}
     assert!(running.is_some(), "router did not start");
     std::thread::sleep(Duration::from_millis(1500));
     let metrics = scrape(metrics_port());
+    explain_on_the_control_lcore(&dir.join("router.sock"));
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -391,6 +392,97 @@ log: {{level: debug}}
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `wccpd explain` and `wccpd why` against the running DPDK router: answered on the control
+/// lcore from the tables the worker reads.
+fn explain_on_the_control_lcore(sock: &Path) {
+    let sock = sock.to_str().unwrap();
+    let wccpd = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
+            .args(args)
+            .args(["-s", sock])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    // The SYN's flow: redirected by web-cache to the static cache, in GRE, out of port cache.
+    let (ok, text) = wccpd(&["explain", "tcp", "10.9.1.10:40000", "10.9.2.10:80"]);
+    assert!(ok, "{text}");
+    for want in [
+        "tcp 10.9.1.10:40000 -> 10.9.2.10:80 is redirected by service web-cache",
+        "to cache 10.9.3.10 by gre out of port cache",
+        "arrives on:   client (assumed",
+        "route:        out of server, next hop 10.9.2.10",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let (ok, text) = wccpd(&[
+        "explain",
+        "tcp",
+        "10.9.1.10:40000",
+        "10.9.2.10:80",
+        "--in",
+        "client",
+        "--json",
+    ]);
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let key = assign::hash::FlowKey::new(
+        u32::from_be_bytes(CLIENT),
+        u32::from_be_bytes(SERVER),
+        40000,
+        80,
+    );
+    let flags = assign::service::ServiceDef::well_known(0).unwrap().flags;
+    assert_eq!(v["outcome"], "redirected", "{v:#}");
+    assert_eq!(v["dataplane"], true, "{v:#}");
+    assert_eq!(v["cache"], "10.9.3.10", "{v:#}");
+    assert_eq!(v["method"], "gre", "{v:#}");
+    assert_eq!(v["port"], "cache", "{v:#}");
+    assert_eq!(
+        v["primary_bucket"],
+        assign::hash::primary_bucket(flags, &key),
+        "{v:#}"
+    );
+    assert_eq!(v["in_port_assumed"], false, "{v:#}");
+    // SSH: no service; from the cache port: no redirect direction there; to the router: local.
+    let (ok, text) = wccpd(&[
+        "explain",
+        "tcp",
+        "10.9.1.10:40001",
+        "10.9.2.10:22",
+        "--json",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("\"outcome\": \"no_service\""), "{text}");
+    let (ok, text) = wccpd(&[
+        "explain",
+        "tcp",
+        "10.9.3.10:3128",
+        "10.9.2.10:80",
+        "--in",
+        "cache",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("routed untouched out of port server")
+            && text.contains("neither its arrival port redirects in"),
+        "{text}"
+    );
+    let (ok, text) = wccpd(&["explain", "udp", "10.9.1.10", "10.9.1.1:2048"]);
+    assert!(ok && text.contains("for the router itself"), "{text}");
+    // A port that does not exist is an error.
+    let (ok, text) = wccpd(&["explain", "tcp", "10.9.1.10", "10.9.2.10:80", "--in", "wan"]);
+    assert!(
+        !ok && text.contains("no data-plane port named `wan`"),
+        "{text}"
+    );
+    // `why` for the static cache: no WCCP cache ever spoke to this router.
+    let (ok, text) = wccpd(&["why", "10.9.3.10"]);
+    assert!(ok && text.contains("has not heard from it"), "{text}");
 }
 
 fn metrics_port() -> u16 {

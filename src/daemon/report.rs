@@ -14,15 +14,22 @@ use control::router::RouterStatus;
 use dataplane::status::DataplaneStatus;
 use serde::{Deserialize, Serialize};
 
+use crate::cache_health::HealthReport;
 use crate::cache_tun::TunReport;
+use crate::explain::ExplainRequest;
 use crate::gre_return::ReturnReport;
+use crate::reload::{ReloadReport, ReloadStats};
 
 /// A request: `{"request":"status"}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
     /// The daemon's whole state.
     Status,
+    /// Re-read the configuration file and apply it (router only; `wccpd reload`).
+    Reload,
+    /// What the data plane does with one flow, and why (router only; `wccpd explain`).
+    Explain(ExplainRequest),
 }
 
 /// The answer to a [`Request`]: `{"role":"router",...}`, `{"role":"cache",...}` or
@@ -34,6 +41,10 @@ pub enum Response {
     Router(Box<RouterReport>),
     /// A cache agent's report.
     Cache(Box<CacheReport>),
+    /// The outcome of a [`Request::Reload`].
+    Reload(Box<ReloadReport>),
+    /// The answer to a [`Request::Explain`].
+    Explain(Box<dataplane::explain::Explanation>),
     /// The request failed (unknown request, the driver did not answer).
     Error {
         /// Why.
@@ -81,6 +92,9 @@ pub struct RouterReport {
     /// The data plane (DPDK transport).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataplane: Option<DataplaneStatus>,
+    /// Configuration reloads by result, and the latest (`crate::reload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reloads: Option<ReloadStats>,
 }
 
 impl RouterReport {
@@ -102,6 +116,7 @@ impl RouterReport {
             driver,
             tables: None,
             dataplane: None,
+            reloads: crate::reload::stats(),
         }
     }
 }
@@ -185,6 +200,9 @@ pub struct CacheReport {
     /// The TUN device (with `cache.tun`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tun: Option<TunReport>,
+    /// The proxy's health check (with `cache.health_check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthReport>,
 }
 
 /// `services[].assignment.key = {address, change_number}` in the router's JSON: the key of the
@@ -330,6 +348,15 @@ mod tests {
         assert_eq!(out["role"], "cache");
         assert_eq!(out["address"], "10.1.1.2");
         assert_eq!(out["services"][0]["routers"][0]["state"], "joined");
+        // Negotiated methods travel by name, as the configuration spells them.
+        let link = &out["services"][0]["routers"][0];
+        for (key, name) in [
+            ("forwarding", "gre"),
+            ("assignment", "hash"),
+            ("packet_return", "gre"),
+        ] {
+            assert_eq!(link[key], name, "{key}");
+        }
         assert_eq!(out["packet_return"]["returned_by_reason"]["source"], 3);
         assert_eq!(out["tun"]["written"], 2);
         assert_eq!(out["tun"]["accept_from"][0], "10.1.1.1/32");

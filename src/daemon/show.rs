@@ -5,7 +5,7 @@ use std::fmt::Display;
 use std::io::Write;
 use std::net::Ipv4Addr;
 
-use control::cache::{self, AssignMethod, Method, RouterLinkState};
+use control::cache::{self, RouterLinkState};
 use control::driver::DriverStats;
 use control::router;
 use dataplane::status::DataplaneStatus;
@@ -24,6 +24,8 @@ pub fn render(response: &Response, out: Out<'_>) -> std::io::Result<()> {
     match response {
         Response::Router(r) => router_report(r, out),
         Response::Cache(c) => cache_report(c, out),
+        Response::Reload(r) => crate::reload::render(r, out),
+        Response::Explain(e) => crate::explain::render(e, out),
         Response::Error { error } => writeln!(out, "error: {error}"),
     }
 }
@@ -109,6 +111,15 @@ fn router_service(svc: &router::ServiceStatus, out: Out<'_>) -> std::io::Result<
     for (reason, n) in &c.drops {
         line(out, &format!("Dropped ({reason}):"), n)?;
     }
+    match svc.security {
+        "none" => line(
+            out,
+            "Password:",
+            "none (anyone who reaches UDP 2048 can join)",
+        )?,
+        "md5" => line(out, "Password:", "set (MD5)")?,
+        _ => {}
+    }
     line(out, "Change Number:", svc.change_number)?;
     line(out, "Receive ID:", svc.receive_id)?;
     if let Some(m) = svc.assignment_method {
@@ -140,6 +151,9 @@ fn router_service(svc: &router::ServiceStatus, out: Out<'_>) -> std::io::Result<
             detail(out, "Redirection:", f)?;
         }
         detail(out, "Last HERE_I_AM (ms ago):", c.last_heard_ms_ago)?;
+        if let (Some(m), Some(ago)) = (c.last_message, c.last_message_ms_ago) {
+            detail(out, "Last message:", format_args!("{m}, {ago} ms ago"))?;
+        }
     }
     Ok(())
 }
@@ -249,6 +263,7 @@ fn driver(d: &DriverStats, out: Out<'_>) -> std::io::Result<()> {
 fn cache_report(c: &CacheReport, out: Out<'_>) -> std::io::Result<()> {
     let id = Some(c.status.address.to_string());
     header(out, "cache", ("Cache Identifier:", id), c.transmit_t_ms)?;
+    health(c, out)?;
     for svc in &c.status.services {
         cache_service(svc, out)?;
     }
@@ -261,18 +276,53 @@ fn cache_report(c: &CacheReport, out: Out<'_>) -> std::io::Result<()> {
     driver(&c.driver, out)
 }
 
-fn method(m: Method) -> &'static str {
-    match m {
-        Method::Gre => "gre",
-        Method::L2 => "l2",
+/// The agent's health (left or in its groups) and the proxy's health check.
+fn health(c: &CacheReport, out: Out<'_>) -> std::io::Result<()> {
+    let h = &c.status.health;
+    if c.health_check.is_none() && h.leaves == 0 {
+        return Ok(());
     }
-}
-
-fn assign_method(m: AssignMethod) -> &'static str {
-    match m {
-        AssignMethod::Hash => "hash",
-        AssignMethod::Mask => "mask",
+    let state = if h.healthy {
+        "healthy (in its groups)"
+    } else {
+        "UNHEALTHY (left every group)"
+    };
+    line(out, "Health:", state)?;
+    line(
+        out,
+        "Health Transitions:",
+        format_args!("{} left, {} rejoined", h.leaves, h.rejoins),
+    )?;
+    if let Some(p) = &c.health_check {
+        let what = match &p.path {
+            Some(path) => format!("{} {} {path}", p.kind, p.address),
+            None => format!("{} {}", p.kind, p.address),
+        };
+        line(
+            out,
+            "Health Check:",
+            format_args!(
+                "{what} every {} ms, timeout {} ms, threshold {}",
+                p.interval_ms, p.timeout_ms, p.threshold
+            ),
+        )?;
+        line(
+            out,
+            "Health Probes:",
+            format_args!(
+                "{} probes, {} failed, {} consecutive failures",
+                p.probes, p.failures, p.consecutive_failures
+            ),
+        )?;
+        if let Some(r) = &p.last_result {
+            let ago = p
+                .last_probe_ms_ago
+                .map(|a| format!(" ({a} ms ago)"))
+                .unwrap_or_default();
+            line(out, "Last Probe:", format_args!("{r}{ago}"))?;
+        }
     }
+    Ok(())
 }
 
 fn link_state(s: RouterLinkState) -> &'static str {
@@ -324,10 +374,9 @@ fn cache_service(svc: &cache::ServiceStatus, out: Out<'_>) -> std::io::Result<()
         sub(out, "reason", r.reason.clone())?;
         let age = r.last_i_see_you_age_ms.map(|a| a.to_string());
         sub(out, "last I_SEE_YOU age ms", age)?;
-        sub(out, "forwarding", r.forwarding.map(|m| method(m).into()))?;
-        let assignment = r.assignment.map(|m| assign_method(m).into());
-        sub(out, "assignment", assignment)?;
-        sub(out, "return", r.packet_return.map(|m| method(m).into()))?;
+        sub(out, "forwarding", r.forwarding.map(|m| m.to_string()))?;
+        sub(out, "assignment", r.assignment.map(|m| m.to_string()))?;
+        sub(out, "return", r.packet_return.map(|m| m.to_string()))?;
     }
     Ok(())
 }

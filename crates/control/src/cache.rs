@@ -29,6 +29,11 @@
 //!   for every new assignment. It resends to a router whose I_SEE_YOU shows a different key, at
 //!   most once per T.
 //! * With a password every message is MD5-signed and every received one verified.
+//! * **Health** ([`CacheAgent::set_healthy`]): the daemon probes the proxy beside the agent and
+//!   reports each change. Unhealthy: the agent *leaves* every group at once (a HERE_I_AM
+//!   carrying SHUTDOWN to every router, so the routers drain it without waiting 3·T), forgets
+//!   what the routers told it, sends nothing and ignores what arrives. Healthy again: it
+//!   *rejoins* (HERE_I_AMs at once, then every T, as at start).
 
 mod config;
 mod status;
@@ -49,12 +54,13 @@ use wire::{
 };
 
 pub use config::{
-    service_name, AssignMethod, CacheConfig, ConfigError, HashFields, MaskConfig, Method,
-    ServiceConfig, ServiceDef, SpreadAlgorithm, DEFAULT_TRANSMIT_T, DEFAULT_WEIGHT,
+    AssignMethod, CacheConfig, ConfigError, HashField, HashFields, MaskConfig, Method, PortsAre,
+    ServiceConfig, ServiceDefinition, SpreadAlgorithm, DEFAULT_TRANSMIT_T, DEFAULT_WEIGHT,
     MAX_PASSWORD_LEN,
 };
 pub use status::{
-    AssignmentKeyStatus, CacheBuckets, CacheStatus, RouterLinkState, RouterStatus, ServiceStatus,
+    AgentHealth, AssignmentKeyStatus, CacheBuckets, CacheStatus, RouterLinkState, RouterStatus,
+    ServiceStatus,
 };
 
 use crate::{Datagram, DropReason, Event, Instant, Machine, Output, ServiceKey};
@@ -197,7 +203,17 @@ pub struct CacheAgent {
     out: VecDeque<Output>,
     /// Latest time handed in, for ages in [`CacheAgent::status`].
     now: Instant,
+    /// The proxy passes its health check ([`CacheAgent::set_healthy`]); `false`: left.
+    healthy: bool,
+    /// Times the agent left because the proxy became unhealthy, and rejoined.
+    leaves: u64,
+    rejoins: u64,
+    /// When health last changed.
+    health_changed: Option<Instant>,
 }
+
+/// The reason a router link shows while the agent has left for health.
+const LEFT_UNHEALTHY: &str = "left: the proxy failed its health check";
 
 impl CacheAgent {
     /// Builds an agent from a configuration.
@@ -211,7 +227,7 @@ impl CacheAgent {
             .iter()
             .map(|s| Service {
                 cfg: s.clone(),
-                key: s.service.key(),
+                key: s.key(),
                 info: s.service.service_info(),
                 routers: cfg.routers.iter().map(|&r| RouterState::new(r)).collect(),
                 next_hia: Instant(0),
@@ -234,6 +250,10 @@ impl CacheAgent {
             services,
             out: VecDeque::new(),
             now: Instant(0),
+            healthy: true,
+            leaves: 0,
+            rejoins: 0,
+            health_changed: None,
         })
     }
 
@@ -251,7 +271,10 @@ impl CacheAgent {
                 continue;
             }
             for ri in 0..self.services[si].routers.len() {
-                if self.services[si].routers[ri].link != RouterLinkState::Incompatible {
+                // Routers already left for health have had their SHUTDOWN.
+                if self.healthy
+                    && self.services[si].routers[ri].link != RouterLinkState::Incompatible
+                {
                     self.send_hia(si, ri, true);
                 }
                 self.services[si].routers[ri].link = RouterLinkState::Shutdown;
@@ -262,6 +285,68 @@ impl CacheAgent {
             s.ra_due = None;
             s.ramp_check = None;
         }
+    }
+
+    /// The health of the proxy beside the agent, as the daemon's probe judges it (after its
+    /// threshold of consecutive results). A change from healthy to unhealthy *leaves* every
+    /// service group at once: each router not found incompatible gets a HERE_I_AM carrying a
+    /// SHUTDOWN command (as [`CacheAgent::shutdown`]), so it drains this cache without
+    /// waiting 3·T; then nothing is sent and whatever arrives is ignored, while the routers'
+    /// state is forgotten. Back to healthy *rejoins*: every router gets a HERE_I_AM at once
+    /// and every T after, as at start. Repeating the current state does nothing.
+    pub fn set_healthy(&mut self, now: Instant, healthy: bool) {
+        self.now = self.now.max(now);
+        if healthy == self.healthy {
+            return;
+        }
+        self.healthy = healthy;
+        self.health_changed = Some(now);
+        if healthy {
+            self.rejoins += 1;
+            for si in 0..self.services.len() {
+                if self.services[si].shutdown {
+                    continue;
+                }
+                for r in &mut self.services[si].routers {
+                    r.forget();
+                    r.last_isy = None;
+                    r.stale_seen = false;
+                    r.link = RouterLinkState::Joining;
+                    r.reason = None;
+                }
+                self.services[si].next_hia = now;
+                self.reevaluate(now, si);
+                self.timers(now, si);
+            }
+        } else {
+            self.leaves += 1;
+            for si in 0..self.services.len() {
+                if self.services[si].shutdown {
+                    continue;
+                }
+                for ri in 0..self.services[si].routers.len() {
+                    if self.services[si].routers[ri].link != RouterLinkState::Incompatible {
+                        self.send_hia(si, ri, true);
+                    }
+                    let r = &mut self.services[si].routers[ri];
+                    r.forget();
+                    r.link = RouterLinkState::Shutdown;
+                    r.reason = Some(LEFT_UNHEALTHY.to_owned());
+                }
+                let s = &mut self.services[si];
+                s.rapid.clear();
+                s.ra_due = None;
+                s.ramp_check = None;
+                s.built = None;
+                self.reevaluate(now, si);
+            }
+        }
+    }
+
+    /// Whether the agent is in its groups as far as health goes (`false`: left, see
+    /// [`CacheAgent::set_healthy`]).
+    pub fn healthy(&self) -> bool {
+        self.healthy
     }
 
     /// Whether this cache is currently the designated cache of `service`.
@@ -288,6 +373,14 @@ impl CacheAgent {
     pub fn status_at(&self, now: Instant) -> CacheStatus {
         CacheStatus {
             address: self.cfg.address,
+            health: AgentHealth {
+                healthy: self.healthy,
+                leaves: self.leaves,
+                rejoins: self.rejoins,
+                changed_ms_ago: self
+                    .health_changed
+                    .map(|at| now.saturating_since(at).as_millis() as u64),
+            },
             services: self
                 .services
                 .iter()
@@ -430,7 +523,7 @@ impl CacheAgent {
             return self.drop_msg(
                 peer,
                 DropReason::ServiceMismatch,
-                format!("{} is not configured", service_name(key)),
+                format!("{key} is not configured"),
             );
         };
         let password = self.services[si].cfg.password.clone();
@@ -441,7 +534,7 @@ impl CacheAgent {
             return self.drop_msg(
                 peer,
                 DropReason::ServiceMismatch,
-                format!("{} definition differs from ours", service_name(key)),
+                format!("{key} definition differs from ours"),
             );
         }
         let Some(ri) = self.services[si]
@@ -839,7 +932,7 @@ impl CacheAgent {
     }
 
     fn timers(&mut self, now: Instant, si: usize) {
-        if self.services[si].shutdown {
+        if self.services[si].shutdown || !self.healthy {
             return;
         }
         let t = self.cfg.transmit_t;
@@ -990,7 +1083,7 @@ impl Service {
                 .unwrap_or_default()
         };
         ServiceStatus {
-            service: service_name(self.key),
+            service: self.key.to_string(),
             view_change_number: self.view_change,
             routers: self
                 .routers
@@ -1040,6 +1133,11 @@ impl Machine for CacheAgent {
                 format!("sent to {}, not to {}", datagram.local, self.cfg.address),
             );
         }
+        if !self.healthy {
+            // Left for health: the answer to our SHUTDOWN and anything else is not for a
+            // member.
+            return;
+        }
         self.handle_message(now, &datagram);
     }
 
@@ -1051,6 +1149,9 @@ impl Machine for CacheAgent {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if !self.healthy {
+            return None;
+        }
         let t = self.cfg.transmit_t;
         self.services.iter().filter_map(|s| s.next_timer(t)).min()
     }

@@ -28,6 +28,7 @@
 pub mod cache;
 pub mod driver;
 pub mod label;
+pub mod log_limit;
 pub mod packet_return;
 pub mod router;
 mod time;
@@ -62,6 +63,14 @@ pub struct ServiceKey {
     pub dynamic: bool,
     /// Service id 0-255.
     pub id: u8,
+}
+
+impl std::fmt::Display for ServiceKey {
+    /// `standard 0` / `dynamic 80`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.dynamic { "dynamic" } else { "standard" };
+        write!(f, "{kind} {}", self.id)
+    }
 }
 
 /// What a state machine asks its driver to do.

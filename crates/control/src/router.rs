@@ -41,6 +41,7 @@ mod caps;
 mod config;
 mod group;
 mod limit;
+mod reload;
 mod status;
 
 use std::collections::VecDeque;
@@ -52,6 +53,7 @@ pub use config::{
     METHOD_L2,
 };
 pub use limit::ReplyLimits;
+pub use reload::{ReloadError, ReloadSummary, ServiceUpdate};
 pub use status::{
     AssignmentStatus, CacheStatus, Counters, NotUsable, ReplyLimiterStatus, RouterStatus,
     ServiceStatus,
@@ -170,7 +172,7 @@ impl Machine for Router {
             return self.drop_unattributed(
                 dg.peer,
                 DropReason::ServiceMismatch,
-                format!("service {} is not configured", config::key_str(key)),
+                format!("service {key} is not configured"),
             );
         };
         let mut ctx = Ctx {
@@ -185,6 +187,7 @@ impl Machine for Router {
         if let Err(e) = wire::authenticate(&dg.payload, g.cfg.password.as_deref()) {
             return g.security_failed(&mut ctx, &dg, e.to_string());
         }
+        g.authenticated(dg.peer);
         if msg.address_table().is_some() {
             *g.counters
                 .drops

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use cache_support::*;
 use wccp_control::cache::{
-    AssignMethod, CacheAgent, CacheConfig, HashFields, Method, RouterLinkState, ServiceConfig,
-    ServiceDef,
+    AssignMethod, CacheAgent, CacheConfig, HashFields, Method, PortsAre, RouterLinkState,
+    ServiceConfig, ServiceDefinition,
 };
 use wccp_control::{DropReason, Event, Instant, Machine, ServiceKey};
 use wire::{
@@ -677,14 +677,15 @@ fn md5_everything_signed_and_checked() {
 
 #[test]
 fn mask_assignment_uses_alternate_assignment() {
-    let mut svc = ServiceConfig::new(ServiceDef::Dynamic {
+    let mut svc = ServiceConfig::new(ServiceDefinition {
+        dynamic: true,
         id: 80,
         priority: 240,
         protocol: 6,
         ports: vec![80, 8080],
-        ports_source: false,
-        primary: HashFields::SRC_IP,
-        alternate: HashFields::NONE,
+        ports_are: PortsAre::Destination,
+        hash: HashFields::SRC_IP,
+        alt_hash: HashFields::NONE,
     });
     svc.assignment = vec![AssignMethod::Mask];
     let info = svc.service.service_info();
@@ -784,14 +785,15 @@ fn shutdown_sends_command_and_stops() {
 
 #[test]
 fn config_errors_are_collected() {
-    let mut svc = ServiceConfig::new(ServiceDef::Dynamic {
+    let mut svc = ServiceConfig::new(ServiceDefinition {
+        dynamic: true,
         id: 90,
         priority: 0,
         protocol: 6,
         ports: (1..=9).collect(),
-        ports_source: false,
-        primary: HashFields::NONE,
-        alternate: HashFields::NONE,
+        ports_are: PortsAre::Destination,
+        hash: HashFields::NONE,
+        alt_hash: HashFields::NONE,
     });
     svc.password = Some(b"123456789".to_vec());
     let cfg = CacheConfig {
@@ -911,14 +913,15 @@ fn reordered_older_i_see_you_is_stale() {
 
 #[test]
 fn two_services_run_independently() {
-    let dynamic = ServiceConfig::new(ServiceDef::Dynamic {
+    let dynamic = ServiceConfig::new(ServiceDefinition {
+        dynamic: true,
         id: 80,
         priority: 240,
         protocol: 6,
         ports: vec![80, 8080],
-        ports_source: false,
-        primary: HashFields::SRC_IP,
-        alternate: HashFields::NONE,
+        ports_are: PortsAre::Destination,
+        hash: HashFields::SRC_IP,
+        alt_hash: HashFields::NONE,
     });
     let info80 = dynamic.service.service_info();
     let cfg = CacheConfig::new(US, vec![R1], vec![web_cache(), dynamic]);
@@ -962,4 +965,162 @@ fn status_is_serialisable() {
     assert_eq!(st.services[0].routers[0].state, RouterLinkState::Joining);
     assert!(!st.services[0].designated);
     assert_eq!(st.services[0].designated_cache, None);
+}
+
+fn is_shutdown(h: &wire::HereIAm) -> bool {
+    h.command
+        .as_ref()
+        .is_some_and(|c| c.commands == vec![Command::Shutdown(Addr::from_ipv4(US))])
+}
+
+/// Two services, two routers, joined and assigned as the only cache.
+fn joined_two_by_two() -> (CacheAgent, Vec<FakeRouter>, ServiceInfo) {
+    let dynamic = ServiceConfig::new(ServiceDefinition {
+        dynamic: true,
+        id: 80,
+        priority: 0,
+        protocol: 6,
+        ports: vec![80],
+        ports_are: PortsAre::Destination,
+        hash: HashFields::DST_IP,
+        alt_hash: HashFields::NONE,
+    });
+    let info80 = dynamic.service.service_info();
+    let cfg = CacheConfig::new(US, vec![R1, R2], vec![web_cache(), dynamic]);
+    let mut a = CacheAgent::new(cfg).unwrap();
+    tick(&mut a, 0);
+    let mut routers = Vec::new();
+    for (addr, info) in [
+        (R1, ServiceInfo::standard(0)),
+        (R2, ServiceInfo::standard(0)),
+        (R1, info80),
+        (R2, info80),
+    ] {
+        let mut r = FakeRouter::new(addr);
+        r.service = info;
+        r.caches = vec![listed(US, 10000, true)];
+        a.handle_datagram(ms(1), r.isy(US));
+        routers.push(r);
+    }
+    drain(&mut a);
+    assert!(a.is_designated(SVC0));
+    (a, routers, info80)
+}
+
+#[test]
+fn unhealthy_leaves_every_group_at_once_with_shutdown() {
+    let (mut a, mut routers, info80) = joined_two_by_two();
+    // The designated cache assigned (1.5 T later).
+    assert_eq!(
+        ras(&run_until(&mut a, 15_001)
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect::<Vec<_>>())
+        .len(),
+        4
+    );
+    assert!(a.healthy());
+    a.set_healthy(ms(16_000), false);
+    let out = drain(&mut a);
+    let h = hias(&out);
+    // One SHUTDOWN per service per router, nothing else sent.
+    assert_eq!(h.len(), 4, "{out:?}");
+    assert_eq!(sent(&out).len(), 4);
+    assert!(h.iter().all(|(_, m)| is_shutdown(m)), "{h:?}");
+    for (peer, svc) in [
+        (R1, ServiceInfo::standard(0)),
+        (R2, ServiceInfo::standard(0)),
+        (R1, info80),
+        (R2, info80),
+    ] {
+        assert!(
+            h.iter().any(|(p, m)| *p == peer && m.service == svc),
+            "no SHUTDOWN to {peer} for {svc:?}: {h:?}"
+        );
+    }
+    let st = a.status_at(ms(16_500));
+    assert!(!st.health.healthy);
+    assert_eq!((st.health.leaves, st.health.rejoins), (1, 0));
+    assert_eq!(st.health.changed_ms_ago, Some(500));
+    for s in &st.services {
+        assert!(!s.designated, "{s:?}");
+        assert_eq!(s.assignment_key, None, "{s:?}");
+        for r in &s.routers {
+            assert_eq!(r.state, RouterLinkState::Shutdown, "{r:?}");
+            assert!(
+                r.reason.as_deref().unwrap_or("").contains("health"),
+                "{r:?}"
+            );
+            assert_eq!(r.receive_id, 0, "forgotten: {r:?}");
+        }
+    }
+    // Unhealthy: no HERE_I_AM, no timer, whatever the routers send.
+    assert_eq!(a.poll_timeout(), None);
+    assert!(tick(&mut a, 100_000).is_empty());
+    let before = a.status_at(ms(100_001));
+    for r in &mut routers {
+        a.handle_datagram(ms(100_001), r.isy(US));
+        a.handle_datagram(ms(100_001), r.rq(US));
+    }
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(a.status_at(ms(100_001)), before);
+    // Saying it again changes nothing.
+    a.set_healthy(ms(100_002), false);
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(a.status().health.leaves, 1);
+    // SIGTERM while left: no second SHUTDOWN.
+    a.shutdown(ms(100_003));
+    assert!(sent(&drain(&mut a)).is_empty());
+}
+
+#[test]
+fn healthy_again_rejoins_and_assigns_again() {
+    let (mut a, mut routers, _) = joined_two_by_two();
+    run_until(&mut a, 15_001);
+    a.set_healthy(ms(16_000), false);
+    drain(&mut a);
+    tick(&mut a, 30_000);
+    a.set_healthy(ms(30_000), true);
+    let out = drain(&mut a);
+    let h = hias(&out);
+    // HERE_I_AMs at once to every router of every service, no SHUTDOWN, echoing nothing yet.
+    assert_eq!(h.len(), 4, "{out:?}");
+    for (peer, m) in &h {
+        assert!(!is_shutdown(m), "{m:?}");
+        assert_eq!(echoed(m, *peer), Some(0));
+    }
+    let st = a.status_at(ms(30_000));
+    assert!(st.health.healthy);
+    assert_eq!((st.health.leaves, st.health.rejoins), (1, 1));
+    assert!(st
+        .services
+        .iter()
+        .flat_map(|s| &s.routers)
+        .all(|r| r.state == RouterLinkState::Joining && r.reason.is_none()));
+    // Then every T, as at start.
+    assert_eq!(a.poll_timeout(), Some(ms(40_000)));
+    assert_eq!(hias(&tick(&mut a, 40_000)).len(), 4);
+    // The routers answer: joined again, and the designated cache assigns again 1.5 T later.
+    for r in &mut routers {
+        a.handle_datagram(ms(40_001), r.isy(US));
+    }
+    drain(&mut a);
+    assert!(a
+        .status()
+        .services
+        .iter()
+        .flat_map(|s| &s.routers)
+        .all(|r| r.state == RouterLinkState::Joined));
+    assert!(a.is_designated(SVC0));
+    let out: Vec<_> = run_until(&mut a, 55_001)
+        .into_iter()
+        .map(|(_, o)| o)
+        .collect();
+    let r = ras(&out);
+    assert_eq!(r.len(), 4, "{out:?}");
+    // A new Assignment Key change number: the routers take it over the old one.
+    let Assignment::Hash(info) = &r[0].1.assignment else {
+        panic!("{:?}", r[0].1.assignment)
+    };
+    assert_eq!(info.key.change_number, 2);
 }

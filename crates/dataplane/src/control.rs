@@ -26,6 +26,8 @@ use crate::counters::{LcoreCounters, Reason};
 use crate::pipeline::{process, Action, Ctx, RateLimit};
 use crate::tables::{compile, NeighbourEntry, State, Tables, Topology};
 
+mod reload;
+
 /// Makes buffers for frames the control lcore builds.
 pub trait Alloc {
     /// The buffer type.
@@ -132,6 +134,8 @@ pub struct ControlPlane<B: PacketBuf> {
     stats: ControlStats,
     ident: u16,
     wanted: Vec<(Ipv4Addr, u16)>,
+    /// One log line per rejected source per minute (MD5 failures, refused caches).
+    rejections: control::log_limit::LogLimiter,
 }
 
 impl<B: PacketBuf> std::fmt::Debug for ControlPlane<B> {
@@ -168,6 +172,7 @@ impl<B: PacketBuf> ControlPlane<B> {
             stats: ControlStats::default(),
             ident: 1,
             wanted: Vec::new(),
+            rejections: control::log_limit::LogLimiter::default(),
         };
         cp.republish();
         cp
@@ -654,7 +659,7 @@ impl<B: PacketBuf> ControlPlane<B> {
             match o {
                 Output::Send(dg) => self.send_datagram(now, &dg, alloc),
                 Output::Publish { service, table } => self.publish(service, table),
-                Output::Event(e) => self.event(e),
+                Output::Event(e) => self.event(now, e),
             }
         }
         self.republish();
@@ -672,7 +677,7 @@ impl<B: PacketBuf> ControlPlane<B> {
         self.dirty = true;
     }
 
-    fn event(&mut self, e: Event) {
+    fn event(&mut self, now: Instant, e: Event) {
         match e {
             Event::Dropped {
                 peer,
@@ -680,7 +685,14 @@ impl<B: PacketBuf> ControlPlane<B> {
                 detail,
             } => {
                 *self.stats.drops.entry(reason.as_str()).or_insert(0) += 1;
-                tracing::debug!(%peer, reason = reason.as_str(), %detail, "control message dropped");
+                if control::log_limit::is_rejection(reason) {
+                    // Counted always; logged with the source at most once a minute.
+                    if let Some(held) = self.rejections.allow(now, peer) {
+                        tracing::warn!(%peer, reason = reason.as_str(), %detail, suppressed = held, "cache rejected (at most one line per source per minute)");
+                    }
+                } else {
+                    tracing::debug!(%peer, reason = reason.as_str(), %detail, "control message dropped");
+                }
             }
             Event::MembershipChanged {
                 service,

@@ -35,6 +35,9 @@ use crate::status::{self, DataplaneStatus, PortCounters};
 use crate::tables::Topology;
 use crate::worker::Worker;
 
+mod reload;
+pub use reload::{ControlRequest, RequestHook};
+
 impl PacketBuf for Mbuf {
     #[inline(always)]
     fn headroom(&self) -> usize {
@@ -166,8 +169,9 @@ impl Alloc for PoolAlloc<'_> {
     }
 }
 
-/// A closure run on the control lcore with the router and the data plane's status.
-pub type StatusRequest = Box<dyn FnOnce(&Router, &DataplaneStatus) + Send>;
+/// A closure run on the control lcore with the router, the data plane's status and the tables
+/// the workers read now (`wccpd explain`).
+pub type StatusRequest = Box<dyn FnOnce(&Router, &DataplaneStatus, &crate::tables::Tables) + Send>;
 
 /// Why the data plane could not start or stopped badly.
 #[derive(Debug)]
@@ -279,6 +283,8 @@ pub struct HookCtx<'a> {
     pub control: &'a mut ControlPlane<Mbuf>,
     /// The workers' counters, by worker index.
     pub workers: &'a [Arc<LcoreCounters>],
+    /// The control loop's clock (the instant the control plane was last given).
+    pub now: control::Instant,
 }
 
 /// What the control loop does after a [`MainHook::poll`].
@@ -594,7 +600,7 @@ pub fn run_with(
                 pool.in_use(),
                 size,
             );
-            req(cp.router(), &st);
+            req(cp.router(), &st, cp.tables());
         }
         let mut busy = busy;
         if let Some(hook) = opts.hook.as_deref_mut() {
@@ -603,6 +609,7 @@ pub fn run_with(
                 peers: &mut peers,
                 control: &mut cp,
                 workers: worker_counters,
+                now,
             };
             match hook.poll(&mut cx) {
                 HookFlow::Idle => {}

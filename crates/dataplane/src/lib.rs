@@ -19,6 +19,7 @@ pub mod control;
 pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk_impl;
+pub mod explain;
 pub mod pipeline;
 pub mod status;
 pub mod tables;

@@ -32,7 +32,8 @@ use wire::{checksum, Ipv4Packet};
 use crate::buf::PacketBuf;
 use crate::counters::{LcoreCounters, Reason};
 use crate::tables::{
-    Encap, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD, OWNER_LOOKUP, REDIRECT_HDR,
+    Encap, PortInfo, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD, OWNER_LOOKUP,
+    REDIRECT_HDR,
 };
 
 /// What to do with a processed frame.
@@ -324,7 +325,7 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
     } else {
         0
     };
-    if (inp.redirect_in || (ep.redirect_out && !inp.exclude_in)) && !t.is_member(src) {
+    if redirect_applies(inp, ep) && !t.is_member(src) {
         for s in &t.services {
             let Some(table) = &s.table else { continue };
             if !table.service().matches(proto, sport, dport) {
@@ -630,7 +631,7 @@ fn forward<B: PacketBuf>(
     };
     if mode == Mode::Transit
         && !l2_return
-        && (inp.redirect_in || (ep.redirect_out && !inp.exclude_in))
+        && redirect_applies(inp, ep)
         && !t.is_member(u32::from(ip.src))
     {
         if let Some((sport, dport)) = ports {
@@ -730,50 +731,147 @@ enum Svc<'t> {
     },
 }
 
-/// Services in priority order: protocol and ports, redirect list, table.
-#[inline]
-fn services<'t>(cx: &Ctx<'t>, ip: &Ip, sport: u16, dport: u16) -> Svc<'t> {
-    let t: &'t Tables = cx.tables;
+/// Do the services apply to a packet arriving on `inp` and leaving through `ep`? Redirection
+/// `in` on the arrival port, or `out` on the egress port unless the arrival port is
+/// `exclude_in`. (The source must also not be a member cache, and the packet not a cache's L2
+/// return.)
+#[inline(always)]
+pub fn redirect_applies(inp: &PortInfo, ep: &PortInfo) -> bool {
+    inp.redirect_in || (ep.redirect_out && !inp.exclude_in)
+}
+
+/// Why [`decide`] went past a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Passed {
+    /// The service has no table (nothing published): it takes nothing.
+    NoTable,
+    /// Its definition (protocol, ports) does not match the packet.
+    NoMatch,
+    /// Its redirect list denies the packet.
+    Denied,
+}
+
+/// What the services decide for a transit packet they apply to.
+#[derive(Clone, Copy, Debug)]
+pub enum Decision<'t> {
+    /// No service takes it: routed normally (none matched, or a redirect-list deny without
+    /// `check_all_services`).
+    Route,
+    /// `service`'s table sends it to `target` (index into its table's targets; the target's
+    /// [`Encap`] may still be unresolved).
+    Redirect {
+        /// The service.
+        service: &'t ServiceEntry,
+        /// Target index.
+        target: u8,
+        /// Primary bucket (hash; 0 under mask assignment).
+        primary: u8,
+        /// Alternate bucket.
+        alt: u8,
+        /// The alternate bucket chose the target.
+        used_alt: bool,
+    },
+    /// `service` takes it but its table has no active cache for it: routed normally, or
+    /// dropped when the table is closed.
+    Unassigned {
+        /// The service.
+        service: &'t ServiceEntry,
+    },
+}
+
+/// The services in priority order: protocol and ports, redirect list, table lookup. The one
+/// decision of [`process`] (which counts `denied` through `passed`) and of `wccpd explain`
+/// ([`crate::explain`], which records every service it went past). Pure.
+#[inline(always)]
+pub fn decide<'t>(
+    t: &'t Tables,
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    mut passed: impl FnMut(&'t ServiceEntry, Passed),
+) -> Decision<'t> {
     for s in &t.services {
-        let Some(table) = &s.table else { continue };
-        if !table.service().matches(ip.proto, sport, dport) {
+        let Some(table) = &s.table else {
+            passed(s, Passed::NoTable);
+            continue;
+        };
+        if !table.service().matches(proto, sport, dport) {
+            passed(s, Passed::NoMatch);
             continue;
         }
-        let ctr = cx.counters.service(s.slot);
         if !s.rules.is_empty()
-            && !config::redirect_list_permits(&s.rules, ip.proto, ip.src, ip.dst, sport, dport)
+            && !config::redirect_list_permits(&s.rules, proto, src, dst, sport, dport)
         {
-            ctr.denied.inc();
+            passed(s, Passed::Denied);
             if t.check_all {
                 continue;
             }
-            return Svc::Route;
+            return Decision::Route;
         }
-        let key = FlowKey::new(u32::from(ip.src), u32::from(ip.dst), sport, dport);
+        let key = FlowKey::new(u32::from(src), u32::from(dst), sport, dport);
         return match lookup(s, table, &key) {
             Lookup::Redirect {
                 target,
                 primary,
                 alt,
                 used_alt,
-            } => match target_encap(s, target) {
-                Some(enc) => Svc::Redirect {
-                    slot: s.slot,
-                    enc,
-                    target,
-                    primary,
-                    alt,
-                    used_alt,
-                },
-                None => {
-                    cx.counters.count(Reason::TargetUnresolved);
-                    unassigned(cx, s, table.closed())
-                }
+            } => Decision::Redirect {
+                service: s,
+                target,
+                primary,
+                alt,
+                used_alt,
             },
-            Lookup::Forward => unassigned(cx, s, table.closed()),
+            Lookup::Forward => Decision::Unassigned { service: s },
         };
     }
-    Svc::Route
+    Decision::Route
+}
+
+/// Services in priority order ([`decide`]), counted.
+#[inline]
+fn services<'t>(cx: &Ctx<'t>, ip: &Ip, sport: u16, dport: u16) -> Svc<'t> {
+    let decision = decide(
+        cx.tables,
+        ip.proto,
+        ip.src,
+        ip.dst,
+        sport,
+        dport,
+        |s, why| {
+            if why == Passed::Denied {
+                cx.counters.service(s.slot).denied.inc();
+            }
+        },
+    );
+    match decision {
+        Decision::Route => Svc::Route,
+        Decision::Redirect {
+            service: s,
+            target,
+            primary,
+            alt,
+            used_alt,
+        } => match target_encap(s, target) {
+            Some(enc) => Svc::Redirect {
+                slot: s.slot,
+                enc,
+                target,
+                primary,
+                alt,
+                used_alt,
+            },
+            None => {
+                cx.counters.count(Reason::TargetUnresolved);
+                unassigned(cx, s, s.table.as_ref().is_some_and(|t| t.closed()))
+            }
+        },
+        Decision::Unassigned { service: s } => {
+            unassigned(cx, s, s.table.as_ref().is_some_and(|t| t.closed()))
+        }
+    }
 }
 
 /// `table.lookup(key)`, through the service's precomputed bucket owners when it has them
@@ -820,8 +918,9 @@ fn update16(check: u16, old: u16, new: u16) -> u16 {
     !(s as u16)
 }
 
+/// How target `target` of `s` is reached (`None`: unresolved or drained).
 #[inline]
-fn target_encap(s: &ServiceEntry, target: u8) -> Option<&Encap> {
+pub fn target_encap(s: &ServiceEntry, target: u8) -> Option<&Encap> {
     s.targets.get(usize::from(target)).and_then(Option::as_ref)
 }
 

@@ -546,6 +546,9 @@ pub struct State {
     pub redirect: BTreeMap<ServiceKey, Arc<RedirectTable>>,
     /// The router address each cache sends its HERE_I_AMs to (the GRE source it knows).
     pub cache_local: BTreeMap<Ipv4Addr, Ipv4Addr>,
+    /// Counter slots of services that do not use their position in `Topology::services`: a
+    /// reload keeps each service's slot (`ControlPlane::reconfigure`).
+    pub slots: BTreeMap<ServiceKey, usize>,
 }
 
 /// A compiled [`Tables`] and the next hops it still needs resolved.
@@ -651,7 +654,8 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
     let mut services = Vec::new();
     let mut members = Vec::new();
     let mut l2_caches = Vec::new();
-    for (slot, (key, rules)) in topo.services.iter().enumerate().take(MAX_SERVICES) {
+    for (index, (key, rules)) in topo.services.iter().enumerate().take(MAX_SERVICES) {
+        let slot = state.slots.get(key).copied().unwrap_or(index);
         let table = state
             .redirect
             .get(key)
@@ -692,7 +696,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
         }
         let priority = table.as_ref().map_or(0, |t| t.service().priority);
         services.push((
-            priority,
+            (priority, index),
             ServiceEntry {
                 key: *key,
                 slot,
@@ -706,7 +710,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
         ));
     }
     // Priority order: higher first; ties keep configuration order.
-    services.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.slot.cmp(&b.1.slot)));
+    services.sort_by_key(|&((priority, index), _)| (std::cmp::Reverse(priority), index));
     t.services = services.into_iter().map(|(_, s)| s).collect();
     members.sort_unstable();
     members.dedup();

@@ -14,7 +14,8 @@ pub enum RouterLinkState {
     Joined,
     /// The router offers no capability value we accept; we stopped joining it (see `reason`).
     Incompatible,
-    /// We left the group ([`super::CacheAgent::shutdown`]).
+    /// We left the group ([`super::CacheAgent::shutdown`], or
+    /// [`super::CacheAgent::set_healthy`] with `false`).
     Shutdown,
 }
 
@@ -47,10 +48,13 @@ pub struct RouterStatus {
     /// Assignment Key the router reflects.
     pub assignment_key: Option<AssignmentKeyStatus>,
     /// Negotiated forwarding method.
+    #[serde(default, with = "crate::label::named_option")]
     pub forwarding: Option<Method>,
     /// Negotiated assignment method.
+    #[serde(default, with = "crate::label::named_option")]
     pub assignment: Option<AssignMethod>,
     /// Negotiated packet return method.
+    #[serde(default, with = "crate::label::named_option")]
     pub packet_return: Option<Method>,
 }
 
@@ -85,11 +89,40 @@ pub struct ServiceStatus {
     pub buckets: Vec<CacheBuckets>,
 }
 
+/// The agent's health as the daemon's probe of the proxy reported it
+/// ([`super::CacheAgent::set_healthy`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AgentHealth {
+    /// In the groups (`false`: left because the proxy is unhealthy).
+    pub healthy: bool,
+    /// Times the agent left its groups for health.
+    pub leaves: u64,
+    /// Times it rejoined.
+    pub rejoins: u64,
+    /// Milliseconds since health last changed (`None`: never).
+    pub changed_ms_ago: Option<u64>,
+}
+
+impl Default for AgentHealth {
+    fn default() -> Self {
+        AgentHealth {
+            healthy: true,
+            leaves: 0,
+            rejoins: 0,
+            changed_ms_ago: None,
+        }
+    }
+}
+
 /// The whole agent.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheStatus {
     /// Our address.
     pub address: Ipv4Addr,
+    /// Left or in its groups, as health goes.
+    #[serde(default)]
+    pub health: AgentHealth,
     /// Per service group.
     pub services: Vec<ServiceStatus>,
 }

@@ -21,6 +21,8 @@ use super::limit::ReplyLimiter;
 use super::status::{AssignmentStatus, CacheStatus, Counters, NotUsable, ServiceStatus};
 use crate::{Datagram, DropReason, Event, Instant, Output, ServiceKey};
 
+mod reload;
+
 /// What a group needs from the router around it for one input.
 pub(super) struct Ctx<'a> {
     pub now: Instant,
@@ -74,6 +76,8 @@ struct Cache {
     caps: Option<CacheCaps>,
     /// Removed (timed out / shut down): kept for status until `gone_at + GONE_KEEP`.
     gone_at: Option<Instant>,
+    /// The last message received from it (type, e.g. `HERE_I_AM`) and when: status only.
+    last_msg: Option<(&'static str, Instant)>,
 }
 
 impl Cache {
@@ -96,9 +100,28 @@ const RECENT_IDS: usize = 8;
 const GONE_KEEP: Duration = Duration::from_secs(300);
 /// Most caches (of any state) a group tracks; further newcomers are dropped.
 const MAX_CACHES: usize = 256;
-/// Most senders a group remembers as having failed authentication without being a cache it
-/// tracks (shown in status with reason `md5_failure`; they never join anything).
+/// Most senders a group remembers as having been rejected (failed authentication, outside the
+/// group list, conflicting service definition) without being a cache it tracks (shown in
+/// status with the reason; they never join anything).
 const MAX_AUTH_FAILURES: usize = 16;
+
+/// A sender rejected without being a cache of the group: status only.
+#[derive(Clone, Copy, Debug)]
+struct Rejected {
+    addr: Ipv4Addr,
+    at: Instant,
+    reason: NotUsable,
+    /// The rejected message's type.
+    msg: &'static str,
+}
+
+/// The type of a WCCP message, for status (`"message"` when it has none we know).
+fn msg_label(payload: &[u8]) -> &'static str {
+    payload
+        .first_chunk::<4>()
+        .and_then(|b| wire::MessageType::try_from(u32::from_be_bytes(*b)).ok())
+        .map_or("message", wire::MessageType::as_str)
+}
 
 /// What the ISY reports about a mask assignment.
 #[derive(Debug, Clone)]
@@ -138,7 +161,10 @@ pub(super) struct Group {
     notify: bool,
     /// Senders whose last message failed authentication and that are not caches of the group,
     /// with when (oldest first, at most [`MAX_AUTH_FAILURES`]): status only.
-    auth_failures: VecDeque<(Ipv4Addr, Instant)>,
+    auth_failures: VecDeque<Rejected>,
+    /// Caches usable when the password changed (hot reload) that have not authenticated with
+    /// the new one since: a failed authentication makes them not usable (`reload.rs`).
+    reauth: BTreeSet<Ipv4Addr>,
     pub counters: Counters,
 }
 
@@ -164,6 +190,7 @@ impl Group {
             flush_at: None,
             notify: false,
             auth_failures: VecDeque::new(),
+            reauth: BTreeSet::new(),
             counters: Counters::default(),
         }
     }
@@ -414,15 +441,26 @@ impl Group {
     }
 
     /// Marks a cache unusable for `reason`; a membership change if it was usable.
+    /// (Every caller rejects a HERE_I_AM; a sender that is no cache of the group is remembered
+    /// for status.)
     fn make_unusable(&mut self, ctx: &mut Ctx<'_>, addr: Ipv4Addr, reason: NotUsable) {
         let was = match self.caches.get_mut(&addr) {
             Some(c) if c.gone_at.is_none() => {
                 let was = c.usable;
                 c.usable = false;
                 c.reason = Some(reason);
+                c.last_msg = Some(("HERE_I_AM", ctx.now));
                 was
             }
-            _ => false,
+            _ => {
+                self.remember_rejected(Rejected {
+                    addr,
+                    at: ctx.now,
+                    reason,
+                    msg: "HERE_I_AM",
+                });
+                false
+            }
         };
         if was {
             self.membership_changed(ctx);
@@ -433,6 +471,9 @@ impl Group {
 
     /// A message for this group failed authentication.
     pub fn security_failed(&mut self, ctx: &mut Ctx<'_>, dg: &Datagram, detail: String) {
+        // A cache still to authenticate with a password changed by a reload is not usable
+        // any more (reload.rs).
+        self.reauthentication_failed(ctx, dg.peer);
         // Only a cache that is not usable gets the reason: a forged packet must not be able to
         // evict a member.
         if let Some(c) = self
@@ -443,16 +484,27 @@ impl Group {
             if !c.usable && c.gone_at.is_none() {
                 c.reason = Some(NotUsable::Md5Failure);
             }
+            c.last_msg = Some((msg_label(&dg.payload), ctx.now));
         } else {
             // A sender we track nowhere else: remembered for status only (bounded), so that an
             // operator sees which address is failing and why.
-            self.auth_failures.retain(|&(a, _)| a != dg.peer);
-            if self.auth_failures.len() == MAX_AUTH_FAILURES {
-                self.auth_failures.pop_front();
-            }
-            self.auth_failures.push_back((dg.peer, ctx.now));
+            self.remember_rejected(Rejected {
+                addr: dg.peer,
+                at: ctx.now,
+                reason: NotUsable::Md5Failure,
+                msg: msg_label(&dg.payload),
+            });
         }
         self.drop_msg(ctx, dg.peer, DropReason::Security, detail);
+    }
+
+    /// Remembers a rejected sender that is no cache of the group (bounded, newest kept).
+    fn remember_rejected(&mut self, r: Rejected) {
+        self.auth_failures.retain(|x| x.addr != r.addr);
+        if self.auth_failures.len() == MAX_AUTH_FAILURES {
+            self.auth_failures.pop_front();
+        }
+        self.auth_failures.push_back(r);
     }
 
     // ---- HERE_I_AM (FIG. 4 op. 407-411, FIG. 5) -------------------------------------------
@@ -539,7 +591,8 @@ impl Group {
         let routers: Vec<Ipv4Addr> = hia.view.routers.iter().map(|r| r.addr.to_ipv4()).collect();
         let old_view_routers = self.view_routers();
         // Authenticated now: no longer a failing sender.
-        self.auth_failures.retain(|&(a, _)| a != peer && a != addr);
+        self.auth_failures
+            .retain(|r| r.addr != peer && r.addr != addr);
         let c = self.caches.entry(addr).or_insert_with(|| Cache {
             addr,
             reply_to: peer,
@@ -557,6 +610,7 @@ impl Group {
             routers: Vec::new(),
             caps: None,
             gone_at: None,
+            last_msg: None,
         });
         if c.gone_at.is_some() {
             // Back after removal: a fresh handshake.
@@ -571,6 +625,14 @@ impl Group {
         c.service = hia.service;
         c.version = hia.version;
         c.last_heard = ctx.now;
+        c.last_msg = Some((
+            if shutdown {
+                "HERE_I_AM (SHUTDOWN)"
+            } else {
+                "HERE_I_AM"
+            },
+            ctx.now,
+        ));
         c.query_sent = false;
         c.routers = routers;
         let was_usable = c.usable;
@@ -764,6 +826,13 @@ impl Group {
 
     pub fn on_redirect_assign(&mut self, ctx: &mut Ctx<'_>, dg: &Datagram, ra: RedirectAssign) {
         let peer = dg.peer;
+        if let Some(c) = self
+            .caches
+            .values_mut()
+            .find(|c| c.gone_at.is_none() && (c.reply_to == peer || c.addr == peer))
+        {
+            c.last_msg = Some(("REDIRECT_ASSIGN", ctx.now));
+        }
         let def = match (self.def, ServiceDef::from_wire(&ra.service)) {
             (Some(g), Ok(d)) => match g.conflict_with(&d) {
                 None => g,
@@ -969,23 +1038,33 @@ impl Group {
                 weight: c.identity.data.weight_status().map_or(0, |w| w.0),
                 last_heard_ms_ago: now.saturating_since(c.last_heard).as_millis() as u64,
                 forwarding: c.caps.map(|k| k.forwarding.as_str()),
+                last_message: c.last_msg.map(|(m, _)| m),
+                last_message_ms_ago: c
+                    .last_msg
+                    .map(|(_, at)| now.saturating_since(at).as_millis() as u64),
             }
         });
-        // Senders failing authentication that are no cache of ours: listed, never usable.
+        // Senders rejected (authentication, group list, definition) that are no cache of
+        // ours: listed, never usable.
         let failing = self
             .auth_failures
             .iter()
-            .filter(|&&(a, at)| {
-                !self.caches.contains_key(&a) && now.saturating_since(at) < GONE_KEEP
+            .filter(|r| {
+                !self.caches.contains_key(&r.addr) && now.saturating_since(r.at) < GONE_KEEP
             })
-            .map(|&(address, at)| CacheStatus {
-                address,
-                usable: false,
-                reason: Some(NotUsable::Md5Failure),
-                buckets: 0,
-                weight: 0,
-                last_heard_ms_ago: now.saturating_since(at).as_millis() as u64,
-                forwarding: None,
+            .map(|r| {
+                let ago = now.saturating_since(r.at).as_millis() as u64;
+                CacheStatus {
+                    address: r.addr,
+                    usable: false,
+                    reason: Some(r.reason),
+                    buckets: 0,
+                    weight: 0,
+                    last_heard_ms_ago: ago,
+                    forwarding: None,
+                    last_message: Some(r.msg),
+                    last_message_ms_ago: Some(ago),
+                }
             });
         let caches = caches.chain(failing).collect();
         ServiceStatus {
@@ -993,6 +1072,11 @@ impl Group {
             dynamic: self.cfg.key.dynamic,
             change_number: self.change_number,
             receive_id: self.receive_id,
+            security: if self.cfg.password.is_some() {
+                "md5"
+            } else {
+                "none"
+            },
             assignment_method: self.method.map(|m| m.assignment.as_str()),
             assignment: self.assignment.as_ref().map(|a| AssignmentStatus {
                 address: a.key.addr.to_ipv4(),

@@ -95,6 +95,13 @@ pub struct CacheStatus {
     /// Negotiated forwarding method (`"gre"` / `"l2"`), once usable.
     #[serde(default, deserialize_with = "label::deserialize_option")]
     pub forwarding: Option<Label>,
+    /// The type of the last message received from it (`HERE_I_AM`, `HERE_I_AM (SHUTDOWN)`,
+    /// `REDIRECT_ASSIGN`), whether accepted or not.
+    #[serde(default, deserialize_with = "label::deserialize_option")]
+    pub last_message: Option<Label>,
+    /// Milliseconds since that message.
+    #[serde(default)]
+    pub last_message_ms_ago: Option<u64>,
 }
 
 /// One service group.
@@ -104,6 +111,10 @@ pub struct ServiceStatus {
     pub id: u8,
     /// Dynamic (`true`) or standard.
     pub dynamic: bool,
+    /// `"md5"` (a password is configured) or `"none"` (anyone who reaches UDP 2048 on a router
+    /// address can join).
+    #[serde(default = "security_unknown", deserialize_with = "label::deserialize")]
+    pub security: Label,
     /// Current Member Change Number.
     pub change_number: u32,
     /// Last Receive ID sent.
@@ -119,6 +130,10 @@ pub struct ServiceStatus {
     pub caches: Vec<CacheStatus>,
     /// Counters of this group.
     pub counters: Counters,
+}
+
+fn security_unknown() -> Label {
+    "unknown"
 }
 
 /// The whole router.

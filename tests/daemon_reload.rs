@@ -1,0 +1,276 @@
+//! Hot reload of the real `wccpd router` (socket transport) with our cache agent joined, in two
+//! network namespaces: `wccpd reload` applies a valid change (a new password and a new closed
+//! service: the cache still on the old password becomes not usable, `show` has the new
+//! service and its table), refuses an invalid file with its lines and a change that needs a
+//! restart, leaving the running configuration as it was, and SIGHUP reloads too. Every outcome
+//! is counted in `show --json` and logged. Needs root (CI); namespaces are `rl-<pid>-...`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const T_MS: u64 = 1000;
+
+fn router_yaml(address: &str, socket: &Path, password: &str, extra: &str) -> String {
+    format!(
+        "router:
+  addresses: [{address}]
+  control:
+    socket_path: {}
+  timers:
+    transmit_t_ms: {T_MS}
+  services:
+    - id: 0
+      type: standard
+      password: {password}
+{extra}log:
+  level: debug
+",
+        socket.display()
+    )
+}
+
+const DYNAMIC_90: &str = "    - id: 90
+      type: dynamic
+      protocol: tcp
+      ports: [8080]
+      closed: true
+";
+
+/// `wccpd reload --json -s socket`: (exit success, the report, stdout + stderr).
+fn reload(socket: &Path) -> (bool, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
+        .args(["reload", "--json", "-s"])
+        .arg(socket)
+        .output()
+        .expect("wccpd reload");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
+    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status.success(), report, text)
+}
+
+fn services(st: &Value) -> Vec<(u64, bool)> {
+    st["services"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|s| (s["id"].as_u64().unwrap_or(999), s["dynamic"] == true))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn cache_state(st: &Value, ip: &str) -> Option<(bool, Value)> {
+    router_cache(st, ip).map(|c| (c["usable"] == true, c["reason"].clone()))
+}
+
+#[test]
+fn reload_applies_refuses_and_answers_sighup() {
+    if !prerequisites(&[]) {
+        return;
+    }
+    let pid = std::process::id();
+    let dir = TempDir::new("reload");
+    let net = NetnsPair::named(&format!("rl-{pid}"), "rlv", 236);
+    let router_sock = dir.join("router.sock");
+    let cache_sock = dir.join("cache.sock");
+    let router_conf = dir.join("router.yaml");
+    let cache_conf = dir.join("cache.yaml");
+    std::fs::write(
+        &router_conf,
+        router_yaml(&net.router_ip, &router_sock, "secret1", ""),
+    )
+    .unwrap();
+    std::fs::write(
+        &cache_conf,
+        format!(
+            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n      password: secret1\n",
+            c = net.cache_ip,
+            r = net.router_ip,
+            s = cache_sock.display(),
+        ),
+    )
+    .unwrap();
+    let mut router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
+    let _cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &cache_conf, &dir);
+    let state = |want: bool| {
+        let (ip, sock) = (net.cache_ip.clone(), router_sock.clone());
+        move || show_json(&sock).filter(|st| cache_state(st, &ip).is_some_and(|c| c.0 == want))
+    };
+    let st = wait_for(Duration::from_secs(10), state(true))
+        .unwrap_or_else(|| panic!("cache never joined: {:#?}", show_json(&router_sock)));
+    assert_eq!(
+        st["reloads"],
+        serde_json::json!({"applied": 0, "refused": 0, "invalid": 0, "last": null})
+    );
+
+    // (a) A valid change: applied, `show` reflects it.
+    std::fs::write(
+        &router_conf,
+        router_yaml(&net.router_ip, &router_sock, "secret2", DYNAMIC_90),
+    )
+    .unwrap();
+    let (ok, report, text) = reload(&router_sock);
+    assert!(ok, "{text}");
+    assert_eq!(report["result"], "applied", "{text}");
+    assert_eq!(report["trigger"], "socket");
+    assert_eq!(
+        report["changes"],
+        serde_json::json!(["service standard 0: password", "service dynamic 90: added"]),
+        "{text}"
+    );
+    assert_eq!(
+        report["router"]["updated"][0]["reauthenticate"],
+        serde_json::json!([net.cache_ip]),
+        "{text}"
+    );
+    let st = show_json(&router_sock).expect("show");
+    assert_eq!(services(&st), vec![(0, false), (90, true)]);
+    let t90 = st["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["id"] == 90 && t["dynamic"] == true))
+        .cloned()
+        .unwrap_or_else(|| panic!("no table for dynamic 90: {st:#}"));
+    assert_eq!(
+        (t90["published"].clone(), t90["closed"].clone()),
+        (true.into(), true.into())
+    );
+    assert_eq!(st["reloads"]["applied"], 1);
+    assert_eq!(st["reloads"]["last"]["result"], "applied");
+    // The cache still signs with the old password: its next HERE_I_AM makes it not usable.
+    let st = wait_for(Duration::from_millis(3 * T_MS), state(false))
+        .unwrap_or_else(|| panic!("cache still usable: {:#?}", show_json(&router_sock)));
+    assert_eq!(
+        cache_state(&st, &net.cache_ip).map(|c| c.1),
+        Some("md5_failure".into()),
+        "{st:#}"
+    );
+
+    // (b) An invalid file: refused with its lines; the running configuration stays.
+    std::fs::write(
+        &router_conf,
+        router_yaml(
+            &net.router_ip,
+            &router_sock,
+            "much-too-long",
+            "    - id: 3\n      type: standard\n",
+        ),
+    )
+    .unwrap();
+    let (ok, report, text) = reload(&router_sock);
+    assert!(!ok, "{text}");
+    assert_eq!(report["result"], "invalid", "{text}");
+    let problems: Vec<String> = report["problems"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let conf = std::fs::canonicalize(&router_conf).unwrap();
+    let at = |line: usize, key: &str| {
+        problems
+            .iter()
+            .any(|p| p.starts_with(&format!("{}:{line}:", conf.display())) && p.contains(key))
+    };
+    assert!(
+        at(
+            10,
+            "router.services[0].password: password must be 1-8 octets"
+        ),
+        "{problems:#?}"
+    );
+    assert!(at(11, "router.services[1].id"), "{problems:#?}");
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(text.contains("running configuration stays"), "{text}");
+    let st = show_json(&router_sock).expect("show");
+    assert_eq!(services(&st), vec![(0, false), (90, true)], "unchanged");
+    assert_eq!(st["reloads"]["invalid"], 1);
+
+    // (c) A change that needs a restart: refused with the reason; nothing else applied.
+    std::fs::write(
+        &router_conf,
+        router_yaml(&net.host(7), &router_sock, "secret1", ""),
+    )
+    .unwrap();
+    let (ok, report, text) = reload(&router_sock);
+    assert!(!ok, "{text}");
+    assert_eq!(report["result"], "refused", "{text}");
+    assert!(
+        report["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.starts_with("router.addresses: needs a restart")),
+        "{text}"
+    );
+    let st = show_json(&router_sock).expect("show");
+    assert_eq!(services(&st), vec![(0, false), (90, true)], "unchanged");
+    assert_eq!(st["reloads"]["refused"], 1);
+
+    // SIGHUP: back to the first file; the cache's password matches again and it rejoins.
+    std::fs::write(
+        &router_conf,
+        router_yaml(&net.router_ip, &router_sock, "secret1", ""),
+    )
+    .unwrap();
+    let pid = router
+        .child
+        .as_ref()
+        .map(|c| c.id())
+        .expect("router running");
+    run("kill", &["-HUP", &pid.to_string()]);
+    let st = wait_for(Duration::from_secs(5), || {
+        show_json(&router_sock).filter(|st| st["reloads"]["applied"] == 2)
+    })
+    .unwrap_or_else(|| panic!("SIGHUP did not reload: {:#?}", show_json(&router_sock)));
+    assert_eq!(st["reloads"]["last"]["trigger"], "sighup");
+    assert_eq!(services(&st), vec![(0, false)]);
+    wait_for(Duration::from_millis(4 * T_MS), state(true))
+        .unwrap_or_else(|| panic!("cache never rejoined: {:#?}", show_json(&router_sock)));
+
+    // Logged, and still a clean exit.
+    let log = router.output();
+    for want in [
+        "configuration reloaded",
+        "configuration reload: invalid file",
+        "configuration reload refused",
+    ] {
+        assert!(log.contains(want), "no {want:?} in the log:\n{log}");
+    }
+    let status = router.signal_and_wait("TERM", Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+#[test]
+fn the_cache_agent_does_not_reload() {
+    if !prerequisites(&[]) {
+        return;
+    }
+    let pid = std::process::id();
+    let dir = TempDir::new("reload-cache");
+    let net = NetnsPair::named(&format!("rl-{pid}"), "rlc", 237);
+    let sock = dir.join("cache.sock");
+    let conf = dir.join("cache.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  services:\n    - id: 0\n      type: standard\n",
+            c = net.cache_ip,
+            r = net.router_ip,
+            s = sock.display(),
+        ),
+    )
+    .unwrap();
+    let _cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &conf, &dir);
+    wait_for(Duration::from_secs(10), || show_json(&sock)).expect("cache answers");
+    let (ok, _, text) = reload(&sock);
+    assert!(!ok);
+    assert!(text.contains("only `wccpd router` does"), "{text}");
+    assert!(show_json(&sock).is_some_and(|st| st.get("reloads").is_none()));
+}
