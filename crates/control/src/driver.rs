@@ -269,6 +269,7 @@ pub struct Driver<M> {
     options: DriverOptions,
     epoch: std::time::Instant,
     stats: DriverStats,
+    rejections: crate::log_limit::LogLimiter,
 }
 
 impl<M> std::fmt::Debug for Driver<M> {
@@ -376,6 +377,7 @@ impl<M: Machine + 'static> Driver<M> {
             options,
             epoch: std::time::Instant::now(),
             stats: DriverStats::default(),
+            rejections: crate::log_limit::LogLimiter::default(),
         };
         Ok((driver, handle))
     }
@@ -467,7 +469,10 @@ impl<M: Machine + 'static> Driver<M> {
                     );
                     self.publisher.publish(service, table);
                 }
-                Output::Event(e) => self.event(e),
+                Output::Event(e) => {
+                    let now = self.now();
+                    self.event(now, e);
+                }
             }
         }
     }
@@ -491,7 +496,8 @@ impl<M: Machine + 'static> Driver<M> {
         }
     }
 
-    fn event(&mut self, e: Event) {
+    fn event(&mut self, now: Instant, e: Event) {
+        crate::log_limit::log_event(&mut self.rejections, now, &e);
         match e {
             Event::Dropped {
                 peer,
@@ -499,31 +505,12 @@ impl<M: Machine + 'static> Driver<M> {
                 detail,
             } => {
                 *self.stats.drops.entry(reason.as_str()).or_insert(0) += 1;
-                tracing::warn!(%peer, reason = reason.as_str(), %detail, "control datagram dropped");
                 self.stats
                     .last_drop
                     .insert(reason.as_str(), format!("{peer}: {detail}"));
             }
-            Event::MembershipChanged {
-                service,
-                change_number,
-            } => {
-                self.stats.membership_changes += 1;
-                tracing::info!(
-                    service = service.id,
-                    dynamic = service.dynamic,
-                    change_number,
-                    "membership changed"
-                );
-            }
-            Event::Assignment {
-                service,
-                key_address,
-                key_change,
-            } => {
-                self.stats.assignments += 1;
-                tracing::info!(service = service.id, dynamic = service.dynamic, %key_address, key_change, "assignment");
-            }
+            Event::MembershipChanged { .. } => self.stats.membership_changes += 1,
+            Event::Assignment { .. } => self.stats.assignments += 1,
         }
     }
 }

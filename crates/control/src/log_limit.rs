@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::{DropReason, Instant};
+use crate::{DropReason, Event, Instant};
 
 /// Default interval between two lines about one source.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -23,6 +23,45 @@ pub fn is_rejection(reason: DropReason) -> bool {
         reason,
         DropReason::Security | DropReason::NotAllowed | DropReason::ServiceMismatch
     )
+}
+
+/// Logs one state-machine event the same way for every driver (the socket driver and the DPDK
+/// control lcore): rejections at most once per source per interval (`limiter`), other drops at
+/// debug level, membership changes and assignments at info level. Counting is the caller's.
+pub fn log_event(limiter: &mut LogLimiter, now: Instant, e: &Event) {
+    match e {
+        Event::Dropped {
+            peer,
+            reason,
+            detail,
+        } => {
+            if is_rejection(*reason) {
+                if let Some(held) = limiter.allow(now, *peer) {
+                    tracing::warn!(%peer, reason = reason.as_str(), %detail, suppressed = held, "cache rejected (at most one line per source per minute)");
+                }
+            } else {
+                tracing::debug!(%peer, reason = reason.as_str(), %detail, "control message dropped");
+            }
+        }
+        Event::MembershipChanged {
+            service,
+            change_number,
+        } => {
+            tracing::info!(
+                service = service.id,
+                dynamic = service.dynamic,
+                change_number,
+                "membership changed"
+            );
+        }
+        Event::Assignment {
+            service,
+            key_address,
+            key_change,
+        } => {
+            tracing::info!(service = service.id, dynamic = service.dynamic, %key_address, key_change, "assignment accepted");
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -678,42 +678,13 @@ impl<B: PacketBuf> ControlPlane<B> {
     }
 
     fn event(&mut self, now: Instant, e: Event) {
+        control::log_limit::log_event(&mut self.rejections, now, &e);
         match e {
-            Event::Dropped {
-                peer,
-                reason,
-                detail,
-            } => {
+            Event::Dropped { reason, .. } => {
                 *self.stats.drops.entry(reason.as_str()).or_insert(0) += 1;
-                if control::log_limit::is_rejection(reason) {
-                    // Counted always; logged with the source at most once a minute.
-                    if let Some(held) = self.rejections.allow(now, peer) {
-                        tracing::warn!(%peer, reason = reason.as_str(), %detail, suppressed = held, "cache rejected (at most one line per source per minute)");
-                    }
-                } else {
-                    tracing::debug!(%peer, reason = reason.as_str(), %detail, "control message dropped");
-                }
             }
-            Event::MembershipChanged {
-                service,
-                change_number,
-            } => {
-                self.stats.membership_changes += 1;
-                tracing::info!(
-                    service = service.id,
-                    dynamic = service.dynamic,
-                    change_number,
-                    "membership changed"
-                );
-            }
-            Event::Assignment {
-                service,
-                key_address,
-                key_change,
-            } => {
-                self.stats.assignments += 1;
-                tracing::info!(service = service.id, %key_address, key_change, "assignment accepted");
-            }
+            Event::MembershipChanged { .. } => self.stats.membership_changes += 1,
+            Event::Assignment { .. } => self.stats.assignments += 1,
         }
     }
 

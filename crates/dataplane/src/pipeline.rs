@@ -32,8 +32,8 @@ use wire::{checksum, Ipv4Packet};
 use crate::buf::PacketBuf;
 use crate::counters::{LcoreCounters, Reason};
 use crate::tables::{
-    Encap, PortInfo, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD, OWNER_LOOKUP,
-    REDIRECT_HDR,
+    Encap, PortInfo, RouteHit, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD,
+    OWNER_LOOKUP, REDIRECT_HDR,
 };
 
 /// What to do with a processed frame.
@@ -386,17 +386,7 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
         }
     }
     // Routed: as `forward` for a packet no service took.
-    let synack = l4::TCP_SYN | l4::TCP_ACK;
-    if total > usize::from(ep.mtu) || flags & synack == synack || !b.editable() {
-        return None;
-    }
-    let mac = match route.via_mac {
-        Some(m) => m,
-        None => {
-            let nh = route.entry.via.map_or(dst, u32::from);
-            t.neighbours.get(&nh).filter(|n| n.port == eport)?.mac
-        }
-    };
+    let mac = fast_next_hop(t, b, route, ep, dst, total, flags)?;
     let tail = len - ethernet::HEADER_LEN - total;
     if tail > 0 && !b.trim_back(tail) {
         return None;
@@ -407,6 +397,34 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
     b.reset_offloads();
     cx.counters.count(Reason::Routed);
     Some(Action::Tx(eport))
+}
+
+/// The fast paths' routing conditions: the packet fits the egress MTU, is not a SYN-ACK (which
+/// may need its MSS clamped: the general path does that), can be edited in place, and its next
+/// hop's MAC is known. `None`: take the general path.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fast_next_hop<B: PacketBuf>(
+    t: &Tables,
+    b: &B,
+    route: &RouteHit,
+    ep: &PortInfo,
+    dst: u32,
+    total: usize,
+    flags: u8,
+) -> Option<[u8; 6]> {
+    let synack = l4::TCP_SYN | l4::TCP_ACK;
+    if total > usize::from(ep.mtu) || flags & synack == synack || !b.editable() {
+        return None;
+    }
+    match route.via_mac {
+        Some(m) => Some(m),
+        None => {
+            let nh = route.entry.via.map_or(dst, u32::from);
+            let n = t.neighbours.get(&nh)?;
+            (n.port == route.entry.port).then_some(n.mac)
+        }
+    }
 }
 
 /// `fast` for a GRE return (`local` -> `gre_return` -> `forward` in `Mode::Returned`): WCCP GRE
@@ -463,17 +481,7 @@ fn fast_return<B: PacketBuf>(
     } else {
         0
     };
-    let synack = l4::TCP_SYN | l4::TCP_ACK;
-    if itotal > usize::from(ep.mtu) || flags & synack == synack || !b.editable() {
-        return None;
-    }
-    let mac = match route.via_mac {
-        Some(m) => m,
-        None => {
-            let nh = route.entry.via.map_or(idst, u32::from);
-            t.neighbours.get(&nh).filter(|n| n.port == eport)?.mac
-        }
-    };
+    let mac = fast_next_hop(t, b, route, ep, idst, itotal, flags)?;
     // As `gre_return`: keep one Ethernet header in front of the inner packet.
     let tail = len - (INNER_AT + itotal);
     if (tail > 0 && !b.trim_back(tail)) || !b.trim_front(INNER_AT - ethernet::HEADER_LEN) {
