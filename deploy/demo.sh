@@ -69,6 +69,7 @@ cat >"$WORK/router.yaml" <<EOF
 router:
   addresses: [10.71.3.1, 10.71.4.1]
   control: {transport: dpdk, socket_path: $WORK/router.sock}
+  metrics: {listen: "127.0.0.1:9548"}
   timers: {transmit_t_ms: 1000}
   services:
     - {id: 0, type: standard}
@@ -197,7 +198,10 @@ printf '    curl http://10.71.2.2/  ->  %s\n' "$(nsx client curl -s -m 5 http://
 echo "    origin server log (last 2):"
 tail -n 2 "$WORK/server.log" | sed 's/^/        /'
 
-step "6. wccpd show"
+step "6. Prometheus metrics (an excerpt of /metrics) and wccpd show"
+nsx r curl -s http://127.0.0.1:9548/metrics |
+    grep -E '^wccp_(service_usable_caches|service_packets_total\{outcome="(redirected|unassigned)"|cache_packets_total|dp_tables_generation)' |
+    sed 's/^/    /'
 show | sed -n '/^Data plane/,$p'
 
 step "done: tearing everything down"
