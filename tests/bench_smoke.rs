@@ -2,6 +2,7 @@
 //! the same replayed pcap, net_null, no hugepages, the table-swap check) and reports every
 //! figure; the swap check's frame accounting must be exact. No time or rate is asserted:
 //! benchmarks print figures, they do not pass or fail on them.
+//! EAL: vdevs only, so every measured process gets --no-pci.
 
 #![cfg(feature = "dpdk")]
 

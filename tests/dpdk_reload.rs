@@ -10,6 +10,7 @@
 //! `wccpd reload` applies a new password and redirect list, refuses a port or EAL change
 //! ("needs a restart"), and SIGHUP reloads too. No hugepages (`--no-huge --no-shconf`), vdevs
 //! only. DPDK needs root (CI).
+//! EAL: vdevs only, so --no-pci is passed (the daemon and `eal_args` add it).
 
 #![cfg(feature = "dpdk")]
 

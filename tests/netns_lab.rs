@@ -29,6 +29,7 @@
 //! HTTP servers and the client are this test binary re-executed inside a namespace (no curl or
 //! python needed). Needs root, `ip`, `nft`, `/dev/net/tun`, `ping`, `traceroute` and `squid`
 //! (CI); fails without them unless `WCCPD_ALLOW_SKIP=1`.
+//! EAL: every port is a TAP vdev, so the router passes --no-pci (no PCI probe).
 
 mod common;
 

@@ -11,6 +11,7 @@
 //! burst, before receiving, so it may use one that was already replaced) to the table current
 //! when the frame came back. Anything else is `missent`; a sequence number seen twice is
 //! `duplicated`; after draining, `lost = sent - received - counted drops`.
+//! EAL always runs with --no-pci here: every port is a vdev (`dataplane::dpdk_impl::eal_args`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,4 +1,5 @@
 //! Every example in `conf/` loads, and broken files report every problem with field and line.
+//! (The lab examples name only vdevs, so the daemon passes --no-pci to EAL.)
 
 use std::path::PathBuf;
 
