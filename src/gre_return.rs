@@ -95,19 +95,11 @@ impl ReturnSettings {
         let services: Vec<ServicePolicy> = s
             .services
             .iter()
-            .filter(|svc| svc.return_policy != config::ReturnPolicy::default())
-            .map(|svc| {
-                let rp = &svc.return_policy;
-                ServicePolicy {
-                    dynamic: svc.definition.dynamic,
-                    id: svc.definition.id,
-                    policy: ReturnPolicy {
-                        refuse_sources: rp.refuse_sources.clone(),
-                        refuse_destinations: rp.refuse_destinations.clone(),
-                        max_load: rp.max_load.map(u32::from),
-                        rewrite_destinations: Vec::new(),
-                    },
-                }
+            .filter(|svc| !svc.return_policy.is_empty())
+            .map(|svc| ServicePolicy {
+                dynamic: svc.definition.dynamic,
+                id: svc.definition.id,
+                policy: svc.return_policy.clone(),
             })
             .collect();
         let tun = s.tun.as_ref().map(TunSettings::from_config);
@@ -472,7 +464,7 @@ pub fn inspect<'p>(
     } else {
         0
     };
-    match svc.policy.decide(&r, load) {
+    match packet_return::decide(&svc.policy, &r, load) {
         packet_return::Decision::Accept => (Handled::Accepted, Some(r.inner)),
         packet_return::Decision::Refuse(reason) => match packet_return::build_return(&r, ip_id) {
             Ok(packet) => (

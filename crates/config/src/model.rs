@@ -179,16 +179,7 @@ pub struct Metrics {
     pub buckets: bool,
 }
 
-/// When the cache returns (bypasses) redirected packets instead of serving them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReturnPolicy {
-    /// Return packets from these sources.
-    pub refuse_sources: Vec<Ipv4Net>,
-    /// Return packets to these destinations.
-    pub refuse_destinations: Vec<Ipv4Net>,
-    /// Return new flows while the load is above this percentage (1-100).
-    pub max_load: Option<u8>,
-}
+pub use assign::policy::ReturnPolicy;
 
 /// One service group on the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -970,7 +970,7 @@ fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheS
         Some(raw) => {
             let max_load = match raw.max_load {
                 None => None,
-                Some(n @ 1..=100) => u8::try_from(n).ok(),
+                Some(n @ 1..=100) => Some(n),
                 Some(n) => {
                     ctx.err(
                         &rp.key("max_load"),
@@ -987,6 +987,7 @@ fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheS
                     &rp.key("refuse_destinations"),
                 ),
                 max_load,
+                rewrite_destinations: Vec::new(),
             }
         }
     };

@@ -24,7 +24,6 @@
 use core::fmt;
 use core::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
 use wire::checksum;
 use wire::gre::{self, WCCP_ENCAP_LEN};
 use wire::ipv4::{self, Ipv4Repr};
@@ -115,55 +114,7 @@ impl fmt::Display for ReturnError {
 
 impl std::error::Error for ReturnError {}
 
-/// When the cache refuses redirected packets (and returns them to the router).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReturnPolicy {
-    /// Return packets whose (inner) source address lies in one of these prefixes, e.g. clients
-    /// that need IP-based authentication at the origin (the patent's example).
-    pub refuse_sources: Vec<Ipv4Net>,
-    /// Return packets whose (inner) destination lies in one of these prefixes.
-    pub refuse_destinations: Vec<Ipv4Net>,
-    /// Return every packet while the load figure is strictly above this value (`None`: never).
-    pub max_load: Option<u32>,
-    /// Return packets to these destinations with the destination rewritten to the given address
-    /// (the patent's claims 37-38: "a prohibited destination address may be modified"). The inner
-    /// IPv4 header checksum and the TCP/UDP checksum are fixed up.
-    pub rewrite_destinations: Vec<(Ipv4Net, Ipv4Addr)>,
-}
-
-/// Why a packet is handed back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RefuseReason {
-    /// Inner source address matched `refuse_sources`.
-    Source,
-    /// Inner destination matched `refuse_destinations`.
-    Destination,
-    /// Load above `max_load`.
-    Overload,
-    /// Inner destination matched `rewrite_destinations`: returned with a new destination.
-    Rewritten,
-}
-
-impl RefuseReason {
-    /// Stable label for metrics.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RefuseReason::Source => "source",
-            RefuseReason::Destination => "destination",
-            RefuseReason::Overload => "overload",
-            RefuseReason::Rewritten => "rewritten",
-        }
-    }
-}
-
-/// What to do with a redirected packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Decision {
-    /// Serve it locally.
-    Accept,
-    /// Hand it back to the router.
-    Refuse(RefuseReason),
-}
+pub use assign::policy::{Decision, RefuseReason, ReturnPolicy};
 
 /// A parsed GRE-redirected packet as received by the cache (borrowing the buffer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,38 +195,10 @@ pub fn parse_redirected(pkt: &[u8]) -> Result<Redirected<'_>, ReturnError> {
     })
 }
 
-impl ReturnPolicy {
-    /// Decides whether to serve or return `pkt` at the given load figure. Source prefixes are
-    /// checked first, then destination prefixes, then rewrite rules, then load.
-    pub fn decide(&self, pkt: &Redirected<'_>, load: u32) -> Decision {
-        if self
-            .refuse_sources
-            .iter()
-            .any(|p| p.contains(&pkt.inner_src))
-        {
-            Decision::Refuse(RefuseReason::Source)
-        } else if self
-            .refuse_destinations
-            .iter()
-            .any(|p| p.contains(&pkt.inner_dst))
-        {
-            Decision::Refuse(RefuseReason::Destination)
-        } else if self.rewrite_for(pkt.inner_dst).is_some() {
-            Decision::Refuse(RefuseReason::Rewritten)
-        } else if self.max_load.is_some_and(|m| load > m) {
-            Decision::Refuse(RefuseReason::Overload)
-        } else {
-            Decision::Accept
-        }
-    }
-
-    /// The replacement destination for `dst`, if a rewrite rule matches (first match wins).
-    pub fn rewrite_for(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        self.rewrite_destinations
-            .iter()
-            .find(|(p, _)| p.contains(&dst))
-            .map(|(_, to)| *to)
-    }
+/// Decides whether to serve or return `pkt` at the given load figure
+/// ([`ReturnPolicy::decide_addresses`] on its inner addresses).
+pub fn decide(policy: &ReturnPolicy, pkt: &Redirected<'_>, load: u32) -> Decision {
+    policy.decide_addresses(pkt.inner_src, pkt.inner_dst, load)
 }
 
 /// Rewrites the destination address of an IPv4 packet in place (the original packet inside a
@@ -386,7 +309,7 @@ pub fn process(
     ip_id: u16,
 ) -> Result<Verdict, ReturnError> {
     let r = parse_redirected(pkt)?;
-    match policy.decide(&r, load) {
+    match decide(policy, &r, load) {
         Decision::Accept => Ok(Verdict::Accept),
         Decision::Refuse(reason) => {
             let mut packet = build_return(&r, ip_id)?;
@@ -404,6 +327,7 @@ pub fn process(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipnet::Ipv4Net;
 
     /// The prefix semantics the policy relies on: `contains` ignores host bits of the prefix.
     #[test]

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use wccp_control::packet_return::{
-    build_return, parse_redirected, process, rewrite_destination, Decision, RefuseReason,
+    self, build_return, parse_redirected, process, rewrite_destination, Decision, RefuseReason,
     ReturnError, ReturnPolicy, Verdict,
 };
 use wire::checksum::checksum as internet_checksum;
@@ -102,24 +102,33 @@ fn policy_source_destination_and_load() {
     let r = parse_redirected(&pkt).unwrap();
     let mut p = ReturnPolicy::default();
     assert_eq!(
-        p.decide(&r, u32::MAX),
+        packet_return::decide(&p, &r, u32::MAX),
         Decision::Accept,
         "empty policy serves everything"
     );
     p.max_load = Some(80);
-    assert_eq!(p.decide(&r, 80), Decision::Accept);
-    assert_eq!(p.decide(&r, 81), Decision::Refuse(RefuseReason::Overload));
+    assert_eq!(packet_return::decide(&p, &r, 80), Decision::Accept);
+    assert_eq!(
+        packet_return::decide(&p, &r, 81),
+        Decision::Refuse(RefuseReason::Overload)
+    );
     p.refuse_destinations = vec!["10.254.108.0/24".parse().unwrap()];
-    assert_eq!(p.decide(&r, 0), Decision::Refuse(RefuseReason::Destination));
+    assert_eq!(
+        packet_return::decide(&p, &r, 0),
+        Decision::Refuse(RefuseReason::Destination)
+    );
     p.refuse_sources = vec!["10.254.127.195/32".parse().unwrap()];
-    assert_eq!(p.decide(&r, 0), Decision::Refuse(RefuseReason::Source));
+    assert_eq!(
+        packet_return::decide(&p, &r, 0),
+        Decision::Refuse(RefuseReason::Source)
+    );
     let other = ReturnPolicy {
         refuse_sources: vec!["10.254.127.196/32".parse::<Ipv4Net>().unwrap()],
         refuse_destinations: vec!["10.254.109.0/24".parse().unwrap()],
         max_load: None,
         ..ReturnPolicy::default()
     };
-    assert_eq!(other.decide(&r, 1000), Decision::Accept);
+    assert_eq!(packet_return::decide(&other, &r, 1000), Decision::Accept);
 }
 
 #[test]

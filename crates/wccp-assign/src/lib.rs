@@ -17,6 +17,7 @@
 pub mod hash;
 pub mod mask;
 pub mod method;
+pub mod policy;
 pub mod service;
 pub mod spread;
 pub mod table;
