@@ -6,6 +6,8 @@
 
 #![cfg(feature = "dpdk")]
 
+mod common;
+
 use std::process::Command;
 
 use serde_json::Value;
@@ -33,7 +35,7 @@ const KEYS: &[&str] = &[
 
 #[test]
 fn bench_reports_every_figure_and_exact_swaps() {
-    if skip() {
+    if !common::prerequisites(&[]) {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
@@ -71,21 +73,4 @@ fn bench_reports_every_figure_and_exact_swaps() {
             assert!((0.04..0.06).contains(&share), "{r:?}");
         }
     }
-}
-
-/// DPDK needs root here; CI runs as root. Without it the test fails unless WCCPD_ALLOW_SKIP=1.
-fn skip() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if root {
-        return false;
-    }
-    if std::env::var("WCCPD_ALLOW_SKIP").as_deref() == Ok("1") {
-        eprintln!("skipped: not root (WCCPD_ALLOW_SKIP=1)");
-        return true;
-    }
-    panic!("this test starts DPDK and needs root (set WCCPD_ALLOW_SKIP=1 to skip)");
 }

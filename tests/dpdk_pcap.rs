@@ -118,7 +118,7 @@ fn routed_copy(frame: &[u8], mss: Option<u16>) -> Vec<u8> {
 
 #[test]
 fn golden_frames_through_net_pcap() {
-    if unsafe_skip() {
+    if !common::prerequisites(&[]) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("wccpd-pcap-{}", std::process::id()));
@@ -518,21 +518,4 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
             .then(|| value.parse().ok())
             .flatten()
     })
-}
-
-/// DPDK needs root here; CI runs as root. Without it the test fails unless WCCPD_ALLOW_SKIP=1.
-fn unsafe_skip() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if root {
-        return false;
-    }
-    if std::env::var("WCCPD_ALLOW_SKIP").as_deref() == Ok("1") {
-        eprintln!("skipped: not root (WCCPD_ALLOW_SKIP=1)");
-        return true;
-    }
-    panic!("this test starts DPDK and needs root (set WCCPD_ALLOW_SKIP=1 to skip)");
 }

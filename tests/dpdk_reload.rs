@@ -276,7 +276,7 @@ impl MainHook for Hook {
 
 #[test]
 fn reload_of_another_service_loses_no_packet() {
-    if skip() {
+    if !common::prerequisites(&[]) {
         return;
     }
     let _runtime = RuntimeDir::new(&format!("rl-{}-reload", std::process::id()));
@@ -358,23 +358,6 @@ impl Drop for RuntimeDir {
     }
 }
 
-/// DPDK needs root here; CI runs as root. Without it the test fails unless WCCPD_ALLOW_SKIP=1.
-fn skip() -> bool {
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if root {
-        return false;
-    }
-    if std::env::var("WCCPD_ALLOW_SKIP").as_deref() == Ok("1") {
-        eprintln!("skipped: not root (WCCPD_ALLOW_SKIP=1)");
-        return true;
-    }
-    panic!("this test starts DPDK and needs root (set WCCPD_ALLOW_SKIP=1 to skip)");
-}
-
 /// The daemon's configuration: one `net_pcap` port (nothing to read), services A and B.
 fn daemon_yaml(
     dir: &std::path::Path,
@@ -450,7 +433,7 @@ fn reload_cli(socket: &std::path::Path) -> (bool, serde_json::Value, String) {
 
 #[test]
 fn wccpd_reload_on_the_dpdk_data_plane() {
-    if skip() {
+    if !common::prerequisites(&[]) {
         return;
     }
     let pid = std::process::id();
