@@ -11,6 +11,10 @@
 //!
 //! Not covered: the L2 return of an L2 cache (it depends on the frame's source MAC), TTL,
 //! fragments and MTU.
+//!
+//! Off the packet path: it runs for one control-socket request at a time, on the control lcore
+//! (between two iterations of its loop) or on the socket driver's thread, never on a worker, so
+//! it may allocate the strings of its answer.
 
 use std::net::Ipv4Addr;
 
