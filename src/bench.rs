@@ -115,7 +115,7 @@ pub struct BenchRunArgs {
 /// Configuration, start-up or worker failures.
 pub fn run_child(args: &BenchRunArgs) -> anyhow::Result<()> {
     let settings = config::load_router(&args.config)?;
-    crate::daemon::init_logging(settings.log_level);
+    crate::daemon::init_logging(settings.log);
     let dp = settings
         .dataplane
         .as_ref()

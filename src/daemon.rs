@@ -53,7 +53,7 @@ type Metrics<M> = (config::Metrics, fn(&M) -> control::router::RouterStatus);
 /// Run the router until a signal or a fatal error.
 pub fn run_router(config: &Path) -> anyhow::Result<()> {
     let settings = config::load_router(config)?;
-    init_logging(settings.log_level);
+    init_logging(settings.log);
     for s in settings.services.iter().filter(|s| s.password.is_none()) {
         tracing::warn!(
             service = s.id,
@@ -107,7 +107,7 @@ pub fn run_router(config: &Path) -> anyhow::Result<()> {
 /// Run the cache agent until a signal or a fatal error.
 pub fn run_cache(config: &Path) -> anyhow::Result<()> {
     let settings = config::load_cache(config)?;
-    init_logging(settings.log_level);
+    init_logging(settings.log);
     if settings.control.transport == config::ControlTransport::Dpdk {
         anyhow::bail!("dpdk control transport comes with the data-plane issue");
     }
@@ -221,16 +221,22 @@ pub fn request(socket: &Path, request: Request) -> anyhow::Result<Response> {
     Ok(response)
 }
 
-pub(crate) fn init_logging(level: config::LogLevel) {
+/// Sets up `tracing` on stderr: the level from `log.level` unless `RUST_LOG` is set, text or
+/// one JSON object per line (`log.format`).
+pub(crate) fn init_logging(log: config::Log) {
     use tracing_subscriber::EnvFilter;
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(log.level.as_str()));
     use std::io::IsTerminal as _;
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        config::LogFormat::Json => builder.json().with_current_span(false).try_init(),
+    };
 }
 
 /// Runs `machine` under the UDP driver on this thread, publishing into `tables` and serving the

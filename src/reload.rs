@@ -183,14 +183,20 @@ pub fn stats() -> Option<ReloadStats> {
 }
 
 /// Socket transport: reloads are applied on the driver thread of `handle`, and SIGHUP is
-/// handled until `handle`'s stop flag is set. Does nothing unless `M` is the router and
-/// [`prepare`] was called (so the generic daemon code can call it for any machine).
+/// handled until `handle`'s stop flag is set. Without [`prepare`] (the cache agent), SIGHUP is
+/// only logged as ignored, so that it does not terminate the process.
 ///
 /// # Errors
 /// The SIGHUP handler cannot be installed.
 pub fn attach_driver<M: 'static>(handle: &DriverHandle<M>) -> anyhow::Result<()> {
     let Some(r) = RELOADER.get() else {
-        return Ok(());
+        // The cache agent: SIGHUP (systemd's `ExecReload`, a habit) must not kill it.
+        return watch_sighup(handle.stop_flag(), || {
+            tracing::warn!(
+                "SIGHUP ignored: the cache agent does not reload its configuration; restart it \
+                 to apply a change"
+            );
+        });
     };
     let Some(handle) = (handle as &dyn Any).downcast_ref::<DriverHandle<Router>>() else {
         return Ok(());
@@ -212,7 +218,13 @@ pub fn attach_driver<M: 'static>(handle: &DriverHandle<M>) -> anyhow::Result<()>
         })
         .map_err(|e| e.to_string())
     }));
-    watch_sighup(handle.stop_flag())
+    watch_sighup(handle.stop_flag(), reload_on_sighup)
+}
+
+fn reload_on_sighup() {
+    if let Some(r) = RELOADER.get() {
+        r.reload("sighup");
+    }
 }
 
 /// DPDK transport: reloads are sent to the control lcore on `requests` (run by a
@@ -251,7 +263,7 @@ pub fn attach_dpdk(
         rx.recv_timeout(daemon::QUERY_TIMEOUT)
             .map_err(|_| "the data plane did not answer in time".to_string())
     }));
-    watch_sighup(stop)
+    watch_sighup(stop, reload_on_sighup)
 }
 
 /// The answer to [`Request::Reload`] on the control socket.
@@ -265,8 +277,8 @@ pub fn answer() -> Response {
     }
 }
 
-/// A thread that reloads on every SIGHUP until `stop`.
-fn watch_sighup(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+/// A thread that calls `on_hup` after every SIGHUP until `stop`.
+fn watch_sighup(stop: Arc<AtomicBool>, on_hup: fn()) -> anyhow::Result<()> {
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
         .context("cannot install the SIGHUP handler")?;
@@ -275,9 +287,7 @@ fn watch_sighup(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         .spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 if hup.swap(false, Ordering::SeqCst) {
-                    if let Some(r) = RELOADER.get() {
-                        r.reload("sighup");
-                    }
+                    on_hup();
                 }
                 std::thread::sleep(POLL);
             }
@@ -458,11 +468,7 @@ fn diff(old: &config::RouterSettings, new: &config::RouterSettings) -> Diff {
         "router.metrics",
         "the endpoint is bound at start",
     );
-    restart(
-        old.log_level != new.log_level,
-        "log.level",
-        "logging is set up at start",
-    );
+    restart(old.log != new.log, "log", "logging is set up at start");
     // The data plane runs only with the dpdk transport.
     if old.control.transport == config::ControlTransport::Dpdk {
         match (&old.dataplane, &new.dataplane) {

@@ -122,7 +122,12 @@ fn text_rendering_of_a_router_status() {
                     "targets": [{"address": "10.1.1.2", "method": "gre", "drained": false,
                                  "buckets": 256}]}],
         "driver": {"received": 9, "sent": 8, "send_errors": 0, "drops": {"security": 4},
-                   "last_drop": {"security": "10.1.1.3: MD5 digest mismatch"}}
+                   "last_drop": {"security": "10.1.1.3: MD5 digest mismatch"}},
+        "reloads": {"applied": 2, "refused": 1, "invalid": 0,
+                    "last": {"result": "refused", "config": "/etc/wccpd/router.yaml",
+                             "trigger": "sighup", "changes": [],
+                             "problems": ["dataplane.workers: the data plane is started with it"],
+                             "at_unix_s": 1800000000}}
     });
     let mut out = Vec::new();
     wccpd::daemon::render_status(&st, &mut out).unwrap();
@@ -143,6 +148,9 @@ fn text_rendering_of_a_router_status() {
         "Dropped (security):                   4",
         "10.1.1.2             gre  buckets 256",
         "dropped security: 4 (last: 10.1.1.3: MD5 digest mismatch)",
+        "Reloads: 2 applied, 1 refused, 0 invalid",
+        "last: refused (sighup, 1800000000 s after the epoch) /etc/wccpd/router.yaml",
+        "dataplane.workers: the data plane is started with it",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }

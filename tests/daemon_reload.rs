@@ -248,7 +248,7 @@ fn reload_applies_refuses_and_answers_sighup() {
 }
 
 #[test]
-fn the_cache_agent_does_not_reload() {
+fn the_cache_agent_does_not_reload_survives_sighup_and_logs_json() {
     if !prerequisites(&[]) {
         return;
     }
@@ -260,17 +260,40 @@ fn the_cache_agent_does_not_reload() {
     std::fs::write(
         &conf,
         format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  services:\n    - id: 0\n      type: standard\n",
+            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  services:\n    - id: 0\n      type: standard\nlog:\n  format: json\n",
             c = net.cache_ip,
             r = net.router_ip,
             s = sock.display(),
         ),
     )
     .unwrap();
-    let _cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &conf, &dir);
+    let mut cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &conf, &dir);
     wait_for(Duration::from_secs(10), || show_json(&sock)).expect("cache answers");
     let (ok, _, text) = reload(&sock);
     assert!(!ok);
     assert!(text.contains("only `wccpd router` does"), "{text}");
     assert!(show_json(&sock).is_some_and(|st| st.get("reloads").is_none()));
+    // SIGHUP (a unit's ExecReload) is logged as ignored and does not stop the agent.
+    let exited = cache.signal_and_wait("HUP", Duration::from_secs(1));
+    assert!(exited.is_none(), "the agent exited on SIGHUP: {exited:?}");
+    cache.wait_output("SIGHUP ignored", Duration::from_secs(5));
+    assert!(cache.running());
+    assert!(show_json(&sock).is_some(), "the agent stopped answering");
+    // `log.format: json`: every line is one JSON event with its level, target and fields.
+    let log = cache.output();
+    let events: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    let start = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "cache agent starting")
+        .unwrap_or_else(|| panic!("no start event in {log}"));
+    assert_eq!(start["level"], "INFO");
+    assert_eq!(start["fields"]["address"], net.cache_ip.as_str());
+    assert!(start["timestamp"].is_string() && start["target"].is_string());
+    assert!(events.iter().any(|e| e["level"] == "WARN"
+        && e["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("SIGHUP ignored"))));
 }

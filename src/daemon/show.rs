@@ -90,7 +90,33 @@ fn router_report(r: &RouterReport, out: Out<'_>) -> std::io::Result<()> {
     if let Some(dp) = &r.dataplane {
         dataplane(dp, out)?;
     }
-    driver(&r.driver, out)
+    driver(&r.driver, out)?;
+    match &r.reloads {
+        Some(rl) => reloads(rl, out),
+        None => Ok(()),
+    }
+}
+
+fn reloads(r: &crate::reload::ReloadStats, out: Out<'_>) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Reloads: {} applied, {} refused, {} invalid",
+        r.applied, r.refused, r.invalid
+    )?;
+    if let Some(last) = &r.last {
+        writeln!(
+            out,
+            "    last: {} ({}, {} s after the epoch) {}",
+            last.result.as_str(),
+            last.trigger,
+            last.at_unix_s,
+            last.config
+        )?;
+        for p in last.changes.iter().chain(&last.problems) {
+            writeln!(out, "      {p}")?;
+        }
+    }
+    Ok(())
 }
 
 fn router_service(svc: &router::ServiceStatus, out: Out<'_>) -> std::io::Result<()> {

@@ -91,14 +91,35 @@ pub struct Control {
     pub socket_path: PathBuf,
 }
 
+/// The `log:` section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Log {
+    /// Verbosity (`log.level`); `RUST_LOG`, when set, overrides it.
+    pub level: LogLevel,
+    /// Line format (`log.format`).
+    pub format: LogFormat,
+}
+
+/// How log lines are written (on stderr, which systemd's journal collects).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (the event's message
+    /// and structured fields) and the enclosing `spans`.
+    Json,
+}
+
 /// Log verbosity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LogLevel {
     /// Everything.
     Trace,
     /// Debugging detail.
     Debug,
     /// Normal operation (default).
+    #[default]
     Info,
     /// Problems only.
     Warn,
@@ -159,8 +180,8 @@ pub struct RouterSettings {
     pub services: Vec<RouterService>,
     /// TRANSMIT_T in milliseconds.
     pub transmit_t_ms: u32,
-    /// Log level.
-    pub log_level: LogLevel,
+    /// Log level and format.
+    pub log: Log,
     /// A packet a service's redirect list denies is checked against the next service in
     /// priority order (IOS `ip wccp check services all`); otherwise it is not redirected.
     pub check_all_services: bool,
@@ -226,8 +247,8 @@ pub struct CacheSettings {
     /// The health check of the proxy (`cache.health_check`); `None`: none, the agent stays in
     /// its groups whatever the proxy does.
     pub health_check: Option<HealthCheck>,
-    /// Log level.
-    pub log_level: LogLevel,
+    /// Log level and format.
+    pub log: Log,
 }
 
 /// The `cache.tun` section: the agent decapsulates WCCP GRE itself and writes the accepted

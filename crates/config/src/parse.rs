@@ -159,6 +159,7 @@ fn req<T: DeserializeOwned>(
 #[serde(deny_unknown_fields)]
 struct RawLog {
     level: Option<String>,
+    format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -239,14 +240,22 @@ fn prefixes(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Ipv4N
     out
 }
 
-fn log_level(ctx: &mut Ctx<'_>, v: Option<Value>, path: &FieldPath) -> LogLevel {
-    let Some(v) = v else {
-        return LogLevel::Info;
+fn log(ctx: &mut Ctx<'_>, v: Option<Value>, path: &FieldPath) -> Log {
+    let Some(raw) = v.and_then(|v| ctx.de::<RawLog>(v, path)) else {
+        return Log::default();
     };
-    let Some(raw) = ctx.de::<RawLog>(v, path) else {
-        return LogLevel::Info;
+    let format = match raw.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            ctx.err(
+                &path.key("format"),
+                format!("unknown log format `{other}`, expected text or json"),
+            );
+            LogFormat::Text
+        }
     };
-    match raw.level.as_deref() {
+    let level = match raw.level.as_deref() {
         None | Some("info") => LogLevel::Info,
         Some("trace") => LogLevel::Trace,
         Some("debug") => LogLevel::Debug,
@@ -259,7 +268,8 @@ fn log_level(ctx: &mut Ctx<'_>, v: Option<Value>, path: &FieldPath) -> LogLevel 
             );
             LogLevel::Info
         }
-    }
+    };
+    Log { level, format }
 }
 
 fn control(ctx: &mut Ctx<'_>, v: Option<Value>, path: &FieldPath, default_socket: &str) -> Control {
@@ -549,7 +559,7 @@ fn check_duplicate(
 pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
     let root = FieldPath::default();
     let mut top = ctx.fields(doc, &root, &["router", "log", "dataplane"])?;
-    let log_level = log_level(ctx, top.remove("log"), &root.key("log"));
+    let log = log(ctx, top.remove("log"), &root.key("log"));
     let dp = top
         .remove("dataplane")
         .map(|v| dataplane::dataplane(ctx, v, &root.key("dataplane")));
@@ -610,7 +620,7 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
         control,
         services,
         transmit_t_ms,
-        log_level,
+        log,
         check_all_services,
         dataplane: dp.and_then(|d| d.dataplane),
         metrics,
@@ -707,7 +717,7 @@ fn method_list<T: Copy + PartialEq>(
 pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     let root = FieldPath::default();
     let mut top = ctx.fields(doc, &root, &["cache", "log"])?;
-    let log_level = log_level(ctx, top.remove("log"), &root.key("log"));
+    let log = log(ctx, top.remove("log"), &root.key("log"));
     let p = root.key("cache");
     let Some(section) = top.remove("cache") else {
         ctx.err(&root, "missing section `cache`");
@@ -788,7 +798,7 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
         load_source,
         tun,
         health_check,
-        log_level,
+        log,
     })
 }
 

@@ -134,6 +134,7 @@ router:
       type: standard
 log:
   level: loud
+  format: xml
 ";
     let ps = problems(router_from_str(text).unwrap_err());
     let p = find(&ps, "router.addresses[1]");
@@ -164,7 +165,10 @@ log:
     assert_eq!(p.line, Some(18));
     assert!(p.message.contains("conflict"), "{p}");
     assert_eq!(find(&ps, "log.level").line, Some(21));
-    assert_eq!(ps.len(), 11, "{ps:#?}");
+    let p = find(&ps, "log.format");
+    assert_eq!(p.line, Some(22));
+    assert!(p.message.contains("text or json"), "{p}");
+    assert_eq!(ps.len(), 12, "{ps:#?}");
     // The rendered error names every field and line.
     let text = ConfigError::Invalid(ps).to_string();
     assert!(
