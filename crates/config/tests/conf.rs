@@ -419,4 +419,5 @@ fn baremetal_dataplane_example_values() {
     );
     assert_eq!(dp.routes[0].via, Ipv4Addr::new(198, 51, 100, 1));
     assert!(dp.neighbours.is_empty());
+    assert_eq!(r.log.format, wccpd_config::LogFormat::Json);
 }
