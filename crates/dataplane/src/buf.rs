@@ -11,11 +11,63 @@ use arrayvec::ArrayVec;
 /// Packets per burst (l3fwd's `MAX_PKT_BURST`).
 pub const BURST: usize = 32;
 
-/// A burst of packets: a fixed-capacity array, never a `Vec` per call.
-pub type Batch<B> = ArrayVec<B, BURST>;
+/// A burst of packets: a fixed-capacity array, never a `Vec` per call. Each buffer type names
+/// its own ([`PacketBuf::Batch`]): an `ArrayVec` for [`VecBuf`], DPDK's `dpdk::Burst` for
+/// mbufs, which `rte_eth_rx_burst` fills and `rte_eth_tx_burst` drains in place, so a packet's
+/// pointer is never copied from one array type to another on its way through a worker.
+pub type Batch<B> = <B as PacketBuf>::Batch;
+
+/// What the worker does with a [`Batch`]. Capacity is [`BURST`].
+pub trait BatchOps<B>: Default {
+    /// Packets held.
+    fn len(&self) -> usize;
+    /// Holds none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Holds [`BURST`].
+    fn is_full(&self) -> bool;
+    /// Appends `b`. Callers check [`BatchOps::is_full`] first; a full batch frees `b`.
+    fn push(&mut self, b: B);
+    /// Takes the last packet.
+    fn pop(&mut self) -> Option<B>;
+    /// Takes every packet, in order (the batch is empty afterwards).
+    fn drain_all(&mut self) -> impl Iterator<Item = B> + '_;
+    /// Frees every packet (DPDK: one bulk call instead of one per packet).
+    fn clear(&mut self);
+}
+
+impl<B> BatchOps<B> for ArrayVec<B, BURST> {
+    #[inline]
+    fn len(&self) -> usize {
+        ArrayVec::len(self)
+    }
+    #[inline]
+    fn is_full(&self) -> bool {
+        ArrayVec::is_full(self)
+    }
+    #[inline]
+    fn push(&mut self, b: B) {
+        let _ = self.try_push(b);
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<B> {
+        ArrayVec::pop(self)
+    }
+    #[inline]
+    fn drain_all(&mut self) -> impl Iterator<Item = B> + '_ {
+        self.drain(..)
+    }
+    #[inline]
+    fn clear(&mut self) {
+        ArrayVec::clear(self);
+    }
+}
 
 /// One packet in a buffer with headroom, edited in place.
-pub trait PacketBuf: AsRef<[u8]> + AsMut<[u8]> {
+pub trait PacketBuf: AsRef<[u8]> + AsMut<[u8]> + Sized {
+    /// This buffer's burst type.
+    type Batch: BatchOps<Self>;
     /// Octets free in front of the data.
     fn headroom(&self) -> usize;
     /// Grows the data by `n` octets at the front; `false` (nothing changed) without headroom.
@@ -32,13 +84,6 @@ pub trait PacketBuf: AsRef<[u8]> + AsMut<[u8]> {
     fn port(&self) -> u16;
     /// Attaches the packet to data-plane port `port`.
     fn set_port(&mut self, port: u16);
-    /// Frees every packet of `batch` (DPDK: one bulk call instead of one per packet).
-    fn free_batch(batch: &mut Batch<Self>)
-    where
-        Self: Sized,
-    {
-        batch.clear();
-    }
 }
 
 /// A packet in a `Vec` with headroom: the test and simulation buffer.
@@ -112,6 +157,7 @@ impl AsMut<[u8]> for VecBuf {
 }
 
 impl PacketBuf for VecBuf {
+    type Batch = ArrayVec<VecBuf, BURST>;
     fn headroom(&self) -> usize {
         self.start
     }

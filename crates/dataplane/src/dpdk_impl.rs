@@ -28,7 +28,7 @@ use dpdk::mempool::Mempool;
 use dpdk::queue::{RxQueue, TxQueue};
 use dpdk::ring::{self, RingConsumer, RingMode, RingProducer};
 
-use crate::buf::{Batch, Channel, PacketBuf, PortQueue};
+use crate::buf::{Batch, BatchOps, Channel, PacketBuf, PortQueue, BURST};
 use crate::control::{initial_tables, Alloc, ControlPlane};
 use crate::counters::{LcoreCounters, Reason};
 use crate::status::{self, DataplaneStatus, PortCounters};
@@ -39,6 +39,7 @@ mod reload;
 pub use reload::{ControlRequest, RequestHook};
 
 impl PacketBuf for Mbuf {
+    type Batch = Burst<BURST>;
     #[inline(always)]
     fn headroom(&self) -> usize {
         usize::from(Mbuf::headroom(self))
@@ -71,13 +72,34 @@ impl PacketBuf for Mbuf {
     fn set_port(&mut self, port: u16) {
         Mbuf::set_port(self, port);
     }
-    fn free_batch(batch: &mut Batch<Mbuf>) {
-        let mut burst: Burst = Burst::new();
-        for m in batch.drain(..) {
-            // Same capacity as the batch: never full here.
-            let _ = burst.push(m);
-        }
-        burst.free_all();
+}
+
+/// The mbuf batch is DPDK's own burst: RX writes into it and TX reads from it in place.
+impl BatchOps<Mbuf> for Burst<BURST> {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        Burst::len(self)
+    }
+    #[inline(always)]
+    fn is_full(&self) -> bool {
+        Burst::is_full(self)
+    }
+    #[inline(always)]
+    fn push(&mut self, m: Mbuf) {
+        // Full: the mbuf comes back and is freed as it drops (callers check first).
+        let _ = Burst::push(self, m);
+    }
+    #[inline(always)]
+    fn pop(&mut self) -> Option<Mbuf> {
+        Burst::pop(self)
+    }
+    #[inline(always)]
+    fn drain_all(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        Burst::drain(self)
+    }
+    #[inline(always)]
+    fn clear(&mut self) {
+        self.free_all();
     }
 }
 
@@ -86,28 +108,18 @@ impl PacketBuf for Mbuf {
 pub struct DpdkQueue {
     rx: RxQueue,
     tx: TxQueue,
-    burst: Burst,
 }
 
 impl PortQueue for DpdkQueue {
     type Buf = Mbuf;
     #[inline]
     fn rx_burst(&mut self, out: &mut Batch<Mbuf>) {
-        self.rx.rx_burst(&mut self.burst);
-        for m in self.burst.drain() {
-            out.push(m);
-        }
+        self.rx.rx_burst(out);
     }
     #[inline]
     fn tx_burst(&mut self, pkts: &mut Batch<Mbuf>) -> usize {
-        for m in pkts.drain(..) {
-            // The staging burst has the batch's capacity and is empty here.
-            let _ = self.burst.push(m);
-        }
-        let sent = self.tx.tx_burst(&mut self.burst);
         // The unsent tail is freed in one bulk call, never retried (no busy-wait).
-        self.burst.free_all();
-        sent
+        self.tx.tx_burst_or_drop(pkts).sent
     }
 }
 
@@ -116,7 +128,6 @@ impl PortQueue for DpdkQueue {
 pub struct RingChannel {
     tx: Option<RingProducer>,
     rx: Option<RingConsumer>,
-    burst: Burst,
 }
 
 impl RingChannel {
@@ -125,7 +136,6 @@ impl RingChannel {
         RingChannel {
             tx: Some(p),
             rx: None,
-            burst: Burst::new(),
         }
     }
     /// The consumer end.
@@ -133,7 +143,6 @@ impl RingChannel {
         RingChannel {
             tx: None,
             rx: Some(c),
-            burst: Burst::new(),
         }
     }
 }
@@ -141,21 +150,14 @@ impl RingChannel {
 impl Channel for RingChannel {
     type Buf = Mbuf;
     fn send(&mut self, pkts: &mut Batch<Mbuf>) {
-        let Some(p) = &mut self.tx else { return };
-        for m in pkts.drain(..) {
-            let _ = self.burst.push(m);
-        }
-        p.enqueue_burst(&mut self.burst);
-        // What did not fit goes back to the caller, who counts and frees it.
-        while let Some(m) = self.burst.pop() {
-            pkts.push(m);
+        // What did not fit stays in `pkts`, for the caller to count and free.
+        if let Some(p) = &mut self.tx {
+            p.enqueue_burst(pkts);
         }
     }
     fn recv(&mut self, out: &mut Batch<Mbuf>) {
-        let Some(c) = &mut self.rx else { return };
-        c.dequeue_burst(&mut self.burst);
-        for m in self.burst.drain() {
-            out.push(m);
+        if let Some(c) = &mut self.rx {
+            c.dequeue_burst(out);
         }
     }
 }
@@ -489,11 +491,7 @@ pub fn run_with(
         };
         macs.push(mac.0);
         for (w, (rx, tx)) in rx.into_iter().zip(tx).enumerate() {
-            queues[w].push(DpdkQueue {
-                rx,
-                tx,
-                burst: Burst::new(),
-            });
+            queues[w].push(DpdkQueue { rx, tx });
         }
         tracing::info!(port = %p.name, device = %p.device, mac = %mac, mtu = p.mtu, "port started");
         ports.push(port);
@@ -551,7 +549,7 @@ pub fn run_with(
     let mut punt = RingChannel::consumer(punt_rx);
     let started = StdInstant::now();
     let mut alloc = PoolAlloc(&pool);
-    let mut batch: Batch<Mbuf> = Batch::new();
+    let mut batch = Batch::<Mbuf>::default();
     let mut next_tick = control::Instant(0);
     let worker_counters = &all_counters[1..];
     let window_start = started + opts.warmup;
@@ -579,7 +577,7 @@ pub fn run_with(
             control::Instant(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         punt.recv(&mut batch);
         let busy = !batch.is_empty();
-        for m in batch.drain(..) {
+        for m in batch.drain() {
             cp.handle_punt(now, m, &mut alloc);
         }
         if now >= next_tick {
@@ -707,7 +705,7 @@ fn inject(cp: &mut ControlPlane<Mbuf>, injects: &mut [RingChannel], counters: &L
     let Some(ch) = injects.first_mut() else {
         return;
     };
-    let mut b: Batch<Mbuf> = Batch::new();
+    let mut b = Batch::<Mbuf>::default();
     for m in cp.take_output() {
         if b.is_full() {
             ch.send(&mut b);
@@ -716,7 +714,7 @@ fn inject(cp: &mut ControlPlane<Mbuf>, injects: &mut [RingChannel], counters: &L
                 b.clear();
             }
         }
-        b.push(m);
+        BatchOps::push(&mut b, m);
     }
     if !b.is_empty() {
         ch.send(&mut b);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::buf::{Batch, Channel, PacketBuf, PortQueue};
+use crate::buf::{Batch, BatchOps, Channel, PacketBuf, PortQueue};
 use crate::counters::{LcoreCounters, Reason};
 use crate::pipeline::{process, Action, Ctx, RateLimit};
 use crate::tables::Tables;
@@ -63,12 +63,12 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
         hz: u64,
         drain_us: u64,
     ) -> Self {
-        let tx = ports.iter().map(|_| Batch::new()).collect();
+        let tx = ports.iter().map(|_| Batch::<P::Buf>::default()).collect();
         Worker {
             ports,
             tx,
             punt,
-            punt_out: Batch::new(),
+            punt_out: Batch::<P::Buf>::default(),
             inject,
             reader,
             counters,
@@ -117,13 +117,13 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 icmp,
                 now,
             };
-            let mut rx: Batch<P::Buf> = Batch::new();
-            let mut dropped: Batch<P::Buf> = Batch::new();
+            let mut rx = Batch::<P::Buf>::default();
+            let mut dropped = Batch::<P::Buf>::default();
             for in_port in 0..ports.len() {
                 // RX always into an empty burst of the full size.
                 ports[in_port].rx_burst(&mut rx);
                 stats.rx += rx.len();
-                for mut b in rx.drain(..) {
+                for mut b in rx.drain_all() {
                     match process(&mut cx, in_port as u16, &mut b) {
                         Action::Tx(p) => push_tx(ports, tx, counters, p, b),
                         Action::Punt => {
@@ -144,14 +144,14 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                     }
                 }
                 if !dropped.is_empty() {
-                    P::Buf::free_batch(&mut dropped);
+                    dropped.clear();
                 }
             }
             // Frames the control lcore built (ARP, WCCP, ICMP, released held packets).
-            let mut inj: Batch<P::Buf> = Batch::new();
+            let mut inj = Batch::<P::Buf>::default();
             inject.recv(&mut inj);
             stats.injected = inj.len();
-            for b in inj.drain(..) {
+            for b in inj.drain_all() {
                 let p = b.port();
                 if usize::from(p) < ports.len() {
                     counters.count(Reason::Injected);
