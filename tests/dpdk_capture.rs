@@ -15,9 +15,9 @@
 //! capture is attached, so the capture holds exactly those four frames: no race.
 //!
 //! EAL: the router's ports are vdevs, so it gets `--no-pci`. dpdk-dumpcap builds its own EAL
-//! arguments and has no option for `--no-pci`: it runs in a private mount namespace
-//! (`unshare --mount`) with an empty tmpfs over `/sys/bus/pci/devices`, so its PCI scan finds
-//! nothing.
+//! arguments (`--proc-type secondary --log-level notice [--file-prefix X]`) and has no way to
+//! pass `--no-pci`: it runs in a private mount namespace (`unshare --mount`) with an empty
+//! tmpfs over `/sys/bus/pci/devices` (when there is one), so its PCI scan finds nothing.
 //!
 //! Clean-up, also on failure (drop guards): the namespace, dpdk-dumpcap, the router,
 //! `/var/run/dpdk/pdumph-cap-<pid>/` and the router's hugepage files
@@ -271,7 +271,7 @@ fn dumpcap_captures_gre_redirects_on_the_cache_port() {
     // up in the log when it is printed.
     let pcapng = dir.join("cache.pcapng");
     let script = format!(
-        "mount -t tmpfs -o size=4k pdumph-nopci /sys/bus/pci/devices && \
+        "{{ [ ! -d /sys/bus/pci/devices ] || mount -t tmpfs -o size=4k pdumph-nopci /sys/bus/pci/devices; }} && \
          exec stdbuf -oL {DUMPCAP} --file-prefix={name} -p -i {CACHE_DEVICE} -c {FRAMES} \
          -a duration:20 -w {}",
         pcapng.display()
