@@ -21,8 +21,14 @@ pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
             let dp = r.dataplane.as_ref().map_or_else(
                 || "no data plane (control over kernel sockets)".to_string(),
                 |d| {
+                    let capture = match (d.capture, d.file_prefix()) {
+                        (true, Some(p)) => format!(
+                            ", packet capture on (dpdk-dumpcap --file-prefix={p} -i DEVICE)"
+                        ),
+                        _ => String::new(),
+                    };
                     format!(
-                        "data plane: {} ports, {} worker(s)",
+                        "data plane: {} ports, {} worker(s){capture}",
                         d.ports.len(),
                         d.workers
                     )

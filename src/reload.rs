@@ -475,6 +475,7 @@ fn diff(old: &config::RouterSettings, new: &config::RouterSettings) -> Diff {
             (Some(a), Some(b)) => {
                 let why = "the data plane is started with it";
                 restart(a.eal != b.eal, "dataplane.eal", why);
+                restart(a.capture != b.capture, "dataplane.capture", why);
                 restart(a.workers != b.workers, "dataplane.workers", why);
                 restart(a.mbufs != b.mbufs, "dataplane.mbufs", why);
                 restart(
@@ -689,6 +690,23 @@ mod tests {
                 "router.addresses: needs a restart (the control plane sends and receives on them)",
                 "router.timers.transmit_t_ms: needs a restart (every group's timers derive from it)",
             ]
+        );
+    }
+
+    #[test]
+    fn capture_mode_needs_a_restart() {
+        let dp = "  control: {transport: dpdk}\n  services:";
+        let ports =
+            "dataplane:\n  ports:\n    - {name: a, device: net_null0, addresses: [10.1.1.1/24]}\n";
+        let old = settings(&format!("{}{ports}", BASE.replace("  services:", dp)));
+        let new = settings(&format!(
+            "{}{ports}  capture: true\n",
+            BASE.replace("  services:", dp)
+        ));
+        let d = diff(&old, &new);
+        assert_eq!(
+            d.restart,
+            vec!["dataplane.capture: needs a restart (the data plane is started with it)"]
         );
     }
 

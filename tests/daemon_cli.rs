@@ -235,6 +235,33 @@ fn check_reports_every_problem_as_file_line_column() {
 }
 
 #[test]
+fn check_accepts_capture_and_refuses_eal_modes_without_secondaries() {
+    let base = "router:\n  addresses: [10.0.0.1]\n  control: {transport: dpdk}\n  services:\n    - id: 0\n      type: standard\n      password: s3cret\ndataplane:\n  ports:\n    - {name: a, device: net_null0, addresses: [10.0.0.1/24]}\n  capture: true\n";
+    let good = temp("check-capture.yaml", base);
+    let (ok, out) = wccpd(&["check", "-c", good.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("packet capture on (dpdk-dumpcap --file-prefix=wccpd -i DEVICE)"),
+        "{out}"
+    );
+    let bad = temp(
+        "check-capture-bad.yaml",
+        &format!("{base}  eal:\n    - --no-huge\n    - -m\n    - 256\n    - --in-memory\n"),
+    );
+    let file = bad.to_str().unwrap();
+    let (ok, out) = wccpd(&["check", "-c", file]);
+    assert!(!ok, "{out}");
+    for want in [
+        format!("{file}:13:5: dataplane.eal[0]: `--no-huge` "),
+        format!("{file}:16:5: dataplane.eal[3]: `--in-memory` "),
+    ] {
+        assert!(out.contains(&want), "no {want:?} in\n{out}");
+    }
+    assert!(out.contains("capture needs hugepages"), "{out}");
+    assert!(out.contains("2 problem(s)"), "{out}");
+}
+
+#[test]
 fn check_accepts_every_example_in_conf() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
     let mut seen = 0;

@@ -404,6 +404,9 @@ fn baremetal_dataplane_example_values() {
         (2, Some(65_535), false)
     );
     assert!(dp.uses_pci());
+    // dpdk-dumpcap may attach (hugepages, a shared runtime directory under this prefix).
+    assert!(dp.capture);
+    assert_eq!(dp.file_prefix(), Some("wccpd"));
     let devices: Vec<&PortDevice> = dp.ports.iter().map(|p| &p.device).collect();
     assert_eq!(
         devices,

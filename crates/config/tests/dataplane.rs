@@ -569,6 +569,80 @@ fn eal_arguments_cannot_add_devices() {
 }
 
 #[test]
+fn capture_needs_a_shared_runtime_and_hugepages() {
+    // Off by default; the file prefix is EAL's own (`rte`) unless one is given.
+    let dp = dataplane(&format!("{ROUTER}{PORTS}"));
+    assert!(!dp.capture);
+    assert_eq!(dp.file_prefix(), None);
+    // On: the daemon's default prefix, or the one given in `eal`.
+    let dp = dataplane(&format!("{ROUTER}{PORTS}  capture: true\n"));
+    assert!(dp.capture);
+    assert_eq!(dp.file_prefix(), Some(wccpd_config::DEFAULT_CAPTURE_PREFIX));
+    assert_eq!(dp.file_prefix(), Some("wccpd"));
+    let dp = dataplane(&format!(
+        "{ROUTER}{PORTS}  capture: true\n  eal: [--file-prefix, edge1, -m, 512]\n"
+    ));
+    assert_eq!(dp.file_prefix(), Some("edge1"));
+    let dp = dataplane(&format!(
+        "{ROUTER}{PORTS}  eal: [--file-prefix=edge2, --no-huge, --no-shconf]\n"
+    ));
+    assert_eq!(
+        (dp.capture, dp.file_prefix()),
+        (false, Some("edge2")),
+        "without capture these modes are allowed"
+    );
+    // Every argument that forbids secondary processes is refused on its own line.
+    let text = format!(
+        "{ROUTER}{PORTS}  capture: true\n  eal:\n    - --file-prefix\n    - edge1\n    - --no-huge\n    - --in-memory\n    - --no-shconf\n"
+    );
+    let ps = problems(&text);
+    let got: Vec<(String, Option<usize>)> =
+        ps.iter().map(|p| (p.path.to_string(), p.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("dataplane.eal[2]".to_string(), Some(18)),
+            ("dataplane.eal[3]".to_string(), Some(19)),
+            ("dataplane.eal[4]".to_string(), Some(20)),
+        ],
+        "{ps:#?}"
+    );
+    assert!(ps[0].message.contains("`--no-huge`"), "{}", ps[0]);
+    assert!(
+        ps[0].message.contains("capture needs hugepages"),
+        "{}",
+        ps[0]
+    );
+    assert!(ps[1].message.contains("`--in-memory`"), "{}", ps[1]);
+    assert!(ps[2].message.contains("`--no-shconf`"), "{}", ps[2]);
+    for p in &ps {
+        assert!(p.message.contains("remove it or turn capture off"), "{p}");
+    }
+    for arg in ["--huge-unlink", "--huge-unlink=always"] {
+        only(
+            &format!("{ROUTER}{PORTS}  capture: true\n  eal:\n    - {arg}\n"),
+            "dataplane.eal[0]",
+            16,
+            "removes the hugepage files",
+        );
+    }
+    // `--huge-unlink=existing` only removes stale files at start: allowed.
+    assert!(
+        dataplane(&format!(
+            "{ROUTER}{PORTS}  capture: true\n  eal: [--huge-unlink=existing]\n"
+        ))
+        .capture
+    );
+    // Not a boolean.
+    only(
+        &format!("{ROUTER}{PORTS}  capture: sometimes\n"),
+        "dataplane.capture",
+        14,
+        "",
+    );
+}
+
+#[test]
 fn no_pci_with_a_pci_port() {
     let text =
         format!("{ROUTER}{PORTS}  eal:\n    - --no-pci\n").replace("net_tap1", "0000:03:00.0");

@@ -189,6 +189,8 @@ pub enum RunError {
     Lcores(String),
     /// A worker lcore panicked or failed.
     Worker(String),
+    /// `dataplane.capture` is on but packet capture could not be enabled.
+    Capture(dpdk::CaptureError),
 }
 
 impl std::fmt::Display for RunError {
@@ -199,6 +201,7 @@ impl std::fmt::Display for RunError {
             RunError::Memory(s) => write!(f, "memory: {s}"),
             RunError::Lcores(s) => write!(f, "lcores: {s}"),
             RunError::Worker(s) => write!(f, "worker: {s}"),
+            RunError::Capture(e) => write!(f, "packet capture: {e}"),
         }
     }
 }
@@ -207,7 +210,8 @@ impl std::error::Error for RunError {}
 
 /// The EAL arguments for a configuration: `--no-pci` unless a port is a PCI device (then an
 /// allow-list of exactly those), a `--vdev` per virtual port, one lcore per worker plus the
-/// main lcore, then the configuration's own `eal` arguments.
+/// main lcore, then the configuration's own `eal` arguments; with `capture` on and no
+/// `--file-prefix` among them, `--file-prefix wccpd` ([`config::DEFAULT_CAPTURE_PREFIX`]).
 pub fn eal_args(dp: &config::Dataplane) -> EalArgs {
     eal_args_except(dp, &[])
 }
@@ -225,6 +229,9 @@ fn eal_args_except(dp: &config::Dataplane, skip: &[String]) -> EalArgs {
     a = a.auto_lcores(usize::from(dp.workers) + 1);
     for x in &dp.eal {
         a = a.arg(x.clone());
+    }
+    if dp.capture && config::eal_file_prefix(&dp.eal).is_none() {
+        a = a.file_prefix(config::DEFAULT_CAPTURE_PREFIX);
     }
     a
 }
@@ -435,6 +442,16 @@ pub fn run_with(
     mut opts: RunOptions<'_>,
 ) -> Result<RunReport, RunError> {
     let eal = Eal::init(eal_args_except(dp, &opts.ring_ports)).map_err(RunError::Eal)?;
+    if dp.capture {
+        // `rte_pdump`'s server: RX/TX callbacks exist only while a dpdk-dumpcap is attached.
+        let c = eal.enable_capture().map_err(RunError::Capture)?;
+        tracing::info!(
+            file_prefix = %c.file_prefix,
+            runtime_dir = %c.runtime_dir.display(),
+            "packet capture enabled: dpdk-dumpcap --file-prefix={} -i DEVICE",
+            c.file_prefix
+        );
+    }
     let workers = eal.worker_lcores();
     let nworkers = usize::from(dp.workers);
     if workers.len() < nworkers {
@@ -753,4 +770,46 @@ fn worker_loop(
 ) -> Result<(), String> {
     crate::worker::run(w, stop, backoff, dpdk::clock::rdtsc);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataplane(extra: &str) -> config::Dataplane {
+        let text = format!(
+            "router:\n  addresses: [10.0.1.1]\n  control: {{transport: dpdk}}\n  services:\n    - {{id: 0, type: standard}}\ndataplane:\n  ports:\n    - {{name: a, device: net_null0, addresses: [10.0.1.1/24]}}\n{extra}"
+        );
+        config::router_from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .dataplane
+            .expect("dataplane")
+    }
+
+    fn prefix_args(a: &EalArgs) -> Vec<String> {
+        let v = a.args();
+        v.iter()
+            .enumerate()
+            .filter(|(_, x)| x.starts_with("--file-prefix"))
+            .map(|(i, x)| match v.get(i + 1) {
+                Some(n) if x == "--file-prefix" => format!("{x} {n}"),
+                _ => x.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn capture_runs_eal_under_a_file_prefix() {
+        // Without capture: EAL's own default, nothing added.
+        assert!(prefix_args(&eal_args(&dataplane(""))).is_empty());
+        // With capture and no prefix of its own: the daemon's.
+        let a = eal_args(&dataplane("  capture: true\n"));
+        assert_eq!(prefix_args(&a), ["--file-prefix wccpd"]);
+        assert!(a.args().contains(&"--no-pci".to_owned()));
+        // With capture and a prefix in `eal`: that one, once.
+        let a = eal_args(&dataplane(
+            "  capture: true\n  eal: [--file-prefix=edge1]\n",
+        ));
+        assert_eq!(prefix_args(&a), ["--file-prefix=edge1"]);
+    }
 }

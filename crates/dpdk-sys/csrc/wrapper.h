@@ -11,5 +11,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_ethdev.h>
+/* Packet capture by secondary processes (dpdk-dumpcap): rte_pdump_init / rte_pdump_uninit. */
+#include <rte_pdump.h>
 #include "shim.h"
 #endif

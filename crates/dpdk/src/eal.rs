@@ -22,6 +22,8 @@
 //!
 //! Dropping the [`Eal`] (or [`Eal::cleanup`], which also reports what it did):
 //!
+//! 0. unregisters the packet-capture server if [`Eal::enable_capture`] registered one
+//!    (`rte_pdump_uninit`, see [`capture`](crate::capture)), so no new capture can attach;
 //! 1. waits for every worker lcore to return (`rte_eal_mp_wait_lcore`), including launches
 //!    whose [`LaunchHandle`](crate::LaunchHandle) was leaked;
 //! 2. marks EAL gone, so that every object dropped later leaks instead of calling into DPDK;
@@ -455,6 +457,8 @@ impl Eal {
                 eal_cleanup: Ok(()),
             };
         }
+        // No capture client can attach from here on (before the ports go).
+        crate::capture::shutdown();
         // SAFETY: EAL runs (checked above; an `Eal` exists only after a successful
         // `rte_eal_init`); `Eal` is `!Send`, so this is the main lcore's thread, the only one
         // allowed to wait for workers. It blocks until every worker lcore is idle, including

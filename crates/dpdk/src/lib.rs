@@ -81,6 +81,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod burst;
+pub mod capture;
 pub mod clock;
 pub mod eal;
 pub mod errno;
@@ -92,6 +93,7 @@ pub mod queue;
 pub mod ring;
 
 pub use burst::{Burst, MAX_BURST};
+pub use capture::{CaptureError, CaptureInfo};
 pub use eal::{CleanupReport, Eal, EalArgs, EalError};
 pub use errno::Errno;
 pub use ethdev::{DevInfo, EthError, LinkStatus, MacAddr, Port, PortConfig, PortId, PortStats};

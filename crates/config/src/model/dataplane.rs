@@ -213,6 +213,11 @@ pub struct Neighbour {
 pub struct Dataplane {
     /// Extra EAL arguments, passed after the ones the daemon builds (devices, `--no-pci`).
     pub eal: Vec<String>,
+    /// Packet capture by `dpdk-dumpcap` (`dataplane.capture`): EAL keeps a shared runtime
+    /// directory and hugepage files under a file prefix ([`Dataplane::file_prefix`]) so that
+    /// secondary processes can attach, and the daemon starts DPDK's `rte_pdump` server. The
+    /// parser refuses `--in-memory`, `--no-shconf`, `--no-huge` and `--huge-unlink` with it.
+    pub capture: bool,
     /// Worker lcores, within [`WORKERS_RANGE`].
     pub workers: u16,
     /// Mbuf pool size; `None`: computed by the daemon.
@@ -228,6 +233,13 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
+    /// The EAL file prefix the daemon runs with: the value of `--file-prefix` in
+    /// [`Dataplane::eal`] (the last one, as EAL takes it), else [`DEFAULT_CAPTURE_PREFIX`]
+    /// with `capture` on (the daemon then passes it), else `None` (EAL's default, `rte`).
+    pub fn file_prefix(&self) -> Option<&str> {
+        eal_file_prefix(&self.eal).or(self.capture.then_some(DEFAULT_CAPTURE_PREFIX))
+    }
+
     /// Whether some port is a PCI device. When none is, the daemon passes `--no-pci` to EAL.
     pub fn uses_pci(&self) -> bool {
         self.ports.iter().any(|p| p.device.is_pci())
@@ -244,6 +256,24 @@ impl Dataplane {
             .iter()
             .find_map(|p| p.addresses.iter().find(|a| a.contains(ip)).map(|a| (p, *a)))
     }
+}
+
+/// The EAL file prefix of a router with `dataplane.capture` on and no `--file-prefix` in
+/// `dataplane.eal`: `dpdk-dumpcap --file-prefix=wccpd` finds it.
+pub const DEFAULT_CAPTURE_PREFIX: &str = "wccpd";
+
+/// The value of the last `--file-prefix X` or `--file-prefix=X` in EAL arguments.
+pub fn eal_file_prefix(eal: &[String]) -> Option<&str> {
+    let mut found = None;
+    let mut it = eal.iter();
+    while let Some(a) = it.next() {
+        if a == "--file-prefix" {
+            found = it.next().map(String::as_str).or(found);
+        } else if let Some(v) = a.strip_prefix("--file-prefix=") {
+            found = Some(v);
+        }
+    }
+    found
 }
 
 /// A redirection table given in the configuration (`router.services[].static_assignment`): the
@@ -340,6 +370,23 @@ mod tests {
             len: 32,
         };
         assert!(host.contains(ip("10.0.1.1")) && !host.contains(ip("10.0.1.2")));
+    }
+
+    #[test]
+    fn file_prefixes() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(eal_file_prefix(&v(&["-m", "512"])), None);
+        assert_eq!(eal_file_prefix(&v(&["--file-prefix", "a"])), Some("a"));
+        assert_eq!(
+            eal_file_prefix(&v(&["--file-prefix=b", "-m", "1"])),
+            Some("b")
+        );
+        assert_eq!(
+            eal_file_prefix(&v(&["--file-prefix", "a", "--file-prefix=b"])),
+            Some("b"),
+            "the last one counts, as in EAL"
+        );
+        assert_eq!(eal_file_prefix(&v(&["--file-prefix"])), None);
     }
 
     #[test]

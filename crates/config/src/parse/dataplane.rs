@@ -112,6 +112,7 @@ fn rule_prefix(
 
 const DATAPLANE_KEYS: &[&str] = &[
     "eal",
+    "capture",
     "workers",
     "mbufs",
     "idle_backoff",
@@ -131,6 +132,31 @@ const PORT_KEYS: &[&str] = &[
 
 /// EAL arguments that name devices: ports are configured under `dataplane.ports` instead.
 const DEVICE_EAL_ARGS: &[&str] = &["--vdev", "-a", "--allow"];
+
+/// EAL arguments that forbid secondary processes, refused with `dataplane.capture`, and why.
+const NO_CAPTURE_EAL_ARGS: &[(&str, &str)] = &[
+    (
+        "--in-memory",
+        "keeps no shared runtime directory and no hugepage files, so dpdk-dumpcap cannot attach",
+    ),
+    (
+        "--no-shconf",
+        "turns off the shared runtime directory dpdk-dumpcap attaches through",
+    ),
+    (
+        "--no-huge",
+        "leaves nothing dpdk-dumpcap can map: a secondary process maps the primary's hugepage \
+         files, so capture needs hugepages",
+    ),
+    (
+        "--huge-unlink",
+        "removes the hugepage files a secondary process (dpdk-dumpcap) maps",
+    ),
+    (
+        "--huge-unlink=always",
+        "removes the hugepage files a secondary process (dpdk-dumpcap) maps",
+    ),
+];
 
 #[derive(Clone, Copy, PartialEq)]
 enum Direction {
@@ -210,6 +236,17 @@ pub(super) fn dataplane(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Parsed
                 &path.key("eal").index(i),
                 format!("`{a}`: ports are given under dataplane.ports, not as EAL arguments"),
             );
+        }
+    }
+    let capture = opt(ctx, &mut m, path, "capture").unwrap_or(false);
+    if capture {
+        for (i, a) in &eal {
+            if let Some((_, why)) = NO_CAPTURE_EAL_ARGS.iter().find(|(arg, _)| a == arg) {
+                ctx.err(
+                    &path.key("eal").index(*i),
+                    format!("`{a}` {why} (dataplane.capture is on): remove it or turn capture off"),
+                );
+            }
         }
     }
     let workers = match opt::<i64>(ctx, &mut m, path, "workers") {
@@ -302,6 +339,7 @@ pub(super) fn dataplane(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Parsed
     }
     out.dataplane = Some(Dataplane {
         eal: eal.into_iter().map(|(_, a)| a).collect(),
+        capture,
         workers,
         mbufs,
         idle_backoff,
