@@ -19,20 +19,27 @@
 #     traffic flows straight to the server (an open service).
 # TRANSMIT_T is 1 s (10x faster than the default) so the whole story takes about a minute.
 #
-# Everything it creates (namespaces wdemo-*, files under /tmp/wccpd-demo.*) is removed on exit,
+# Everything it creates (namespaces wdemo-* or $WCCPD_DEMO_NS-*, files under /tmp/wccpd-demo.*) is removed on exit,
 # also on failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# For tests/demo.rs (CI runs this very script): WCCPD_BIN, an already built wccpd (skips the
+# build); WCCPD_DEMO_NS, the namespace prefix (default wdemo).
+P=${WCCPD_DEMO_NS:-wdemo}
 WCCPD_NO_FUZZ=1 bash deploy/setup-host.sh >/dev/null
 step() { printf '\n\033[1m==> [%3ss] %s\033[0m\n' "$SECONDS" "$*"; }
-step "building wccpd (release)"
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/wccpd
+if [[ -n ${WCCPD_BIN:-} ]]; then
+    BIN=$WCCPD_BIN
+else
+    step "building wccpd (release)"
+    cargo build --release --locked --quiet
+    BIN=$PWD/target/release/wccpd
+fi
 
 WORK=$(mktemp -d /tmp/wccpd-demo.XXXXXX)
 chmod 755 "$WORK"
-NSS=(wdemo-r wdemo-client wdemo-server wdemo-cache1 wdemo-cache2)
+NSS=("$P-r" "$P-client" "$P-server" "$P-cache1" "$P-cache2")
 PIDS=()
 cleanup() {
     set +e
@@ -47,7 +54,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-nsx() { local ns=$1; shift; ip netns exec "wdemo-$ns" "$@"; }
+nsx() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
 wait_for() { # seconds, description, command...
     local t=$1 what=$2; shift 2
     for _ in $(seq $((t * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -84,19 +91,19 @@ dataplane:
     - {name: cache2, device: "net_tap3,iface=wd-cache2", addresses: [10.71.4.1/24], redirect: [in]}
 log: {level: info}
 EOF
-ip netns exec wdemo-r "$BIN" router -c "$WORK/router.yaml" >"$WORK/router.log" 2>&1 &
+ip netns exec "$P-r" "$BIN" router -c "$WORK/router.yaml" >"$WORK/router.log" 2>&1 &
 PIDS+=($!)
 wait_for 20 "the data plane" grep -q "data plane running" "$WORK/router.log"
 host() { # iface ns address gateway mac
-    ip -n wdemo-r link set "$1" netns "wdemo-$2"
-    ip -n "wdemo-$2" link set "$1" address "$5"
-    ip -n "wdemo-$2" addr add "$3" dev "$1"
-    ip -n "wdemo-$2" link set "$1" up
-    ip -n "wdemo-$2" route add default via "$4"
+    ip -n "$P-r" link set "$1" netns "$P-$2"
+    ip -n "$P-$2" link set "$1" address "$5"
+    ip -n "$P-$2" addr add "$3" dev "$1"
+    ip -n "$P-$2" link set "$1" up
+    ip -n "$P-$2" route add default via "$4"
 }
 host wd-client client 10.71.1.2/24 10.71.1.1 02:00:00:71:01:02
 host wd-server server 10.71.2.2/24 10.71.2.1 02:00:00:71:02:02
-ip -n wdemo-server addr add 10.71.2.3/24 dev wd-server
+ip -n "$P-server" addr add 10.71.2.3/24 dev wd-server
 host wd-cache1 cache1 10.71.3.10/24 10.71.3.1 02:00:00:71:03:10
 host wd-cache2 cache2 10.71.4.10/24 10.71.4.1 02:00:00:71:04:10
 grep -E "port started|data plane running" "$WORK/router.log" | sed 's/^.*INFO //'
@@ -150,7 +157,7 @@ EOF
     nsx "cache$i" /usr/sbin/squid -N -f "$d/squid.conf" >"$d/squid.out" 2>&1 &
     PIDS+=($!)
     # `ip netns exec` execs the agent, so $! is the agent itself.
-    ip netns exec "wdemo-cache$i" "$BIN" cache -c "$d/cache.yaml" >"$d/agent.log" 2>&1 &
+    ip netns exec "$P-cache$i" "$BIN" cache -c "$d/cache.yaml" >"$d/agent.log" 2>&1 &
     PIDS+=($!)
     eval "AGENT$i=\$!"
 done
