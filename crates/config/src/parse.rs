@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -864,19 +865,17 @@ fn cache_tun(
     })
 }
 
+/// One name out of `table`; `None` when absent or unknown (the problem is recorded).
 fn one<T: Copy>(
     ctx: &mut Ctx<'_>,
     m: &mut BTreeMap<String, Value>,
     path: &FieldPath,
     key: &str,
     table: &[(&str, T)],
-    default: T,
-) -> T {
-    let Some(name) = opt::<String>(ctx, m, path, key) else {
-        return default;
-    };
+) -> Option<T> {
+    let name = opt::<String>(ctx, m, path, key)?;
     match table.iter().find(|(n, _)| *n == name) {
-        Some(&(_, v)) => v,
+        Some(&(_, v)) => Some(v),
         None => {
             let expected: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
             ctx.err(
@@ -886,7 +885,7 @@ fn one<T: Copy>(
                     expected.join(", ")
                 ),
             );
-            default
+            None
         }
     }
 }
@@ -898,34 +897,30 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-/// A single name or a preference list of names (most preferred first).
+/// A single name or a preference list of names (most preferred first); `None` when absent or
+/// when the single name is unknown (the problem is recorded).
 fn preference<T: Copy + PartialEq>(
     ctx: &mut Ctx<'_>,
     m: &mut BTreeMap<String, Value>,
     path: &FieldPath,
     key: &str,
     table: &[(&str, T)],
-    default: T,
-) -> Vec<T> {
-    match opt::<OneOrMany>(ctx, m, path, key) {
-        None => vec![default],
-        Some(OneOrMany::One(n)) => {
-            let v = names(ctx, vec![n], &path.key(key), table);
-            if v.is_empty() {
-                vec![default]
-            } else {
-                v
-            }
+) -> Option<Vec<T>> {
+    match opt::<OneOrMany>(ctx, m, path, key)? {
+        OneOrMany::One(n) => {
+            Some(names(ctx, vec![n], &path.key(key), table)).filter(|v| !v.is_empty())
         }
-        Some(OneOrMany::Many(l)) => {
+        OneOrMany::Many(l) => {
             if l.is_empty() {
                 ctx.err(&path.key(key), "at least one method is needed");
             }
-            names(ctx, l, &path.key(key), table)
+            Some(names(ctx, l, &path.key(key), table))
         }
     }
 }
 
+/// A cache's service group. Every key is read (and its problems recorded) before a bad
+/// definition gives up; a key the file leaves out keeps the default of [`CacheService::new`].
 fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheService> {
     let mut allowed: Vec<&str> = DEFINITION_KEYS.to_vec();
     allowed.extend([
@@ -940,68 +935,51 @@ fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheS
     ]);
     let mut m = ctx.fields(v, path, &allowed)?;
     let definition = definition(ctx, &mut m, path);
-    let weight: u16 = opt(ctx, &mut m, path, "weight").unwrap_or(10_000);
+    let weight: Option<u16> = opt(ctx, &mut m, path, "weight");
     let password = {
         let p = opt(ctx, &mut m, path, "password");
         password(ctx, p, &path.key("password"))
     };
-    let forwarding = preference(ctx, &mut m, path, "forwarding", &table(), Method::Gre);
-    let assignment = preference(
-        ctx,
-        &mut m,
-        path,
-        "assignment",
-        &table(),
-        AssignMethod::Hash,
-    );
-    let return_method = preference(ctx, &mut m, path, "return", &table(), Method::Gre);
-    let spread = one(
-        ctx,
-        &mut m,
-        path,
-        "spread",
-        &table(),
-        SpreadAlgorithm::Squid,
-    );
-    let slow_start_s: u32 = opt(ctx, &mut m, path, "slow_start_s").unwrap_or(0);
-    let rp = path.key("return_policy");
-    let return_policy = match opt::<RawReturnPolicy>(ctx, &mut m, path, "return_policy") {
-        None => ReturnPolicy::default(),
-        Some(raw) => {
-            let max_load = match raw.max_load {
-                None => None,
-                Some(n @ 1..=100) => Some(n),
-                Some(n) => {
-                    ctx.err(
-                        &rp.key("max_load"),
-                        format!("{n} is not a percentage 1-100"),
-                    );
-                    None
-                }
-            };
-            ReturnPolicy {
-                refuse_sources: prefixes(ctx, raw.refuse_sources, &rp.key("refuse_sources")),
-                refuse_destinations: prefixes(
-                    ctx,
-                    raw.refuse_destinations,
-                    &rp.key("refuse_destinations"),
-                ),
-                max_load,
-                rewrite_destinations: Vec::new(),
-            }
+    let forwarding = preference(ctx, &mut m, path, "forwarding", &table());
+    let assignment = preference(ctx, &mut m, path, "assignment", &table());
+    let packet_return = preference(ctx, &mut m, path, "return", &table());
+    let spread = one(ctx, &mut m, path, "spread", &table());
+    let slow_start_s: Option<u32> = opt(ctx, &mut m, path, "slow_start_s");
+    let return_policy = opt::<RawReturnPolicy>(ctx, &mut m, path, "return_policy")
+        .map(|raw| return_policy(ctx, raw, &path.key("return_policy")));
+
+    let mut s = CacheService::new(definition?);
+    s.password = password;
+    s.weight = weight.unwrap_or(s.weight);
+    s.forwarding = forwarding.unwrap_or(s.forwarding);
+    s.assignment = assignment.unwrap_or(s.assignment);
+    s.packet_return = packet_return.unwrap_or(s.packet_return);
+    s.spread = spread.unwrap_or(s.spread);
+    if let Some(secs) = slow_start_s {
+        s.slow_start = (secs > 0).then(|| SlowStart::over(Duration::from_secs(u64::from(secs))));
+    }
+    s.return_policy = return_policy.unwrap_or(s.return_policy);
+    Some(s)
+}
+
+fn return_policy(ctx: &mut Ctx<'_>, raw: RawReturnPolicy, rp: &FieldPath) -> ReturnPolicy {
+    let max_load = match raw.max_load {
+        None => None,
+        Some(n @ 1..=100) => Some(n),
+        Some(n) => {
+            ctx.err(
+                &rp.key("max_load"),
+                format!("{n} is not a percentage 1-100"),
+            );
+            None
         }
     };
-    Some(CacheService {
-        definition: definition?,
-        weight,
-        password,
-        forwarding,
-        assignment,
-        return_method,
-        spread,
-        slow_start_s,
-        return_policy,
-    })
+    ReturnPolicy {
+        refuse_sources: prefixes(ctx, raw.refuse_sources, &rp.key("refuse_sources")),
+        refuse_destinations: prefixes(ctx, raw.refuse_destinations, &rp.key("refuse_destinations")),
+        max_load,
+        rewrite_destinations: Vec::new(),
+    }
 }
 
 /// Parses YAML text into a generic value, mapping a syntax error to a located problem.
