@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use wccp_control::packet_return::{
-    self, build_return, parse_redirected, process, rewrite_destination, Decision, RefuseReason,
-    ReturnError, ReturnPolicy, Verdict,
+    self, build_return, parse_redirected, parse_redirected_with, process, rewrite_destination,
+    Decision, GreRule, RefuseReason, ReturnError, ReturnPolicy, Verdict,
 };
 use wire::checksum::checksum as internet_checksum;
 
@@ -225,6 +225,51 @@ fn gre_optional_fields_are_skipped() {
             field: "version",
             ..
         })
+    ));
+}
+
+#[test]
+fn gre_rule_linux_refuses_flags_and_plain_ipv4_is_opt_in() {
+    let pkt = tv1();
+    let mut k = pkt[..20].to_vec();
+    k.extend_from_slice(&[0x20, 0x00, 0x88, 0x3e, 0xde, 0xad, 0xbe, 0xef]);
+    k.extend_from_slice(&pkt[24..]);
+    k[2..4].copy_from_slice(&272u16.to_be_bytes());
+    assert!(matches!(
+        parse_redirected_with(&k, GreRule::LINUX),
+        Err(ReturnError::Invalid {
+            layer: "GRE",
+            field: "flags",
+            value: 0x2000,
+            offset: 20
+        })
+    ));
+    assert_eq!(
+        parse_redirected_with(&pkt, GreRule::LINUX),
+        parse_redirected(&pkt)
+    );
+    // Plain GRE 0x0800: the inner packet follows the 4-octet GRE header, no redirect header.
+    let mut plain = pkt[..20].to_vec();
+    plain.extend_from_slice(&[0x00, 0x00, 0x08, 0x00]);
+    plain.extend_from_slice(&pkt[28..]);
+    plain[2..4].copy_from_slice(&264u16.to_be_bytes());
+    assert!(parse_redirected_with(&plain, GreRule::LINUX).is_err());
+    let rule = GreRule {
+        plain_ipv4: true,
+        ..GreRule::LINUX
+    };
+    let r = parse_redirected_with(&plain, rule).unwrap();
+    assert_eq!(r.redirect_header, None);
+    assert_eq!(r.inner, &pkt[28..]);
+    // ... and with no flags even when optional fields would otherwise be skipped.
+    plain[20] = 0x20;
+    let lenient = GreRule {
+        plain_ipv4: true,
+        ..GreRule::default()
+    };
+    assert!(matches!(
+        parse_redirected_with(&plain, lenient),
+        Err(ReturnError::Invalid { field: "flags", .. })
     ));
 }
 
