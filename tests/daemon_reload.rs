@@ -14,25 +14,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-const T_MS: u64 = 1000;
-
-fn router_yaml(address: &str, socket: &Path, password: &str, extra: &str) -> String {
-    format!(
-        "router:
-  addresses: [{address}]
-  control:
-    socket_path: {}
-  timers:
-    transmit_t_ms: {T_MS}
-  services:
-    - id: 0
-      type: standard
-      password: {password}
-{extra}log:
-  level: debug
-",
-        socket.display()
-    )
+/// The router's file: web-cache with `password`, then the `extra` services.
+fn router_with(address: &str, socket: &Path, password: &str, extra: &str) -> String {
+    router_yaml(address, socket, &(web_cache(Some(password)) + extra))
 }
 
 const DYNAMIC_90: &str = "    - id: 90
@@ -78,27 +62,24 @@ fn reload_applies_refuses_and_answers_sighup() {
     let pid = std::process::id();
     let dir = TempDir::new("reload");
     let net = NetnsPair::named(&format!("rl-{pid}"), "rlv", 236);
-    let router_sock = dir.join("router.sock");
-    let cache_sock = dir.join("cache.sock");
-    let router_conf = dir.join("router.yaml");
-    let cache_conf = dir.join("cache.yaml");
-    std::fs::write(
-        &router_conf,
-        router_yaml(&net.router_ip, &router_sock, "secret1", ""),
-    )
-    .unwrap();
-    std::fs::write(
-        &cache_conf,
-        format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n      password: secret1\n",
-            c = net.cache_ip,
-            r = net.router_ip,
-            s = cache_sock.display(),
-        ),
-    )
-    .unwrap();
-    let mut router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
-    let _cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &cache_conf, &dir);
+    let mut d = Daemons::start(
+        &net,
+        &dir,
+        |s| router_with(&net.router_ip, s, "secret1", ""),
+        |s| {
+            cache_yaml(
+                &net.cache_ip,
+                &net.router_ip,
+                s,
+                "",
+                &web_cache(Some("secret1")),
+            )
+        },
+    );
+    let Files {
+        conf: router_conf,
+        sock: router_sock,
+    } = d.router_files.clone();
     let state = |want: bool| {
         let (ip, sock) = (net.cache_ip.clone(), router_sock.clone());
         move || show_json(&sock).filter(|st| cache_state(st, &ip).is_some_and(|c| c.0 == want))
@@ -113,7 +94,7 @@ fn reload_applies_refuses_and_answers_sighup() {
     // (a) A valid change: applied, `show` reflects it.
     std::fs::write(
         &router_conf,
-        router_yaml(&net.router_ip, &router_sock, "secret2", DYNAMIC_90),
+        router_with(&net.router_ip, &router_sock, "secret2", DYNAMIC_90),
     )
     .unwrap();
     let (ok, report, text) = reload(&router_sock);
@@ -155,7 +136,7 @@ fn reload_applies_refuses_and_answers_sighup() {
     // (b) An invalid file: refused with its lines; the running configuration stays.
     std::fs::write(
         &router_conf,
-        router_yaml(
+        router_with(
             &net.router_ip,
             &router_sock,
             "much-too-long",
@@ -197,7 +178,7 @@ fn reload_applies_refuses_and_answers_sighup() {
     // (c) A change that needs a restart: refused with the reason; nothing else applied.
     std::fs::write(
         &router_conf,
-        router_yaml(&net.host(7), &router_sock, "secret1", ""),
+        router_with(&net.host(7), &router_sock, "secret1", ""),
     )
     .unwrap();
     let (ok, report, text) = reload(&router_sock);
@@ -216,10 +197,11 @@ fn reload_applies_refuses_and_answers_sighup() {
     // SIGHUP: back to the first file; the cache's password matches again and it rejoins.
     std::fs::write(
         &router_conf,
-        router_yaml(&net.router_ip, &router_sock, "secret1", ""),
+        router_with(&net.router_ip, &router_sock, "secret1", ""),
     )
     .unwrap();
-    let pid = router
+    let pid = d
+        .router
         .child
         .as_ref()
         .map(|c| c.id())
@@ -235,7 +217,7 @@ fn reload_applies_refuses_and_answers_sighup() {
         .unwrap_or_else(|| panic!("cache never rejoined: {:#?}", show_json(&router_sock)));
 
     // Logged, and still a clean exit.
-    let log = router.output();
+    let log = d.router.output();
     for want in [
         "configuration reloaded",
         "configuration reload: invalid file",
@@ -243,7 +225,7 @@ fn reload_applies_refuses_and_answers_sighup() {
     ] {
         assert!(log.contains(want), "no {want:?} in the log:\n{log}");
     }
-    let status = router.signal_and_wait("TERM", Duration::from_secs(5));
+    let status = d.router.signal_and_wait("TERM", Duration::from_secs(5));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
@@ -255,19 +237,10 @@ fn the_cache_agent_does_not_reload() {
     let pid = std::process::id();
     let dir = TempDir::new("reload-cache");
     let net = NetnsPair::named(&format!("rl-{pid}"), "rlc", 237);
-    let sock = dir.join("cache.sock");
-    let conf = dir.join("cache.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  services:\n    - id: 0\n      type: standard\n",
-            c = net.cache_ip,
-            r = net.router_ip,
-            s = sock.display(),
-        ),
-    )
-    .unwrap();
-    let _cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &conf, &dir);
+    let files = Files::new(&dir, "cache");
+    let sock = files.sock.clone();
+    let yaml = cache_yaml(&net.cache_ip, &net.router_ip, &sock, "", &web_cache(None));
+    let _cache = files.start("cache", &net.cache_ns, "cache", &yaml, &dir);
     wait_for(Duration::from_secs(10), || show_json(&sock)).expect("cache answers");
     let (ok, _, text) = reload(&sock);
     assert!(!ok);
