@@ -145,7 +145,7 @@ fn control_socket_path_that_is_a_regular_file_is_not_replaced() {
     if !common::prerequisites(&[]) {
         return;
     }
-    let ns = common::ns_name(&format!("hdaemon-cli-{}", std::process::id()));
+    let ns = common::system_name(&format!("hdaemon-cli-{}", std::process::id()));
     struct Ns(String);
     impl Drop for Ns {
         fn drop(&mut self) {

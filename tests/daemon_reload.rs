@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -25,19 +24,6 @@ const DYNAMIC_90: &str = "    - id: 90
       ports: [8080]
       closed: true
 ";
-
-/// `wccpd reload --json -s socket`: (exit success, the report, stdout + stderr).
-fn reload(socket: &Path) -> (bool, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
-        .args(["reload", "--json", "-s"])
-        .arg(socket)
-        .output()
-        .expect("wccpd reload");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let text = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
-    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status.success(), report, text)
-}
 
 fn services(st: &Value) -> Vec<(u64, bool)> {
     st["services"]
@@ -97,7 +83,7 @@ fn reload_applies_refuses_and_answers_sighup() {
         router_with(&net.router_ip, &router_sock, "secret2", DYNAMIC_90),
     )
     .unwrap();
-    let (ok, report, text) = reload(&router_sock);
+    let (ok, report, text) = reload_json(&router_sock);
     assert!(ok, "{text}");
     assert_eq!(report["result"], "applied", "{text}");
     assert_eq!(report["trigger"], "socket");
@@ -144,7 +130,7 @@ fn reload_applies_refuses_and_answers_sighup() {
         ),
     )
     .unwrap();
-    let (ok, report, text) = reload(&router_sock);
+    let (ok, report, text) = reload_json(&router_sock);
     assert!(!ok, "{text}");
     assert_eq!(report["result"], "invalid", "{text}");
     let problems: Vec<String> = report["problems"]
@@ -181,7 +167,7 @@ fn reload_applies_refuses_and_answers_sighup() {
         router_with(&net.host(7), &router_sock, "secret1", ""),
     )
     .unwrap();
-    let (ok, report, text) = reload(&router_sock);
+    let (ok, report, text) = reload_json(&router_sock);
     assert!(!ok, "{text}");
     assert_eq!(report["result"], "refused", "{text}");
     assert!(
@@ -242,7 +228,7 @@ fn the_cache_agent_does_not_reload() {
     let yaml = cache_yaml(&net.cache_ip, &net.router_ip, &sock, "", &web_cache(None));
     let _cache = files.start("cache", &net.cache_ns, "cache", &yaml, &dir);
     wait_for(Duration::from_secs(10), || show_json(&sock)).expect("cache answers");
-    let (ok, _, text) = reload(&sock);
+    let (ok, _, text) = reload_json(&sock);
     assert!(!ok);
     assert!(text.contains("only `wccpd router` does"), "{text}");
     assert!(show_json(&sock).is_some_and(|st| st.get("reloads").is_none()));

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::Value;
+
 use super::{NetnsPair, NsChild, TempDir};
 
 /// TRANSMIT_T of the daemons in the namespace tests: 1 s, so each scenario takes seconds.
@@ -20,6 +22,34 @@ pub fn wccpd(args: &[&str]) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
+}
+
+/// `wccpd reload --json -s SOCKET`: (exit success, the report or `null`, stdout + stderr).
+pub fn reload_json(socket: &Path) -> (bool, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
+        .args(["reload", "--json", "-s"])
+        .arg(socket)
+        .output()
+        .expect("wccpd reload");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
+    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status.success(), report, text)
+}
+
+/// `GET /metrics` from a router's endpoint on 127.0.0.1:`port`: the body of a 200 answer (the
+/// test fails on any other).
+pub fn scrape_metrics(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("answer");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text.split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default()
 }
 
 /// The `services:` item of the well-known web-cache service (standard 0), with a password if

@@ -5,9 +5,9 @@
 //! test fails.
 //!
 //! Namespaces are named `hdaemon-<role>-<pid>-<n>`; veths `hdm<n>{r,c}<pid>` (15 characters
-//! at most); `NetnsPair::named` lets a test pick its own prefixes. `WCCPD_TEST_NS_PREFIX`, if
-//! set, is put in front of every namespace name ([`ns_name`]), so that several people sharing a
-//! machine can tell their namespaces apart.
+//! at most); `NetnsPair::named` lets a test pick its own prefixes. `WCCPD_TEST_PREFIX`, if set,
+//! is put in front of every namespace name and EAL file prefix the tests choose
+//! ([`system_name`]), so that several people sharing a machine can tell their objects apart.
 //!
 //! Tests that need root, `ip` or other tools call [`prerequisites`] first: a missing one is a
 //! test *failure* (CI always has them, so a skip there would hide a broken environment); a
@@ -19,6 +19,7 @@ pub mod child;
 pub mod daemons;
 pub mod frames;
 pub mod packets;
+pub mod rng;
 
 pub use daemons::*;
 
@@ -70,9 +71,10 @@ pub fn prerequisites(tools: &[&str]) -> bool {
     );
 }
 
-/// The name a test gives a namespace it calls `base`: `base` behind `WCCPD_TEST_NS_PREFIX`.
-pub fn ns_name(base: &str) -> String {
-    std::env::var("WCCPD_TEST_NS_PREFIX").unwrap_or_default() + base
+/// The name a test gives a shared system object (a namespace, an EAL file prefix) it calls
+/// `base`: `base` behind `WCCPD_TEST_PREFIX`.
+pub fn system_name(base: &str) -> String {
+    std::env::var("WCCPD_TEST_PREFIX").unwrap_or_default() + base
 }
 
 /// Runs a command, panicking with its output on failure.
@@ -165,8 +167,8 @@ impl NetnsPair {
         let x = (pid.wrapping_mul(7).wrapping_add(n * 13)) % 250 + 1;
         let short = pid % 100_000;
         let pair = NetnsPair {
-            router_ns: ns_name(&format!("{ns_prefix}-r-{pid}-{n}")),
-            cache_ns: ns_name(&format!("{ns_prefix}-c-{pid}-{n}")),
+            router_ns: system_name(&format!("{ns_prefix}-r-{pid}-{n}")),
+            cache_ns: system_name(&format!("{ns_prefix}-c-{pid}-{n}")),
             router_if: format!("{if_prefix}{n}r{short}"),
             cache_if: format!("{if_prefix}{n}c{short}"),
             router_ip: format!("10.{octet}.{x}.1"),

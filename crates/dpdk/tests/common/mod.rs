@@ -1,10 +1,13 @@
 //! Shared EAL bootstrap for the DPDK test binaries (one EAL per process, one binary per scenario),
-//! and [`child`]: re-running a test inside a network namespace and waiting for it with a
-//! deadline (the root package's `tests/common/child.rs`, compiled here too).
+//! [`child`]: re-running a test inside a network namespace and waiting for it with a deadline, and
+//! [`rng`]: the tests' PRNG (the root package's `tests/common/child.rs` and `rng.rs`, compiled
+//! here too).
 #![allow(dead_code)]
 
 #[path = "../../../../tests/common/child.rs"]
 pub mod child;
+#[path = "../../../../tests/common/rng.rs"]
+pub mod rng;
 
 use dpdk::eal::{free_hugepages, SHORT_RUN_HUGEPAGES};
 use dpdk::EalArgs;
