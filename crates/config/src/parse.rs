@@ -229,6 +229,25 @@ fn ipv4_list(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Ipv4
     out
 }
 
+/// The required, non-empty address list `key` (each address once); `what` names one element
+/// in the problem for an empty list.
+fn required_ipv4_list(
+    ctx: &mut Ctx<'_>,
+    m: &mut BTreeMap<String, Value>,
+    p: &FieldPath,
+    key: &str,
+    what: &str,
+) -> Vec<Ipv4Addr> {
+    match req::<Vec<String>>(ctx, m, p, key) {
+        Some(l) if l.is_empty() => {
+            ctx.err(&p.key(key), format!("at least one {what} is needed"));
+            Vec::new()
+        }
+        Some(l) => ipv4_list(ctx, l, &p.key(key)),
+        None => Vec::new(),
+    }
+}
+
 fn prefixes(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Ipv4Net> {
     let mut out = Vec::new();
     for (i, s) in list.iter().enumerate() {
@@ -329,7 +348,28 @@ fn password(ctx: &mut Ctx<'_>, p: Option<String>, path: &FieldPath) -> Option<Ve
     Some(b)
 }
 
-/// Parses one capability name list element.
+/// The value `table` gives `name`; `None` (with the problem recorded at `path`) when unknown.
+fn lookup<T: Copy>(
+    ctx: &mut Ctx<'_>,
+    table: &[(&str, T)],
+    name: &str,
+    path: &FieldPath,
+) -> Option<T> {
+    let found = table.iter().find(|(n, _)| *n == name).map(|&(_, v)| v);
+    if found.is_none() {
+        let expected: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+        ctx.err(
+            path,
+            format!(
+                "unknown name `{name}`, expected one of: {}",
+                expected.join(", ")
+            ),
+        );
+    }
+    found
+}
+
+/// Parses a list of capability names, each known and listed once.
 fn names<T: Copy + PartialEq>(
     ctx: &mut Ctx<'_>,
     list: Vec<String>,
@@ -338,19 +378,10 @@ fn names<T: Copy + PartialEq>(
 ) -> Vec<T> {
     let mut out = Vec::new();
     for (i, n) in list.iter().enumerate() {
-        match table.iter().find(|(name, _)| name == n) {
-            Some(&(_, v)) if !out.contains(&v) => out.push(v),
+        match lookup(ctx, table, n, &path.index(i)) {
+            Some(v) if !out.contains(&v) => out.push(v),
             Some(_) => ctx.err(&path.index(i), format!("`{n}` listed twice")),
-            None => {
-                let expected: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-                ctx.err(
-                    &path.index(i),
-                    format!(
-                        "unknown name `{n}`, expected one of: {}",
-                        expected.join(", ")
-                    ),
-                );
-            }
+            None => {}
         }
     }
     out
@@ -528,21 +559,57 @@ fn definition(
     })
 }
 
-fn check_duplicate(
+/// The `services` list of a section: each entry parsed by `parse`, a service defined twice
+/// (`key`: dynamic, id) reported at its `id`, and an empty list refused.
+fn service_list<S>(
     ctx: &mut Ctx<'_>,
-    seen: &mut HashSet<(bool, u8)>,
-    (dynamic, id): (bool, u8),
-    path: &FieldPath,
-) -> bool {
-    if seen.insert((dynamic, id)) {
-        return true;
+    m: &mut BTreeMap<String, Value>,
+    p: &FieldPath,
+    parse: fn(&mut Ctx<'_>, Value, &FieldPath) -> Option<S>,
+    key: fn(&S) -> (bool, u8),
+) -> Vec<S> {
+    let sp = p.key("services");
+    let list: Vec<Value> = req(ctx, m, p, "services").unwrap_or_default();
+    let mut services = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, v) in list.into_iter().enumerate() {
+        let path = sp.index(i);
+        let Some(s) = parse(ctx, v, &path) else {
+            continue;
+        };
+        let (dynamic, id) = key(&s);
+        if seen.insert((dynamic, id)) {
+            services.push(s);
+        } else {
+            let kind = if dynamic { "dynamic" } else { "standard" };
+            ctx.err(
+                &path.key("id"),
+                format!("service id conflict: {kind} service {id} is defined twice"),
+            );
+        }
     }
-    let kind = if dynamic { "dynamic" } else { "standard" };
-    ctx.err(
-        &path.key("id"),
-        format!("service id conflict: {kind} service {id} is defined twice"),
-    );
-    false
+    if services.is_empty() && !ctx.problems.iter().any(|e| e.path.0.starts_with(&sp.0)) {
+        ctx.err(&sp, "at least one service is needed");
+    }
+    services
+}
+
+/// The top-level section `name` of a document (`top`: its mapping) as a map of its `keys`, and
+/// its path; `None` (with the problem recorded) when it is missing or not a mapping.
+fn section(
+    ctx: &mut Ctx<'_>,
+    top: &mut BTreeMap<String, Value>,
+    name: &str,
+    keys: &[&str],
+) -> Option<(FieldPath, BTreeMap<String, Value>)> {
+    let root = FieldPath::default();
+    let p = root.key(name);
+    let Some(section) = top.remove(name) else {
+        ctx.err(&root, format!("missing section `{name}`"));
+        return None;
+    };
+    let m = ctx.fields(section, &p, keys)?;
+    Some((p, m))
 }
 
 // ---- router ------------------------------------------------------------------------------
@@ -554,14 +621,10 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
     let dp = top
         .remove("dataplane")
         .map(|v| dataplane::dataplane(ctx, v, &root.key("dataplane")));
-    let p = root.key("router");
-    let Some(section) = top.remove("router") else {
-        ctx.err(&root, "missing section `router`");
-        return None;
-    };
-    let mut m = ctx.fields(
-        section,
-        &p,
+    let (p, mut m) = section(
+        ctx,
+        &mut top,
+        "router",
         &[
             "addresses",
             "control",
@@ -571,14 +634,7 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
             "metrics",
         ],
     )?;
-    let addresses = match req::<Vec<String>>(ctx, &mut m, &p, "addresses") {
-        Some(l) if l.is_empty() => {
-            ctx.err(&p.key("addresses"), "at least one router address is needed");
-            Vec::new()
-        }
-        Some(l) => ipv4_list(ctx, l, &p.key("addresses")),
-        None => Vec::new(),
-    };
+    let addresses = required_ipv4_list(ctx, &mut m, &p, "addresses", "router address");
     let ap = p.key("addresses");
     let addresses_exact = !ctx.problems.iter().any(|e| e.path.0.starts_with(&ap.0));
     let control = control(
@@ -591,21 +647,7 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
     let check_all_services = opt(ctx, &mut m, &p, "check_all_services").unwrap_or(false);
     let metrics = metrics(ctx, &mut m, &p);
     dataplane::check_router(ctx, &p, &control, &addresses, addresses_exact, dp.as_ref());
-    let sp = p.key("services");
-    let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
-    let mut services = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, v) in list.into_iter().enumerate() {
-        let path = sp.index(i);
-        if let Some(s) = router_service(ctx, v, &path) {
-            if check_duplicate(ctx, &mut seen, (s.dynamic, s.id), &path) {
-                services.push(s);
-            }
-        }
-    }
-    if services.is_empty() && !ctx.problems.iter().any(|e| e.path.0.starts_with(&sp.0)) {
-        ctx.err(&sp, "at least one service is needed");
-    }
+    let services = service_list(ctx, &mut m, &p, router_service, |s| (s.dynamic, s.id));
     ctx.problems.is_empty().then_some(RouterSettings {
         addresses,
         control,
@@ -709,14 +751,10 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     let root = FieldPath::default();
     let mut top = ctx.fields(doc, &root, &["cache", "log"])?;
     let log_level = log_level(ctx, top.remove("log"), &root.key("log"));
-    let p = root.key("cache");
-    let Some(section) = top.remove("cache") else {
-        ctx.err(&root, "missing section `cache`");
-        return None;
-    };
-    let mut m = ctx.fields(
-        section,
-        &p,
+    let (p, mut m) = section(
+        ctx,
+        &mut top,
+        "cache",
         &[
             "address",
             "routers",
@@ -730,14 +768,7 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     )?;
     let address =
         req::<String>(ctx, &mut m, &p, "address").and_then(|s| ipv4(ctx, &s, &p.key("address")));
-    let routers = match req::<Vec<String>>(ctx, &mut m, &p, "routers") {
-        Some(l) if l.is_empty() => {
-            ctx.err(&p.key("routers"), "at least one router is needed");
-            Vec::new()
-        }
-        Some(l) => ipv4_list(ctx, l, &p.key("routers")),
-        None => Vec::new(),
-    };
+    let routers = required_ipv4_list(ctx, &mut m, &p, "routers", "router");
     if let Some(i) = routers.iter().position(|r| Some(*r) == address) {
         ctx.err(
             &p.key("routers").index(i),
@@ -759,26 +790,9 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     let tun = m
         .remove("tun")
         .and_then(|v| cache_tun(ctx, v, &p.key("tun"), address, &routers));
-    let sp = p.key("services");
-    let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
-    let mut services = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, v) in list.into_iter().enumerate() {
-        let path = sp.index(i);
-        if let Some(s) = cache_service(ctx, v, &path) {
-            if check_duplicate(
-                ctx,
-                &mut seen,
-                (s.definition.dynamic, s.definition.id),
-                &path,
-            ) {
-                services.push(s);
-            }
-        }
-    }
-    if services.is_empty() && !ctx.problems.iter().any(|e| e.path.0.starts_with(&sp.0)) {
-        ctx.err(&sp, "at least one service is needed");
-    }
+    let services = service_list(ctx, &mut m, &p, cache_service, |s| {
+        (s.definition.dynamic, s.definition.id)
+    });
     let address = address?;
     ctx.problems.is_empty().then_some(CacheSettings {
         address,
@@ -874,20 +888,7 @@ fn one<T: Copy>(
     table: &[(&str, T)],
 ) -> Option<T> {
     let name = opt::<String>(ctx, m, path, key)?;
-    match table.iter().find(|(n, _)| *n == name) {
-        Some(&(_, v)) => Some(v),
-        None => {
-            let expected: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-            ctx.err(
-                &path.key(key),
-                format!(
-                    "unknown name `{name}`, expected one of: {}",
-                    expected.join(", ")
-                ),
-            );
-            None
-        }
-    }
+    lookup(ctx, table, &name, &path.key(key))
 }
 
 #[derive(Deserialize)]
