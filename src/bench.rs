@@ -318,18 +318,6 @@ struct Outcome {
     command: String,
 }
 
-fn free_hugepages() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("HugePages_Free:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 struct Bench {
     args: BenchArgs,
     dir: PathBuf,
@@ -368,7 +356,7 @@ impl Bench {
     }
 
     fn hugepages_ok(&self) -> Result<(), String> {
-        let free = free_hugepages();
+        let free = dpdk::eal::free_hugepages();
         if free < REPLAY_HUGEPAGES {
             Err(format!(
                 "only {free} free 2 MiB hugepages ({REPLAY_HUGEPAGES} needed)"
@@ -652,7 +640,7 @@ fn machine() -> Value {
         "nproc": nproc,
         "kernel": kernel,
         "dpdk": dpdk,
-        "hugepages_free": free_hugepages(),
+        "hugepages_free": dpdk::eal::free_hugepages(),
     })
 }
 

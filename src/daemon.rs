@@ -409,37 +409,20 @@ fn answer(stream: UnixStream, status: &dyn Fn() -> Response) -> anyhow::Result<(
 }
 
 /// Config -> state machine conversions (the only part that knows both `config` and `control`).
-/// The two share their plain types (methods, hash fields, the service definition, spreading)
-/// through `wccp-assign`, so these are field moves.
+/// The two share their plain types through `wccp-assign` (a cache's service group is one
+/// `CacheService` for both), so these only place what the file says where the machine wants it.
 pub mod build {
     use std::time::Duration;
 
     use assign::method::{AssignMethod, Method};
-    use assign::spread::SlowStart;
-    use control::cache::{CacheAgent, CacheConfig, MaskConfig, ServiceConfig};
+    use control::cache::{CacheAgent, CacheConfig};
     use control::router::{self, Router, RouterConfig};
 
     /// The cache agent's configuration from a validated file.
     pub fn cache_config(s: &config::CacheSettings) -> CacheConfig {
-        let services = s
-            .services
-            .iter()
-            .map(|svc| ServiceConfig {
-                service: svc.definition.clone(),
-                weight: svc.weight,
-                password: svc.password.clone(),
-                forwarding: svc.forwarding.clone(),
-                assignment: svc.assignment.clone(),
-                packet_return: svc.return_method.clone(),
-                mask: MaskConfig::default(),
-                spread: svc.spread,
-                slow_start: (svc.slow_start_s > 0)
-                    .then(|| SlowStart::over(Duration::from_secs(u64::from(svc.slow_start_s)))),
-            })
-            .collect();
         CacheConfig {
             transmit_t: Duration::from_millis(u64::from(s.transmit_t_ms)),
-            ..CacheConfig::new(s.address, s.routers.clone(), services)
+            ..CacheConfig::new(s.address, s.routers.clone(), s.services.clone())
         }
     }
 

@@ -8,8 +8,8 @@
 //! `cache.tun` also plain 0x0800, which some routers use, without a redirect header), the
 //! worker:
 //!
-//! 1. parses it with the wire crate's views (outer [`wire::Ipv4Packet`], [`wire::GrePacket`],
-//!    [`wire::decap_wccp`] with the Linux first-nibble rule, inner [`wire::Ipv4Packet`]); a
+//! 1. parses it with [`control::packet_return::parse_redirected_with`] (the wire crate's views,
+//!    GRE under [`GreRule::LINUX`]: no flags, the first-nibble rule for the redirect header); a
 //!    malformed packet is counted, with the error kept as `last_error`, never a panic;
 //! 2. finds the configured service named by the redirect header (flag 0x01 = dynamic, octet 1 =
 //!    service id; a packet without a header means web-cache, standard 0);
@@ -42,10 +42,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use control::packet_return::{self, Redirected, RefuseReason, ReturnPolicy};
+use control::packet_return::{self, GreRule, RefuseReason, ReturnPolicy};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use wire::{decap_wccp, GrePacket, GreRepr, Ipv4Packet, WccpPayload};
+use wire::{GrePacket, Ipv4Packet};
 
 use crate::cache_tun::{TunCounters, TunDevice, TunSettings};
 
@@ -421,10 +421,6 @@ pub fn handle(
     inspect(settings, pkt, ip_id, load).0
 }
 
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
 /// As [`handle`], plus the inner IPv4 packet (exactly its total length) to deliver locally:
 /// `Some` for [`Handled::Accepted`] and [`Handled::Unmatched`], `None` otherwise.
 pub fn inspect<'p>(
@@ -434,27 +430,35 @@ pub fn inspect<'p>(
     load: impl FnOnce() -> u32,
 ) -> (Handled, Option<&'p [u8]>) {
     let tun = settings.tun.as_ref();
-    // Cheap pre-checks so that non-WCCP GRE and our own packets are not "malformed".
-    if pkt.len() >= 20 && pkt[0] >> 4 == 4 && pkt[9] == IPPROTO_GRE {
-        let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
-        let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
-        if src == settings.address || dst != settings.address {
-            return (Handled::Ignored, None);
-        }
-        let gre = usize::from(pkt[0] & 0x0F) * 4;
-        if pkt.len() >= gre + 4 {
-            let proto = be16(pkt, gre + 2);
-            if proto != GRE_PROTO_WCCP && !(tun.is_some() && proto == GRE_PROTO_IPV4) {
+    // Cheap pre-checks, before any length or checksum is verified, so that non-WCCP GRE and
+    // our own packets are not "malformed".
+    if pkt.len() >= wire::ipv4::HEADER_LEN {
+        let outer = Ipv4Packet::new_unchecked(pkt);
+        if outer.version() == 4 && outer.protocol() == IPPROTO_GRE {
+            let src = outer.src();
+            if src == settings.address || outer.dst() != settings.address {
                 return (Handled::Ignored, None);
             }
-        }
-        if tun.is_some_and(|t| !t.accepts(src)) {
-            return (Handled::UnknownPeer(src), None);
+            if let Some(gre) = pkt.get(outer.header_len()..) {
+                if gre.len() >= wire::gre::HEADER_LEN {
+                    let proto = GrePacket::new_unchecked(gre).protocol();
+                    if proto != GRE_PROTO_WCCP && !(tun.is_some() && proto == GRE_PROTO_IPV4) {
+                        return (Handled::Ignored, None);
+                    }
+                }
+            }
+            if tun.is_some_and(|t| !t.accepts(src)) {
+                return (Handled::UnknownPeer(src), None);
+            }
         }
     }
-    let r = match parse(pkt, tun.is_some()) {
+    let rule = GreRule {
+        plain_ipv4: tun.is_some(),
+        ..GreRule::LINUX
+    };
+    let r = match packet_return::parse_redirected_with(pkt, rule) {
         Ok(r) => r,
-        Err(e) => return (Handled::Malformed(e), None),
+        Err(e) => return (Handled::Malformed(e.to_string()), None),
     };
     let Some(svc) = settings.service(r.redirect_header) else {
         return (Handled::Unmatched, Some(r.inner));
@@ -478,51 +482,6 @@ pub fn inspect<'p>(
             Err(e) => (Handled::Malformed(e.to_string()), None),
         },
     }
-}
-
-/// Takes a received datagram apart with the wire crate's views: outer IPv4 (protocol 47, octets
-/// after its total length ignored), GRE, then either [`decap_wccp`] (0x883E: the first-nibble
-/// rule decides whether a redirect header is there) or, with `plain_ipv4`, GRE 0x0800 with no
-/// flags (no redirect header), and the inner IPv4 packet (cut to its total length).
-///
-/// # Errors
-/// A message naming the layer (`outer IPv4 header`, `GRE header`, `WCCP redirect header`,
-/// `inner IPv4 header`), field and offset.
-fn parse(pkt: &[u8], plain_ipv4: bool) -> Result<Redirected<'_>, String> {
-    let outer = Ipv4Packet::new_checked(pkt).map_err(|e| format!("outer {e}"))?;
-    if outer.protocol() != IPPROTO_GRE {
-        return Err(format!(
-            "outer IPv4 header: protocol {} is not GRE",
-            outer.protocol()
-        ));
-    }
-    // check_len: header_len <= total_len <= pkt.len().
-    let gre_buf = &pkt[outer.header_len()..usize::from(outer.total_len())];
-    let gre = GrePacket::new_checked(gre_buf).map_err(|e| e.to_string())?;
-    let (redirect_header, inner) = match gre.protocol() {
-        GRE_PROTO_WCCP => match decap_wccp(gre_buf).map_err(|e| e.to_string())? {
-            WccpPayload::Ipv4(inner) => (None, inner),
-            WccpPayload::Redirect { header, inner } => (Some(header.to_bytes()), inner),
-        },
-        GRE_PROTO_IPV4 if plain_ipv4 => {
-            GreRepr::parse(&gre).map_err(|e| e.to_string())?;
-            (None, &gre_buf[gre.header_len()..])
-        }
-        other => {
-            return Err(format!(
-                "GRE header: protocol type {other:#06x} is not WCCP"
-            ))
-        }
-    };
-    let ip = Ipv4Packet::new_checked(inner).map_err(|e| format!("inner {e}"))?;
-    Ok(Redirected {
-        router: outer.src(),
-        cache: outer.dst(),
-        redirect_header,
-        inner: &inner[..usize::from(ip.total_len())],
-        inner_src: ip.src(),
-        inner_dst: ip.dst(),
-    })
 }
 
 fn run(

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use dpdk::{Burst, Eal, EalArgs, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use dpdk::{eal, Burst, Eal, EalArgs, Mempool, Port, PortConfig, RxQueue, TxQueue};
 
 /// Which pair of vdevs to forward between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -181,18 +181,6 @@ fn frame(seq: u64) -> [u8; 64] {
     f
 }
 
-fn free_hugepages() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("HugePages_Free:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Runs the smoke test and returns its counts.
 ///
 /// # Errors
@@ -210,12 +198,11 @@ pub fn run(args: &SmokeArgs) -> anyhow::Result<SmokeReport> {
         None => eal_args.auto_lcores(2),
     };
     eal_args = eal_args.file_prefix(&prefix).log_level("lib.eal:error");
-    if args.no_huge || free_hugepages() < 64 {
+    let hugepages = !args.no_huge && eal::free_hugepages() >= eal::SHORT_RUN_HUGEPAGES;
+    if !hugepages {
         tracing::info!("using --no-huge");
-        eal_args = eal_args.no_huge().no_shconf().memory_mb(256).iova_va();
-    } else {
-        eal_args = eal_args.in_memory();
     }
+    eal_args = eal_args.short_run_memory(hugepages);
     if args.vdev_kind == VdevKind::Null {
         eal_args = eal_args.vdev("net_null0").vdev("net_null1");
     }

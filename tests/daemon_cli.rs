@@ -6,16 +6,7 @@ mod common;
 
 use std::process::Command;
 
-fn wccpd(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
+use common::wccpd;
 
 /// A file in the temp dir, removed on drop.
 struct TempFile(std::path::PathBuf);
@@ -162,7 +153,7 @@ fn control_socket_path_that_is_a_regular_file_is_not_replaced() {
     if !common::prerequisites(&[]) {
         return;
     }
-    let ns = format!("hdaemon-cli-{}", std::process::id());
+    let ns = common::system_name(&format!("hdaemon-cli-{}", std::process::id()));
     struct Ns(String);
     impl Drop for Ns {
         fn drop(&mut self) {

@@ -88,11 +88,11 @@ fn cache_conversion_carries_values() {
     assert_eq!(c.routers, vec![Ipv4Addr::new(192, 0, 2, 1)]);
     assert_eq!(c.transmit_t, Duration::from_secs(10));
     assert_eq!(c.services[0].weight, 10_000);
-    assert_eq!(c.services[0].service, ServiceDefinition::web_cache());
+    assert_eq!(c.services[0].definition, ServiceDefinition::web_cache());
     assert_eq!(c.services[0].password.as_deref(), Some(&b"s3cret"[..]));
     let s70 = &c.services[1];
     assert!(matches!(
-        &s70.service,
+        &s70.definition,
         ServiceDefinition { dynamic: true, id: 70, protocol: 6, priority: 100, ports, .. } if ports == &vec![443, 8443]
     ));
     assert_eq!(s70.forwarding, vec![Method::L2, Method::Gre]);
@@ -100,7 +100,7 @@ fn cache_conversion_carries_values() {
     assert_eq!(s70.packet_return, vec![Method::L2]);
     assert_eq!(s70.spread, SpreadAlgorithm::Stable);
     assert_eq!(
-        s70.service.service_info().flags.bits(),
+        s70.definition.service_info().flags.bits(),
         0x0001 | 0x0010 | 0x0100 | 0x0400
     );
 

@@ -8,31 +8,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 
-const T_MS: u64 = 1000;
-
-fn router_yaml(address: &str, socket: &Path, password: &str, extra: &str) -> String {
-    format!(
-        "router:
-  addresses: [{address}]
-  control:
-    socket_path: {}
-  timers:
-    transmit_t_ms: {T_MS}
-  services:
-    - id: 0
-      type: standard
-      password: {password}
-{extra}log:
-  level: debug
-",
-        socket.display()
-    )
+/// The router's file: web-cache with `password`, then the `extra` services.
+fn router_with(address: &str, socket: &Path, password: &str, extra: &str) -> String {
+    router_yaml(address, socket, &(web_cache(Some(password)) + extra))
 }
 
 const DYNAMIC_90: &str = "    - id: 90
@@ -41,19 +24,6 @@ const DYNAMIC_90: &str = "    - id: 90
       ports: [8080]
       closed: true
 ";
-
-/// `wccpd reload --json -s socket`: (exit success, the report, stdout + stderr).
-fn reload(socket: &Path) -> (bool, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
-        .args(["reload", "--json", "-s"])
-        .arg(socket)
-        .output()
-        .expect("wccpd reload");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let text = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
-    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status.success(), report, text)
-}
 
 fn services(st: &Value) -> Vec<(u64, bool)> {
     st["services"]
@@ -78,27 +48,24 @@ fn reload_applies_refuses_and_answers_sighup() {
     let pid = std::process::id();
     let dir = TempDir::new("reload");
     let net = NetnsPair::named(&format!("rl-{pid}"), "rlv", 236);
-    let router_sock = dir.join("router.sock");
-    let cache_sock = dir.join("cache.sock");
-    let router_conf = dir.join("router.yaml");
-    let cache_conf = dir.join("cache.yaml");
-    std::fs::write(
-        &router_conf,
-        router_yaml(&net.router_ip, &router_sock, "secret1", ""),
-    )
-    .unwrap();
-    std::fs::write(
-        &cache_conf,
-        format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n      password: secret1\n",
-            c = net.cache_ip,
-            r = net.router_ip,
-            s = cache_sock.display(),
-        ),
-    )
-    .unwrap();
-    let mut router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
-    let _cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &cache_conf, &dir);
+    let mut d = Daemons::start(
+        &net,
+        &dir,
+        |s| router_with(&net.router_ip, s, "secret1", ""),
+        |s| {
+            cache_yaml(
+                &net.cache_ip,
+                &net.router_ip,
+                s,
+                "",
+                &web_cache(Some("secret1")),
+            )
+        },
+    );
+    let Files {
+        conf: router_conf,
+        sock: router_sock,
+    } = d.router_files.clone();
     let state = |want: bool| {
         let (ip, sock) = (net.cache_ip.clone(), router_sock.clone());
         move || show_json(&sock).filter(|st| cache_state(st, &ip).is_some_and(|c| c.0 == want))
@@ -113,10 +80,10 @@ fn reload_applies_refuses_and_answers_sighup() {
     // (a) A valid change: applied, `show` reflects it.
     std::fs::write(
         &router_conf,
-        router_yaml(&net.router_ip, &router_sock, "secret2", DYNAMIC_90),
+        router_with(&net.router_ip, &router_sock, "secret2", DYNAMIC_90),
     )
     .unwrap();
-    let (ok, report, text) = reload(&router_sock);
+    let (ok, report, text) = reload_json(&router_sock);
     assert!(ok, "{text}");
     assert_eq!(report["result"], "applied", "{text}");
     assert_eq!(report["trigger"], "socket");
@@ -155,7 +122,7 @@ fn reload_applies_refuses_and_answers_sighup() {
     // (b) An invalid file: refused with its lines; the running configuration stays.
     std::fs::write(
         &router_conf,
-        router_yaml(
+        router_with(
             &net.router_ip,
             &router_sock,
             "much-too-long",
@@ -163,7 +130,7 @@ fn reload_applies_refuses_and_answers_sighup() {
         ),
     )
     .unwrap();
-    let (ok, report, text) = reload(&router_sock);
+    let (ok, report, text) = reload_json(&router_sock);
     assert!(!ok, "{text}");
     assert_eq!(report["result"], "invalid", "{text}");
     let problems: Vec<String> = report["problems"]
@@ -197,10 +164,10 @@ fn reload_applies_refuses_and_answers_sighup() {
     // (c) A change that needs a restart: refused with the reason; nothing else applied.
     std::fs::write(
         &router_conf,
-        router_yaml(&net.host(7), &router_sock, "secret1", ""),
+        router_with(&net.host(7), &router_sock, "secret1", ""),
     )
     .unwrap();
-    let (ok, report, text) = reload(&router_sock);
+    let (ok, report, text) = reload_json(&router_sock);
     assert!(!ok, "{text}");
     assert_eq!(report["result"], "refused", "{text}");
     assert!(
@@ -216,10 +183,11 @@ fn reload_applies_refuses_and_answers_sighup() {
     // SIGHUP: back to the first file; the cache's password matches again and it rejoins.
     std::fs::write(
         &router_conf,
-        router_yaml(&net.router_ip, &router_sock, "secret1", ""),
+        router_with(&net.router_ip, &router_sock, "secret1", ""),
     )
     .unwrap();
-    let pid = router
+    let pid = d
+        .router
         .child
         .as_ref()
         .map(|c| c.id())
@@ -235,7 +203,7 @@ fn reload_applies_refuses_and_answers_sighup() {
         .unwrap_or_else(|| panic!("cache never rejoined: {:#?}", show_json(&router_sock)));
 
     // Logged, and still a clean exit.
-    let log = router.output();
+    let log = d.router.output();
     for want in [
         "configuration reloaded",
         "configuration reload: invalid file",
@@ -243,7 +211,7 @@ fn reload_applies_refuses_and_answers_sighup() {
     ] {
         assert!(log.contains(want), "no {want:?} in the log:\n{log}");
     }
-    let status = router.signal_and_wait("TERM", Duration::from_secs(5));
+    let status = d.router.signal_and_wait("TERM", Duration::from_secs(5));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
@@ -255,21 +223,14 @@ fn the_cache_agent_does_not_reload_survives_sighup_and_logs_json() {
     let pid = std::process::id();
     let dir = TempDir::new("reload-cache");
     let net = NetnsPair::named(&format!("rl-{pid}"), "rlc", 237);
-    let sock = dir.join("cache.sock");
-    let conf = dir.join("cache.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  services:\n    - id: 0\n      type: standard\nlog:\n  format: json\n",
-            c = net.cache_ip,
-            r = net.router_ip,
-            s = sock.display(),
-        ),
-    )
-    .unwrap();
-    let mut cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &conf, &dir);
+    let files = Files::new(&dir, "cache");
+    let sock = files.sock.clone();
+    let yaml = cache_yaml(&net.cache_ip, &net.router_ip, &sock, "", &web_cache(None))
+        .replace("log:\n  level: debug\n", "log:\n  level: debug\n  format: json\n");
+    assert!(yaml.contains("format: json"), "{yaml}");
+    let mut cache = files.start("cache", &net.cache_ns, "cache", &yaml, &dir);
     wait_for(Duration::from_secs(10), || show_json(&sock)).expect("cache answers");
-    let (ok, _, text) = reload(&sock);
+    let (ok, _, text) = reload_json(&sock);
     assert!(!ok);
     assert!(text.contains("only `wccpd router` does"), "{text}");
     assert!(show_json(&sock).is_some_and(|st| st.get("reloads").is_none()));

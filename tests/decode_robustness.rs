@@ -2,26 +2,14 @@
 //! of the GRE packet and of the capture files, through the whole decoder (parse + render + JSON).
 //! (The libFuzzer targets in `crates/wccp-wire/fuzz` cover the codec itself far more deeply.)
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use wccpd::decode::{decode_input, decode_message, gre_node, parse_hex};
 use wccpd::pcap::{extract, read_capture, Extracted};
 
-/// xorshift64*: a tiny deterministic PRNG so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n.max(1)).unwrap()).unwrap()
-    }
-}
+use common::rng::Rng;
 
 /// Flips, overwrites, inserts or deletes a few octets.
 fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {

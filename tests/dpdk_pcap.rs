@@ -185,7 +185,7 @@ fn golden_frames_through_net_pcap() {
       type: standard
       static_assignment: {{caches: [10.9.3.10]}}
 dataplane:
-  eal: [--no-huge, --no-shconf, -m, \"128\", --file-prefix, wccpd-pcap-{pid}]
+  eal: [--no-huge, --no-shconf, -m, \"128\", --file-prefix, {prefix}]
   workers: 1
   mbufs: 4095
   idle_backoff: true
@@ -199,7 +199,7 @@ dataplane:
     - {{address: 10.9.3.10, mac: \"02:00:00:00:03:10\"}}
 log: {{level: debug}}
 ",
-        pid = std::process::id(),
+        prefix = common::system_name(&format!("wccpd-pcap-{}", std::process::id())),
         mport = metrics_port(),
     );
     let conf_path = dir.join("router.yaml");
@@ -226,7 +226,7 @@ log: {{level: debug}}
     });
     assert!(running.is_some(), "router did not start");
     std::thread::sleep(Duration::from_millis(1500));
-    let metrics = scrape(metrics_port());
+    let metrics = common::scrape_metrics(metrics_port());
     explain_on_the_control_lcore(&dir.join("router.sock"));
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -487,20 +487,6 @@ fn explain_on_the_control_lcore(sock: &Path) {
 
 fn metrics_port() -> u16 {
     20_000 + (std::process::id() % 20_000) as u16
-}
-
-/// `GET /metrics` from the running router.
-fn scrape(port: u16) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text.split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default()
 }
 
 /// The value of the sample `name{labels}` (labels in any order, all of them).

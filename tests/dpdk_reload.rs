@@ -27,7 +27,6 @@ use control::ServiceKey;
 use dataplane::dpdk_impl::{
     self, ControlRequest, HookCtx, HookFlow, MainHook, RequestHook, RunOptions, StatusRequest,
 };
-use dataplane::Reason;
 use dpdk::Burst;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket};
 
@@ -49,13 +48,16 @@ const BEFORE: u64 = 20_000;
 const TOTAL: u64 = 60_000;
 const DRAIN: Duration = Duration::from_millis(500);
 
-fn yaml(b_password: &str, b_deny: &str, mtu: u16) -> String {
-    let pid = std::process::id();
+/// The EAL file prefix `rl-<pid>-<name>` (behind `WCCPD_TEST_PREFIX`).
+fn eal_prefix(name: &str) -> String {
+    common::system_name(&format!("rl-{}-{name}", std::process::id()))
+}
+
+/// Services A (web-cache, statically assigned to cache A) and B (dynamic 90 with `b_password`
+/// and a redirect list denying `b_deny`, then `b_extra` lines), as both tests reload them.
+fn services(b_password: &str, b_deny: &str, b_extra: &str) -> String {
     format!(
-        "router:
-  addresses: [10.9.3.1]
-  control: {{transport: dpdk, socket_path: /tmp/rl-{pid}-dpdk-reload.sock}}
-  services:
+        "  services:
     - id: 0
       type: standard
       static_assignment: {{caches: [{CACHE_A}]}}
@@ -67,10 +69,19 @@ fn yaml(b_password: &str, b_deny: &str, mtu: u16) -> String {
       redirect_list:
         - {{action: deny, dst: {b_deny}}}
         - {{action: permit}}
-      static_assignment: {{caches: [10.9.3.11]}}
-log: {{level: warn}}
+{b_extra}"
+    )
+}
+
+fn yaml(b_password: &str, b_deny: &str, mtu: u16) -> String {
+    let pid = std::process::id();
+    format!(
+        "router:
+  addresses: [10.9.3.1]
+  control: {{transport: dpdk, socket_path: /tmp/rl-{pid}-dpdk-reload.sock}}
+{services}log: {{level: warn}}
 dataplane:
-  eal: [--no-huge, --no-shconf, -m, \"256\", --file-prefix, rl-{pid}-reload]
+  eal: [--no-huge, --no-shconf, -m, \"256\", --file-prefix, {prefix}]
   workers: 1
   mbufs: 8191
   ports:
@@ -81,7 +92,9 @@ dataplane:
     - {{address: 10.9.2.2, mac: \"02:00:00:00:02:02\"}}
     - {{address: 10.9.3.10, mac: \"02:00:00:00:03:10\"}}
     - {{address: 10.9.3.11, mac: \"02:00:00:00:03:11\"}}
-"
+",
+        services = services(b_password, b_deny, "      static_assignment: {caches: [10.9.3.11]}\n"),
+        prefix = eal_prefix("reload"),
     )
 }
 
@@ -156,19 +169,6 @@ struct Hook {
 }
 
 impl Hook {
-    fn drops(cx: &HookCtx<'_>) -> u64 {
-        cx.workers
-            .iter()
-            .map(|w| {
-                Reason::ALL
-                    .iter()
-                    .filter(|r| r.is_drop())
-                    .map(|r| w.get(*r))
-                    .sum::<u64>()
-            })
-            .sum()
-    }
-
     /// Sends a reload to the control lcore the way `wccpd reload` does, and runs it.
     fn reload(&mut self, cx: &mut HookCtx<'_>, settings: config::RouterSettings) {
         let cfg = wccpd::daemon::build::router_config(&settings).expect("router config");
@@ -190,7 +190,7 @@ fn table(cx: &HookCtx<'_>, k: ServiceKey) -> Table {
 
 impl MainHook for Hook {
     fn poll(&mut self, cx: &mut HookCtx<'_>) -> HookFlow {
-        let drops_at_start = *self.drops_at_start.get_or_insert_with(|| Self::drops(cx));
+        let drops_at_start = *self.drops_at_start.get_or_insert_with(|| cx.dropped());
         let o = &mut self.outcome;
         if o.sent >= BEFORE && o.reload.is_none() {
             self.before = Some((table(cx, WEB), table(cx, B)));
@@ -266,7 +266,7 @@ impl MainHook for Hook {
             return HookFlow::Busy;
         }
         let stopped = *self.stopped.get_or_insert_with(Instant::now);
-        o.dropped = Self::drops(cx).saturating_sub(drops_at_start);
+        o.dropped = cx.dropped().saturating_sub(drops_at_start);
         if o.received + o.dropped < o.sent && stopped.elapsed() < DRAIN {
             return HookFlow::Busy;
         }
@@ -367,26 +367,13 @@ fn daemon_yaml(
     eal: &str,
 ) -> String {
     let d = dir.display();
-    let pid = std::process::id();
     format!(
         "router:
   addresses: [10.9.3.1]
   control: {{transport: dpdk, socket_path: {d}/router.sock}}
   metrics: {{listen: \"127.0.0.1:{port}\"}}
-  services:
-    - id: 0
-      type: standard
-      static_assignment: {{caches: [10.9.3.10]}}
-    - id: 90
-      type: dynamic
-      protocol: tcp
-      ports: [8080]
-      password: {b_password}
-      redirect_list:
-        - {{action: deny, dst: {b_deny}}}
-        - {{action: permit}}
-dataplane:
-  eal: [--no-huge, --no-shconf, -m, \"128\", --file-prefix, rl-{pid}-cli{eal}]
+{services}dataplane:
+  eal: [--no-huge, --no-shconf, -m, \"128\", --file-prefix, {prefix}]
   workers: 1
   mbufs: 4095
   idle_backoff: true
@@ -397,6 +384,8 @@ dataplane:
 log: {{level: info}}
 ",
         port = metrics_port(),
+        services = services(b_password, b_deny, ""),
+        prefix = eal_prefix(&format!("cli{eal}")),
     )
 }
 
@@ -404,42 +393,14 @@ fn metrics_port() -> u16 {
     40_000 + (std::process::id() % 20_000) as u16
 }
 
-/// `GET /metrics` from the running router.
-fn scrape() -> String {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", metrics_port())).expect("metrics");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .expect("request");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("answer");
-    text
-}
-
-/// `wccpd reload --json -s socket`: (exit success, the report, all output).
-fn reload_cli(socket: &std::path::Path) -> (bool, serde_json::Value, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wccpd"))
-        .args(["reload", "--json", "-s"])
-        .arg(socket)
-        .output()
-        .expect("wccpd reload");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let all = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
-    (
-        out.status.success(),
-        serde_json::from_str(&stdout).unwrap_or_default(),
-        all,
-    )
-}
-
 #[test]
 fn wccpd_reload_on_the_dpdk_data_plane() {
     if !common::prerequisites(&[]) {
         return;
     }
-    let pid = std::process::id();
     let _runtime = [
-        RuntimeDir::new(&format!("rl-{pid}-cli")),
-        RuntimeDir::new(&format!("rl-{pid}-cli-x")),
+        RuntimeDir::new(&eal_prefix("cli")),
+        RuntimeDir::new(&eal_prefix("cli-x")),
     ];
     let dir = common::TempDir::new(&format!("rl-{}-dpdk", std::process::id()));
     let d = dir.0.clone();
@@ -472,7 +433,7 @@ fn wccpd_reload_on_the_dpdk_data_plane() {
 
     // A new password and redirect list for B: applied on the control lcore, new tables.
     std::fs::write(&conf, daemon_yaml(&d, "new-pw", "192.0.2.0/24", 1500, "")).unwrap();
-    let (ok, report, all) = reload_cli(&sock);
+    let (ok, report, all) = common::reload_json(&sock);
     assert!(ok, "{all}\n{}", text());
     assert_eq!(
         report["changes"],
@@ -502,7 +463,7 @@ fn wccpd_reload_on_the_dpdk_data_plane() {
         ),
     ] {
         std::fs::write(&conf, yaml).unwrap();
-        let (ok, report, all) = reload_cli(&sock);
+        let (ok, report, all) = common::reload_json(&sock);
         assert!(!ok, "{all}");
         assert_eq!(report["result"], "refused", "{all}");
         let p = report["problems"][0].as_str().unwrap_or_default();
@@ -524,7 +485,7 @@ fn wccpd_reload_on_the_dpdk_data_plane() {
         serde_json::json!(["service dynamic 90: password, redirect_list"])
     );
 
-    let metrics = scrape();
+    let metrics = common::scrape_metrics(metrics_port());
     for (result, n) in [("applied", 2), ("refused", 2), ("invalid", 0)] {
         let line = format!("wccp_reloads_total{{result=\"{result}\"}} {n}");
         assert!(metrics.contains(&line), "no {line:?} in\n{metrics}");

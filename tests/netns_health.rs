@@ -22,7 +22,6 @@ use common::child::{env_var, rerun_in_netns};
 use common::*;
 use serde_json::Value;
 
-const T_MS: u64 = 1000;
 /// Which helper a re-executed test binary runs.
 const CHILD_ENV: &str = "I8_HEALTH_CHILD";
 /// The helper that plays the proxy.
@@ -59,25 +58,6 @@ fn start_proxy(net: &NetnsPair, dir: &TempDir, n: u32) -> NsChild {
     p
 }
 
-fn wccpd(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn router_yaml(net: &NetnsPair, sock: &std::path::Path) -> String {
-    format!(
-        "router:\n  addresses: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\nlog:\n  level: debug\n",
-        r = net.router_ip,
-        s = sock.display(),
-    )
-}
-
 fn usable(st: &Value, ip: &str) -> bool {
     router_cache(st, ip).is_some_and(|c| c["usable"] == true)
 }
@@ -102,31 +82,24 @@ fn dead_proxy_leaves_the_group_and_comes_back() {
     }
     let dir = TempDir::new("i8-health");
     let net = net();
-    let router_sock = dir.join("router.sock");
-    let cache_sock = dir.join("cache.sock");
-    let router_conf = dir.join("router.yaml");
-    let cache_conf = dir.join("cache.yaml");
-    std::fs::write(&router_conf, router_yaml(&net, &router_sock)).unwrap();
-    std::fs::write(
-        &cache_conf,
-        format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  health_check:\n    kind: tcp\n    address: 127.0.0.1:{PROXY_PORT}\n    interval_ms: 200\n    timeout_ms: 100\n    threshold: 2\n  services:\n    - id: 0\n      type: standard\nlog:\n  level: debug\n",
-            c = net.cache_ip,
-            r = net.router_ip,
-            s = cache_sock.display(),
-        ),
-    )
-    .unwrap();
     let mut proxy = start_proxy(&net, &dir, 1);
-    let mut router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
-    let mut cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &cache_conf, &dir);
+    let health = format!(
+        "  health_check:\n    kind: tcp\n    address: 127.0.0.1:{PROXY_PORT}\n    interval_ms: 200\n    timeout_ms: 100\n    threshold: 2\n"
+    );
+    let mut d = Daemons::start(
+        &net,
+        &dir,
+        |s| router_yaml(&net.router_ip, s, &web_cache(None)),
+        |s| cache_yaml(&net.cache_ip, &net.router_ip, s, &health, &web_cache(None)),
+    );
+    let (router_sock, cache_sock) = (d.router_files.sock.clone(), d.cache_files.sock.clone());
     let ip = net.cache_ip.clone();
     let rs = router_sock.clone();
     let st = wait_for(Duration::from_secs(15), || {
         show_json(&rs).filter(|st| usable(st, &ip) && assigned(st, &ip))
     });
-    assert!(router.running(), "router exited:\n{}", router.output());
-    assert!(cache.running(), "cache exited:\n{}", cache.output());
+    assert!(d.router.running(), "router exited:\n{}", d.router.output());
+    assert!(d.cache.running(), "cache exited:\n{}", d.cache.output());
     st.unwrap_or_else(|| panic!("never usable and assigned: {:#?}", show_json(&rs)));
     // The cache reports a healthy proxy.
     let cst = show_json(&cache_sock).expect("cache status");
@@ -171,9 +144,9 @@ fn dead_proxy_leaves_the_group_and_comes_back() {
         "{text}"
     );
     assert!(
-        router.output().contains("service without a password"),
+        d.router.output().contains("service without a password"),
         "{}",
-        router.output()
+        d.router.output()
     );
     // `why` on a usable cache.
     let (ok, text) = wccpd(&["why", &ip, "-s", router_sock.to_str().unwrap()]);
@@ -244,7 +217,7 @@ fn dead_proxy_leaves_the_group_and_comes_back() {
     assert_eq!(cst["health"]["healthy"], true, "{cst:#}");
     assert_eq!(cst["health"]["rejoins"], 1, "{cst:#}");
     assert_eq!(cst["health_check"]["transitions"], 2, "{cst:#}");
-    assert!(cache.running(), "cache exited:\n{}", cache.output());
+    assert!(d.cache.running(), "cache exited:\n{}", d.cache.output());
 }
 
 /// Starts `wccpd ROLE` in `ns` and waits for its control socket.
@@ -279,9 +252,8 @@ fn one_signal_stops_cleanly_a_second_exits_at_once() {
     }
     let dir = TempDir::new("i8-signals");
     let net = net();
-    let sock = dir.join("router.sock");
-    let conf = dir.join("router.yaml");
-    std::fs::write(&conf, router_yaml(&net, &sock)).unwrap();
+    let Files { conf, sock } = Files::new(&dir, "router");
+    std::fs::write(&conf, router_yaml(&net.router_ip, &sock, &web_cache(None))).unwrap();
     // One SIGTERM: a clean stop, exit 0, socket removed.
     let mut r = started("router-1", &net.router_ns, "router", &conf, &sock, &dir);
     let (code, took) = signalled(&mut r, &["TERM"], Duration::ZERO);
@@ -299,16 +271,13 @@ fn one_signal_stops_cleanly_a_second_exits_at_once() {
     let (code, _) = signalled(&mut r, &["INT", "TERM"], Duration::ZERO);
     assert!(matches!(code, Some(130 | 143)), "{code:?}\n{}", r.output());
     // The cache agent does the same.
-    let csock = dir.join("cache.sock");
-    let cconf = dir.join("cache.yaml");
+    let Files {
+        conf: cconf,
+        sock: csock,
+    } = Files::new(&dir, "cache");
     std::fs::write(
         &cconf,
-        format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n",
-            c = net.cache_ip,
-            r = net.router_ip,
-            s = csock.display(),
-        ),
+        cache_yaml(&net.cache_ip, &net.router_ip, &csock, "", &web_cache(None)),
     )
     .unwrap();
     let mut c = started("cache-1", &net.cache_ns, "cache", &cconf, &csock, &dir);

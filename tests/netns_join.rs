@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-const T_MS: u64 = 1000;
 /// What removal may take beyond the protocol's 3·T after the kill: the router's timer fires on
 /// time, but `wccpd show` is polled every 200 ms and takes a few tens of ms.
 const SLACK_MS: u64 = 1000;
@@ -24,48 +23,21 @@ struct Setup {
     _dir: TempDir,
 }
 
-fn security(password: Option<&str>) -> String {
-    password
-        .map(|p| format!("      password: {p}\n"))
-        .unwrap_or_default()
-}
-
 fn start(tag: &str, router_pw: Option<&str>, cache_pw: Option<&str>) -> Setup {
     let dir = TempDir::new(tag);
     let net = NetnsPair::new();
-    let router_sock = dir.join("router.sock");
-    let cache_sock = dir.join("cache.sock");
-    let router_conf = dir.join("router.yaml");
-    let cache_conf = dir.join("cache.yaml");
-    std::fs::write(
-        &router_conf,
-        format!(
-            "router:\n  addresses: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n{pw}log:\n  level: debug\n",
-            r = net.router_ip,
-            s = router_sock.display(),
-            pw = security(router_pw),
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        &cache_conf,
-        format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n{pw}log:\n  level: debug\n",
-            c = net.cache_ip,
-            r = net.router_ip,
-            s = cache_sock.display(),
-            pw = security(cache_pw),
-        ),
-    )
-    .unwrap();
-    let router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
-    let cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &cache_conf, &dir);
+    let d = Daemons::start(
+        &net,
+        &dir,
+        |s| router_yaml(&net.router_ip, s, &web_cache(router_pw)),
+        |s| cache_yaml(&net.cache_ip, &net.router_ip, s, "", &web_cache(cache_pw)),
+    );
     Setup {
-        router,
-        cache,
+        router: d.router,
+        cache: d.cache,
         net,
-        router_sock,
-        cache_sock,
+        router_sock: d.router_files.sock,
+        cache_sock: d.cache_files.sock,
         _dir: dir,
     }
 }
@@ -275,18 +247,10 @@ fn two_caches_split_the_buckets_and_the_lowest_assigns() {
     let a_ip = s.net.cache_ip.clone();
     let b_ip = s.net.host(3);
     s.net.add_cache_address(&b_ip);
-    let b_sock = s._dir.join("cache-b.sock");
-    let b_conf = s._dir.join("cache-b.yaml");
-    std::fs::write(
-        &b_conf,
-        format!(
-            "cache:\n  address: {b_ip}\n  routers: [{r}]\n  control:\n    socket_path: {}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 0\n      type: standard\n",
-            b_sock.display(),
-            r = s.net.router_ip,
-        ),
-    )
-    .unwrap();
-    let mut b = NsChild::wccpd("cache-b", &s.net.cache_ns, "cache", &b_conf, &s._dir);
+    let b_files = Files::new(&s._dir, "cache-b");
+    let b_sock = b_files.sock.clone();
+    let b_yaml = cache_yaml(&b_ip, &s.net.router_ip, &b_sock, "", &web_cache(None));
+    let mut b = b_files.start("cache-b", &s.net.cache_ns, "cache", &b_yaml, &s._dir);
     router_status(&mut s);
     let sock = s.router_sock.clone();
     // Both usable, and an assignment from A (the lowest address) covering both, 256 buckets.
@@ -326,32 +290,17 @@ fn dynamic_service_learnt_by_the_router_with_mask_assignment() {
     }
     let dir = TempDir::new("dyn");
     let net = NetnsPair::new();
-    let router_sock = dir.join("router.sock");
-    let cache_sock = dir.join("cache.sock");
-    let router_conf = dir.join("router.yaml");
-    let cache_conf = dir.join("cache.yaml");
     // The router names the service only by id/type: it learns the definition from the cache.
-    std::fs::write(
-        &router_conf,
-        format!(
-            "router:\n  addresses: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 90\n      type: dynamic\n",
-            r = net.router_ip,
-            s = router_sock.display(),
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        &cache_conf,
-        format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: {T_MS}\n  services:\n    - id: 90\n      type: dynamic\n      protocol: tcp\n      ports: [443]\n      hash: [src_ip]\n      assignment: mask\n",
-            c = net.cache_ip,
-            r = net.router_ip,
-            s = cache_sock.display(),
-        ),
-    )
-    .unwrap();
-    let mut router = NsChild::wccpd("router", &net.router_ns, "router", &router_conf, &dir);
-    let _cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &cache_conf, &dir);
+    let mut d = Daemons::start(
+        &net,
+        &dir,
+        |s| router_yaml(&net.router_ip, s, "    - id: 90\n      type: dynamic\n"),
+        |s| {
+            let svc = "    - id: 90\n      type: dynamic\n      protocol: tcp\n      ports: [443]\n      hash: [src_ip]\n      assignment: mask\n";
+            cache_yaml(&net.cache_ip, &net.router_ip, s, "", svc)
+        },
+    );
+    let router_sock = d.router_files.sock.clone();
     let ip = net.cache_ip.clone();
     let st = wait_for(Duration::from_secs(12), || {
         show_json(&router_sock).filter(|st| {
@@ -360,7 +309,7 @@ fn dynamic_service_learnt_by_the_router_with_mask_assignment() {
                 && router_cache(st, &ip).is_some_and(|c| c["usable"] == true)
         })
     });
-    assert!(router.running(), "router exited:\n{}", router.output());
+    assert!(d.router.running(), "router exited:\n{}", d.router.output());
     let st = st.unwrap_or_else(|| panic!("no mask assignment: {:#?}", show_json(&router_sock)));
     let svc = service0(&st);
     assert_eq!(svc["id"], 90);

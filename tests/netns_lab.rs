@@ -322,7 +322,7 @@ impl Lab {
         let short = pid % 100_000;
         let tag = opts.tag;
         let dir = TempDir::new(&format!("lab{tag}"));
-        let ns_name = |role: &str| format!("lab-{pid}-{tag}{role}");
+        let ns_name = |role: &str| common::system_name(&format!("lab-{pid}-{tag}{role}"));
         let (r, c, s) = (ns_name("r"), ns_name("c"), ns_name("s"));
         let k = [ns_name("k1"), ns_name("k2")];
         let guard = Namespaces(vec![

@@ -149,22 +149,16 @@ struct Setup {
 fn start(tag: &str, policy: &str, load_source: Option<&std::path::Path>) -> Setup {
     let dir = TempDir::new(tag);
     let net = NetnsPair::named("hreturn", "hrt", 232);
-    let sock = dir.join("cache.sock");
-    let conf = dir.join("cache.yaml");
+    let files = Files::new(&dir, "cache");
+    let sock = files.sock.clone();
     let load = load_source
         .map(|p| format!("  load_source: {}\n", p.display()))
         .unwrap_or_default();
-    std::fs::write(
-        &conf,
-        format!(
-            "cache:\n  address: {c}\n  routers: [{r}]\n  control:\n    socket_path: {s}\n{load}  timers:\n    transmit_t_ms: 1000\n  services:\n    - id: {SERVICE}\n      type: dynamic\n      protocol: udp\n      ports: [5353]\n      return_policy:\n{policy}log:\n  level: debug\n",
-            c = net.cache_ip,
-            r = net.router_ip,
-            s = sock.display(),
-        ),
-    )
-    .unwrap();
-    let cache = NsChild::wccpd("cache", &net.cache_ns, "cache", &conf, &dir);
+    let services = format!(
+        "    - id: {SERVICE}\n      type: dynamic\n      protocol: udp\n      ports: [5353]\n      return_policy:\n{policy}"
+    );
+    let yaml = cache_yaml(&net.cache_ip, &net.router_ip, &sock, &load, &services);
+    let cache = files.start("cache", &net.cache_ns, "cache", &yaml, &dir);
     let up = wait_for(Duration::from_secs(10), || {
         show_json(&sock).filter(|v| v["packet_return"].is_object())
     });

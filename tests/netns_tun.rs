@@ -334,17 +334,15 @@ fn tun_decapsulation_intercepts_and_returns() {
     listener.wait_output("LISTENING", Duration::from_secs(10));
 
     // The cache agent.
-    let sock = dir.join("cache.sock");
-    let conf = dir.join("cache.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "cache:\n  address: {cache}\n  routers: [{router}]\n  control:\n    socket_path: {s}\n  timers:\n    transmit_t_ms: 1000\n  tun:\n    name: {TUN_NAME}\n    address: {TUN_ADDRESS}\n  services:\n    - id: 0\n      type: standard\n      return_policy:\n        refuse_destinations: [{REFUSED_SERVER}/32]\nlog:\n  level: debug\n",
-            s = sock.display(),
-        ),
-    )
-    .unwrap();
-    let mut agent = NsChild::wccpd("cache", &cache_ns, "cache", &conf, &dir);
+    let files = Files::new(&dir, "cache");
+    let sock = files.sock.clone();
+    let tun = format!("  tun:\n    name: {TUN_NAME}\n    address: {TUN_ADDRESS}\n");
+    let services = format!(
+        "{}      return_policy:\n        refuse_destinations: [{REFUSED_SERVER}/32]\n",
+        web_cache(None)
+    );
+    let yaml = cache_yaml(&net.cache_ip, &net.router_ip, &sock, &tun, &services);
+    let mut agent = files.start("cache", &cache_ns, "cache", &yaml, &dir);
     let up = wait_for(Duration::from_secs(10), || {
         show_json(&sock).filter(|v| v["tun"].is_object())
     });

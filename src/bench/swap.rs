@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use assign::service::ServiceDef;
 use assign::table::{ForwardingMethod, RedirectTable};
 use dataplane::dpdk_impl::{HookCtx, HookFlow, MainHook};
-use dataplane::Reason;
 use dpdk::Burst;
 use serde::Serialize;
 
@@ -183,19 +182,6 @@ impl SwapHook {
             self.report.missent += 1;
         }
     }
-
-    fn drops(cx: &HookCtx<'_>) -> u64 {
-        cx.workers
-            .iter()
-            .map(|w| {
-                Reason::ALL
-                    .iter()
-                    .filter(|r| r.is_drop())
-                    .map(|r| w.get(*r))
-                    .sum::<u64>()
-            })
-            .sum()
-    }
 }
 
 impl MainHook for SwapHook {
@@ -206,7 +192,7 @@ impl MainHook for SwapHook {
             now
         });
         if self.report.sent == 0 && self.sends.is_empty() {
-            self.drops_at_start = Self::drops(cx);
+            self.drops_at_start = cx.dropped();
         }
         let generating = self.stopped.is_none() && now.duration_since(start) < self.duration;
         // Publish: a whole new Tables through the control plane, as an assignment would.
@@ -283,7 +269,7 @@ impl MainHook for SwapHook {
                 u64::try_from(now.duration_since(start).as_nanos()).unwrap_or(u64::MAX);
             now
         });
-        let dropped = Self::drops(cx).saturating_sub(self.drops_at_start);
+        let dropped = cx.dropped().saturating_sub(self.drops_at_start);
         let accounted = self.report.received + dropped;
         if (accounted < self.report.sent || !self.out.is_empty())
             && now.duration_since(stopped) < DRAIN

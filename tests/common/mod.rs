@@ -1,10 +1,13 @@
 //! Shared helpers for the root package's integration tests: network-namespace pairs joined by a
 //! veth, child processes run inside them (and waited for with a deadline, [`child`]), temporary
-//! directories, polling, test frames and captures ([`frames`]). Everything created is removed by
-//! `Drop`, also when a test fails.
+//! directories, polling, the daemons' files and a router beside a cache agent ([`daemons`]),
+//! test frames and captures ([`frames`]). Everything created is removed by `Drop`, also when a
+//! test fails.
 //!
 //! Namespaces are named `hdaemon-<role>-<pid>-<n>`; veths `hdm<n>{r,c}<pid>` (15 characters
-//! at most); `NetnsPair::named` lets a test pick its own prefixes.
+//! at most); `NetnsPair::named` lets a test pick its own prefixes. `WCCPD_TEST_PREFIX`, if set,
+//! is put in front of every namespace name and EAL file prefix the tests choose
+//! ([`system_name`]), so that several people sharing a machine can tell their objects apart.
 //!
 //! Tests that need root, `ip` or other tools call [`prerequisites`] first: a missing one is a
 //! test *failure* (CI always has them, so a skip there would hide a broken environment); a
@@ -13,8 +16,12 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod daemons;
 pub mod frames;
 pub mod packets;
+pub mod rng;
+
+pub use daemons::*;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -62,6 +69,12 @@ pub fn prerequisites(tools: &[&str]) -> bool {
     panic!(
         "missing {what}: run as root after deploy/setup-host.sh, or set WCCPD_ALLOW_SKIP=1 to skip"
     );
+}
+
+/// The name a test gives a shared system object (a namespace, an EAL file prefix) it calls
+/// `base`: `base` behind `WCCPD_TEST_PREFIX`.
+pub fn system_name(base: &str) -> String {
+    std::env::var("WCCPD_TEST_PREFIX").unwrap_or_default() + base
 }
 
 /// Runs a command, panicking with its output on failure.
@@ -154,8 +167,8 @@ impl NetnsPair {
         let x = (pid.wrapping_mul(7).wrapping_add(n * 13)) % 250 + 1;
         let short = pid % 100_000;
         let pair = NetnsPair {
-            router_ns: format!("{ns_prefix}-r-{pid}-{n}"),
-            cache_ns: format!("{ns_prefix}-c-{pid}-{n}"),
+            router_ns: system_name(&format!("{ns_prefix}-r-{pid}-{n}")),
+            cache_ns: system_name(&format!("{ns_prefix}-c-{pid}-{n}")),
             router_if: format!("{if_prefix}{n}r{short}"),
             cache_if: format!("{if_prefix}{n}c{short}"),
             router_ip: format!("10.{octet}.{x}.1"),
@@ -379,14 +392,10 @@ pub fn show_json(socket: &Path) -> Option<Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-/// `wccpd show -s socket` (text).
+/// `wccpd show -s socket` (text, stdout + stderr).
 pub fn show_text(socket: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_wccpd"))
-        .args(["show", "-s"])
-        .arg(socket)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    let socket = socket.to_str().expect("socket path is UTF-8");
+    wccpd(&["show", "-s", socket]).1
 }
 
 /// The first service of a status object.

@@ -202,28 +202,10 @@ pub struct Metrics {
 
 pub use assign::policy::ReturnPolicy;
 
-/// One service group on the cache.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CacheService {
-    /// The definition announced in HERE_I_AM.
-    pub definition: ServiceDefinition,
-    /// Weight for bucket spreading.
-    pub weight: u16,
-    /// MD5 password (1-8 octets), or none.
-    pub password: Option<Vec<u8>>,
-    /// Acceptable forwarding methods, most preferred first.
-    pub forwarding: Vec<Method>,
-    /// Acceptable assignment methods, most preferred first.
-    pub assignment: Vec<AssignMethod>,
-    /// Acceptable packet-return methods, most preferred first.
-    pub return_method: Vec<Method>,
-    /// How buckets are spread when this cache is the designated cache.
-    pub spread: SpreadAlgorithm,
-    /// Seconds over which a new cache's share ramps up (0 = at once).
-    pub slow_start_s: u32,
-    /// When to return packets.
-    pub return_policy: ReturnPolicy,
-}
+/// One service group on the cache: the cache agent's own type (defaults in
+/// [`CacheService::new`]), so the file's settings reach the agent as they are.
+pub use assign::cache::{CacheService, MaskConfig};
+pub use assign::spread::SlowStart;
 
 /// A validated cache configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -229,6 +230,25 @@ fn ipv4_list(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Ipv4
     out
 }
 
+/// The required, non-empty address list `key` (each address once); `what` names one element
+/// in the problem for an empty list.
+fn required_ipv4_list(
+    ctx: &mut Ctx<'_>,
+    m: &mut BTreeMap<String, Value>,
+    p: &FieldPath,
+    key: &str,
+    what: &str,
+) -> Vec<Ipv4Addr> {
+    match req::<Vec<String>>(ctx, m, p, key) {
+        Some(l) if l.is_empty() => {
+            ctx.err(&p.key(key), format!("at least one {what} is needed"));
+            Vec::new()
+        }
+        Some(l) => ipv4_list(ctx, l, &p.key(key)),
+        None => Vec::new(),
+    }
+}
+
 fn prefixes(ctx: &mut Ctx<'_>, list: Vec<String>, path: &FieldPath) -> Vec<Ipv4Net> {
     let mut out = Vec::new();
     for (i, s) in list.iter().enumerate() {
@@ -338,7 +358,28 @@ fn password(ctx: &mut Ctx<'_>, p: Option<String>, path: &FieldPath) -> Option<Ve
     Some(b)
 }
 
-/// Parses one capability name list element.
+/// The value `table` gives `name`; `None` (with the problem recorded at `path`) when unknown.
+fn lookup<T: Copy>(
+    ctx: &mut Ctx<'_>,
+    table: &[(&str, T)],
+    name: &str,
+    path: &FieldPath,
+) -> Option<T> {
+    let found = table.iter().find(|(n, _)| *n == name).map(|&(_, v)| v);
+    if found.is_none() {
+        let expected: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+        ctx.err(
+            path,
+            format!(
+                "unknown name `{name}`, expected one of: {}",
+                expected.join(", ")
+            ),
+        );
+    }
+    found
+}
+
+/// Parses a list of capability names, each known and listed once.
 fn names<T: Copy + PartialEq>(
     ctx: &mut Ctx<'_>,
     list: Vec<String>,
@@ -347,19 +388,10 @@ fn names<T: Copy + PartialEq>(
 ) -> Vec<T> {
     let mut out = Vec::new();
     for (i, n) in list.iter().enumerate() {
-        match table.iter().find(|(name, _)| name == n) {
-            Some(&(_, v)) if !out.contains(&v) => out.push(v),
+        match lookup(ctx, table, n, &path.index(i)) {
+            Some(v) if !out.contains(&v) => out.push(v),
             Some(_) => ctx.err(&path.index(i), format!("`{n}` listed twice")),
-            None => {
-                let expected: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-                ctx.err(
-                    &path.index(i),
-                    format!(
-                        "unknown name `{n}`, expected one of: {}",
-                        expected.join(", ")
-                    ),
-                );
-            }
+            None => {}
         }
     }
     out
@@ -537,21 +569,57 @@ fn definition(
     })
 }
 
-fn check_duplicate(
+/// The `services` list of a section: each entry parsed by `parse`, a service defined twice
+/// (`key`: dynamic, id) reported at its `id`, and an empty list refused.
+fn service_list<S>(
     ctx: &mut Ctx<'_>,
-    seen: &mut HashSet<(bool, u8)>,
-    (dynamic, id): (bool, u8),
-    path: &FieldPath,
-) -> bool {
-    if seen.insert((dynamic, id)) {
-        return true;
+    m: &mut BTreeMap<String, Value>,
+    p: &FieldPath,
+    parse: fn(&mut Ctx<'_>, Value, &FieldPath) -> Option<S>,
+    key: fn(&S) -> (bool, u8),
+) -> Vec<S> {
+    let sp = p.key("services");
+    let list: Vec<Value> = req(ctx, m, p, "services").unwrap_or_default();
+    let mut services = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, v) in list.into_iter().enumerate() {
+        let path = sp.index(i);
+        let Some(s) = parse(ctx, v, &path) else {
+            continue;
+        };
+        let (dynamic, id) = key(&s);
+        if seen.insert((dynamic, id)) {
+            services.push(s);
+        } else {
+            let kind = if dynamic { "dynamic" } else { "standard" };
+            ctx.err(
+                &path.key("id"),
+                format!("service id conflict: {kind} service {id} is defined twice"),
+            );
+        }
     }
-    let kind = if dynamic { "dynamic" } else { "standard" };
-    ctx.err(
-        &path.key("id"),
-        format!("service id conflict: {kind} service {id} is defined twice"),
-    );
-    false
+    if services.is_empty() && !ctx.problems.iter().any(|e| e.path.0.starts_with(&sp.0)) {
+        ctx.err(&sp, "at least one service is needed");
+    }
+    services
+}
+
+/// The top-level section `name` of a document (`top`: its mapping) as a map of its `keys`, and
+/// its path; `None` (with the problem recorded) when it is missing or not a mapping.
+fn section(
+    ctx: &mut Ctx<'_>,
+    top: &mut BTreeMap<String, Value>,
+    name: &str,
+    keys: &[&str],
+) -> Option<(FieldPath, BTreeMap<String, Value>)> {
+    let root = FieldPath::default();
+    let p = root.key(name);
+    let Some(section) = top.remove(name) else {
+        ctx.err(&root, format!("missing section `{name}`"));
+        return None;
+    };
+    let m = ctx.fields(section, &p, keys)?;
+    Some((p, m))
 }
 
 // ---- router ------------------------------------------------------------------------------
@@ -563,14 +631,10 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
     let dp = top
         .remove("dataplane")
         .map(|v| dataplane::dataplane(ctx, v, &root.key("dataplane")));
-    let p = root.key("router");
-    let Some(section) = top.remove("router") else {
-        ctx.err(&root, "missing section `router`");
-        return None;
-    };
-    let mut m = ctx.fields(
-        section,
-        &p,
+    let (p, mut m) = section(
+        ctx,
+        &mut top,
+        "router",
         &[
             "addresses",
             "control",
@@ -580,14 +644,7 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
             "metrics",
         ],
     )?;
-    let addresses = match req::<Vec<String>>(ctx, &mut m, &p, "addresses") {
-        Some(l) if l.is_empty() => {
-            ctx.err(&p.key("addresses"), "at least one router address is needed");
-            Vec::new()
-        }
-        Some(l) => ipv4_list(ctx, l, &p.key("addresses")),
-        None => Vec::new(),
-    };
+    let addresses = required_ipv4_list(ctx, &mut m, &p, "addresses", "router address");
     let ap = p.key("addresses");
     let addresses_exact = !ctx.problems.iter().any(|e| e.path.0.starts_with(&ap.0));
     let control = control(
@@ -600,21 +657,7 @@ pub(crate) fn router(ctx: &mut Ctx<'_>, doc: Value) -> Option<RouterSettings> {
     let check_all_services = opt(ctx, &mut m, &p, "check_all_services").unwrap_or(false);
     let metrics = metrics(ctx, &mut m, &p);
     dataplane::check_router(ctx, &p, &control, &addresses, addresses_exact, dp.as_ref());
-    let sp = p.key("services");
-    let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
-    let mut services = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, v) in list.into_iter().enumerate() {
-        let path = sp.index(i);
-        if let Some(s) = router_service(ctx, v, &path) {
-            if check_duplicate(ctx, &mut seen, (s.dynamic, s.id), &path) {
-                services.push(s);
-            }
-        }
-    }
-    if services.is_empty() && !ctx.problems.iter().any(|e| e.path.0.starts_with(&sp.0)) {
-        ctx.err(&sp, "at least one service is needed");
-    }
+    let services = service_list(ctx, &mut m, &p, router_service, |s| (s.dynamic, s.id));
     ctx.problems.is_empty().then_some(RouterSettings {
         addresses,
         control,
@@ -718,14 +761,10 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     let root = FieldPath::default();
     let mut top = ctx.fields(doc, &root, &["cache", "log"])?;
     let log = log(ctx, top.remove("log"), &root.key("log"));
-    let p = root.key("cache");
-    let Some(section) = top.remove("cache") else {
-        ctx.err(&root, "missing section `cache`");
-        return None;
-    };
-    let mut m = ctx.fields(
-        section,
-        &p,
+    let (p, mut m) = section(
+        ctx,
+        &mut top,
+        "cache",
         &[
             "address",
             "routers",
@@ -739,14 +778,7 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     )?;
     let address =
         req::<String>(ctx, &mut m, &p, "address").and_then(|s| ipv4(ctx, &s, &p.key("address")));
-    let routers = match req::<Vec<String>>(ctx, &mut m, &p, "routers") {
-        Some(l) if l.is_empty() => {
-            ctx.err(&p.key("routers"), "at least one router is needed");
-            Vec::new()
-        }
-        Some(l) => ipv4_list(ctx, l, &p.key("routers")),
-        None => Vec::new(),
-    };
+    let routers = required_ipv4_list(ctx, &mut m, &p, "routers", "router");
     if let Some(i) = routers.iter().position(|r| Some(*r) == address) {
         ctx.err(
             &p.key("routers").index(i),
@@ -768,26 +800,9 @@ pub(crate) fn cache(ctx: &mut Ctx<'_>, doc: Value) -> Option<CacheSettings> {
     let tun = m
         .remove("tun")
         .and_then(|v| cache_tun(ctx, v, &p.key("tun"), address, &routers));
-    let sp = p.key("services");
-    let list: Vec<Value> = req(ctx, &mut m, &p, "services").unwrap_or_default();
-    let mut services = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, v) in list.into_iter().enumerate() {
-        let path = sp.index(i);
-        if let Some(s) = cache_service(ctx, v, &path) {
-            if check_duplicate(
-                ctx,
-                &mut seen,
-                (s.definition.dynamic, s.definition.id),
-                &path,
-            ) {
-                services.push(s);
-            }
-        }
-    }
-    if services.is_empty() && !ctx.problems.iter().any(|e| e.path.0.starts_with(&sp.0)) {
-        ctx.err(&sp, "at least one service is needed");
-    }
+    let services = service_list(ctx, &mut m, &p, cache_service, |s| {
+        (s.definition.dynamic, s.definition.id)
+    });
     let address = address?;
     ctx.problems.is_empty().then_some(CacheSettings {
         address,
@@ -874,31 +889,16 @@ fn cache_tun(
     })
 }
 
+/// One name out of `table`; `None` when absent or unknown (the problem is recorded).
 fn one<T: Copy>(
     ctx: &mut Ctx<'_>,
     m: &mut BTreeMap<String, Value>,
     path: &FieldPath,
     key: &str,
     table: &[(&str, T)],
-    default: T,
-) -> T {
-    let Some(name) = opt::<String>(ctx, m, path, key) else {
-        return default;
-    };
-    match table.iter().find(|(n, _)| *n == name) {
-        Some(&(_, v)) => v,
-        None => {
-            let expected: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-            ctx.err(
-                &path.key(key),
-                format!(
-                    "unknown name `{name}`, expected one of: {}",
-                    expected.join(", ")
-                ),
-            );
-            default
-        }
-    }
+) -> Option<T> {
+    let name = opt::<String>(ctx, m, path, key)?;
+    lookup(ctx, table, &name, &path.key(key))
 }
 
 #[derive(Deserialize)]
@@ -908,34 +908,30 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-/// A single name or a preference list of names (most preferred first).
+/// A single name or a preference list of names (most preferred first); `None` when absent or
+/// when the single name is unknown (the problem is recorded).
 fn preference<T: Copy + PartialEq>(
     ctx: &mut Ctx<'_>,
     m: &mut BTreeMap<String, Value>,
     path: &FieldPath,
     key: &str,
     table: &[(&str, T)],
-    default: T,
-) -> Vec<T> {
-    match opt::<OneOrMany>(ctx, m, path, key) {
-        None => vec![default],
-        Some(OneOrMany::One(n)) => {
-            let v = names(ctx, vec![n], &path.key(key), table);
-            if v.is_empty() {
-                vec![default]
-            } else {
-                v
-            }
+) -> Option<Vec<T>> {
+    match opt::<OneOrMany>(ctx, m, path, key)? {
+        OneOrMany::One(n) => {
+            Some(names(ctx, vec![n], &path.key(key), table)).filter(|v| !v.is_empty())
         }
-        Some(OneOrMany::Many(l)) => {
+        OneOrMany::Many(l) => {
             if l.is_empty() {
                 ctx.err(&path.key(key), "at least one method is needed");
             }
-            names(ctx, l, &path.key(key), table)
+            Some(names(ctx, l, &path.key(key), table))
         }
     }
 }
 
+/// A cache's service group. Every key is read (and its problems recorded) before a bad
+/// definition gives up; a key the file leaves out keeps the default of [`CacheService::new`].
 fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheService> {
     let mut allowed: Vec<&str> = DEFINITION_KEYS.to_vec();
     allowed.extend([
@@ -950,68 +946,51 @@ fn cache_service(ctx: &mut Ctx<'_>, v: Value, path: &FieldPath) -> Option<CacheS
     ]);
     let mut m = ctx.fields(v, path, &allowed)?;
     let definition = definition(ctx, &mut m, path);
-    let weight: u16 = opt(ctx, &mut m, path, "weight").unwrap_or(10_000);
+    let weight: Option<u16> = opt(ctx, &mut m, path, "weight");
     let password = {
         let p = opt(ctx, &mut m, path, "password");
         password(ctx, p, &path.key("password"))
     };
-    let forwarding = preference(ctx, &mut m, path, "forwarding", &table(), Method::Gre);
-    let assignment = preference(
-        ctx,
-        &mut m,
-        path,
-        "assignment",
-        &table(),
-        AssignMethod::Hash,
-    );
-    let return_method = preference(ctx, &mut m, path, "return", &table(), Method::Gre);
-    let spread = one(
-        ctx,
-        &mut m,
-        path,
-        "spread",
-        &table(),
-        SpreadAlgorithm::Squid,
-    );
-    let slow_start_s: u32 = opt(ctx, &mut m, path, "slow_start_s").unwrap_or(0);
-    let rp = path.key("return_policy");
-    let return_policy = match opt::<RawReturnPolicy>(ctx, &mut m, path, "return_policy") {
-        None => ReturnPolicy::default(),
-        Some(raw) => {
-            let max_load = match raw.max_load {
-                None => None,
-                Some(n @ 1..=100) => Some(n),
-                Some(n) => {
-                    ctx.err(
-                        &rp.key("max_load"),
-                        format!("{n} is not a percentage 1-100"),
-                    );
-                    None
-                }
-            };
-            ReturnPolicy {
-                refuse_sources: prefixes(ctx, raw.refuse_sources, &rp.key("refuse_sources")),
-                refuse_destinations: prefixes(
-                    ctx,
-                    raw.refuse_destinations,
-                    &rp.key("refuse_destinations"),
-                ),
-                max_load,
-                rewrite_destinations: Vec::new(),
-            }
+    let forwarding = preference(ctx, &mut m, path, "forwarding", &table());
+    let assignment = preference(ctx, &mut m, path, "assignment", &table());
+    let packet_return = preference(ctx, &mut m, path, "return", &table());
+    let spread = one(ctx, &mut m, path, "spread", &table());
+    let slow_start_s: Option<u32> = opt(ctx, &mut m, path, "slow_start_s");
+    let return_policy = opt::<RawReturnPolicy>(ctx, &mut m, path, "return_policy")
+        .map(|raw| return_policy(ctx, raw, &path.key("return_policy")));
+
+    let mut s = CacheService::new(definition?);
+    s.password = password;
+    s.weight = weight.unwrap_or(s.weight);
+    s.forwarding = forwarding.unwrap_or(s.forwarding);
+    s.assignment = assignment.unwrap_or(s.assignment);
+    s.packet_return = packet_return.unwrap_or(s.packet_return);
+    s.spread = spread.unwrap_or(s.spread);
+    if let Some(secs) = slow_start_s {
+        s.slow_start = (secs > 0).then(|| SlowStart::over(Duration::from_secs(u64::from(secs))));
+    }
+    s.return_policy = return_policy.unwrap_or(s.return_policy);
+    Some(s)
+}
+
+fn return_policy(ctx: &mut Ctx<'_>, raw: RawReturnPolicy, rp: &FieldPath) -> ReturnPolicy {
+    let max_load = match raw.max_load {
+        None => None,
+        Some(n @ 1..=100) => Some(n),
+        Some(n) => {
+            ctx.err(
+                &rp.key("max_load"),
+                format!("{n} is not a percentage 1-100"),
+            );
+            None
         }
     };
-    Some(CacheService {
-        definition: definition?,
-        weight,
-        password,
-        forwarding,
-        assignment,
-        return_method,
-        spread,
-        slow_start_s,
-        return_policy,
-    })
+    ReturnPolicy {
+        refuse_sources: prefixes(ctx, raw.refuse_sources, &rp.key("refuse_sources")),
+        refuse_destinations: prefixes(ctx, raw.refuse_destinations, &rp.key("refuse_destinations")),
+        max_load,
+        rewrite_destinations: Vec::new(),
+    }
 }
 
 /// Parses YAML text into a generic value, mapping a syntax error to a located problem.

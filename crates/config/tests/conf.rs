@@ -87,6 +87,16 @@ fn full_cache_example_values() {
     assert_eq!(c.services[1].spread, wccpd_config::SpreadAlgorithm::Stable);
     assert_eq!(c.services[1].return_policy.max_load, Some(90));
     assert_eq!(c.services[1].return_policy.refuse_sources.len(), 1);
+    // `slow_start_s: 0` is no slow start; seconds become the agent's ramp.
+    assert!(text.contains("slow_start_s: 0"), "cache.yaml changed");
+    assert_eq!(c.services[0].slow_start, None);
+    let ramped = cache_from_str(&text.replace("slow_start_s: 0", "slow_start_s: 30")).unwrap();
+    assert_eq!(
+        ramped.services[0].slow_start,
+        Some(wccpd_config::SlowStart::over(
+            std::time::Duration::from_secs(30)
+        ))
+    );
     assert_eq!(c.load_source, PathBuf::from("/proc/loadavg"));
     let defaulted = text.replace("load_source: /proc/loadavg", "");
     assert_eq!(

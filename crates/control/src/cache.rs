@@ -54,8 +54,8 @@ use wire::{
 };
 
 pub use config::{
-    AssignMethod, CacheConfig, ConfigError, HashField, HashFields, MaskConfig, Method, PortsAre,
-    ServiceConfig, ServiceDefinition, SpreadAlgorithm, DEFAULT_TRANSMIT_T, DEFAULT_WEIGHT,
+    AssignMethod, CacheConfig, CacheService, ConfigError, HashField, HashFields, MaskConfig,
+    Method, PortsAre, ServiceDefinition, SpreadAlgorithm, DEFAULT_TRANSMIT_T, DEFAULT_WEIGHT,
     MAX_PASSWORD_LEN,
 };
 pub use status::{
@@ -171,7 +171,7 @@ struct Membership {
 
 #[derive(Debug)]
 struct Service {
-    cfg: ServiceConfig,
+    cfg: CacheService,
     key: ServiceKey,
     info: ServiceInfo,
     routers: Vec<RouterState>,
@@ -227,8 +227,8 @@ impl CacheAgent {
             .iter()
             .map(|s| Service {
                 cfg: s.clone(),
-                key: s.key(),
-                info: s.service.service_info(),
+                key: ServiceKey::of(&s.definition),
+                info: s.definition.service_info(),
                 routers: cfg.routers.iter().map(|&r| RouterState::new(r)).collect(),
                 next_hia: Instant(0),
                 rapid: Vec::new(),
@@ -1249,7 +1249,7 @@ fn mask_set(m: &MaskSpread, caches: &[Ipv4Addr]) -> MaskValueSet {
 /// Chooses one value per capability the router offers (docs/protocol.md §2.10, [R1]§3.5).
 fn negotiate(
     offer: Option<&Capabilities>,
-    cfg: &ServiceConfig,
+    cfg: &CacheService,
     t: Duration,
 ) -> Result<Negotiated, String> {
     fn pick<T: Copy>(

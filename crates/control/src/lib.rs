@@ -65,6 +65,16 @@ pub struct ServiceKey {
     pub id: u8,
 }
 
+impl ServiceKey {
+    /// The group a configured service definition belongs to.
+    pub fn of(definition: &assign::service::ServiceDefinition) -> ServiceKey {
+        ServiceKey {
+            dynamic: definition.dynamic,
+            id: definition.id,
+        }
+    }
+}
+
 impl std::fmt::Display for ServiceKey {
     /// `standard 0` / `dynamic 80`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

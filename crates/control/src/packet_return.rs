@@ -133,6 +133,27 @@ pub struct Redirected<'a> {
     pub inner_dst: Ipv4Addr,
 }
 
+/// Which GRE headers [`parse_redirected_with`] takes apart. Version and routing are always
+/// refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GreRule {
+    /// Refuse any flag (checksum, key, sequence) as Linux's `gre_parse_header` does for WCCP:
+    /// what is decapsulated is then exactly what a kernel GRE interface would deliver. Without
+    /// it the optional fields are skipped.
+    pub no_flags: bool,
+    /// Also take plain GRE protocol 0x0800 (no flags, no redirect header), which some routers
+    /// send.
+    pub plain_ipv4: bool,
+}
+
+impl GreRule {
+    /// The Linux rule: WCCP GRE (0x883E) with no flag set.
+    pub const LINUX: GreRule = GreRule {
+        no_flags: true,
+        plain_ipv4: false,
+    };
+}
+
 /// Parses a GRE-redirected packet with `wire`'s views: outer IPv4 (protocol 47), GRE with
 /// protocol 0x883E (optional checksum/key/sequence fields skipped, routing and version refused),
 /// an optional redirect header (absent when the first nibble after GRE is 4,
@@ -142,6 +163,14 @@ pub struct Redirected<'a> {
 /// # Errors
 /// [`ReturnError`] naming the header, field and offset of the first problem.
 pub fn parse_redirected(pkt: &[u8]) -> Result<Redirected<'_>, ReturnError> {
+    parse_redirected_with(pkt, GreRule::default())
+}
+
+/// As [`parse_redirected`], with the GRE headers `rule` accepts.
+///
+/// # Errors
+/// [`ReturnError`] naming the header, field and offset of the first problem.
+pub fn parse_redirected_with(pkt: &[u8], rule: GreRule) -> Result<Redirected<'_>, ReturnError> {
     const OUTER: &str = "outer IPv4";
     const GRE: &str = "GRE";
     let outer = Ipv4Packet::new_checked(pkt).map_err(|e| ReturnError::wire(OUTER, 0, e))?;
@@ -171,15 +200,23 @@ pub fn parse_redirected(pkt: &[u8]) -> Result<Redirected<'_>, ReturnError> {
     if flags & gre::FLAG_ROUTING != 0 {
         return Err(invalid("routing flag", flags));
     }
-    if g.protocol() != gre::PROTOCOL_WCCP {
+    let plain = rule.plain_ipv4 && g.protocol() == gre::PROTOCOL_IPV4;
+    if !plain && g.protocol() != gre::PROTOCOL_WCCP {
         return Err(invalid("protocol type", g.protocol()));
     }
-    let payload = g
-        .wccp_payload()
-        .map_err(|e| ReturnError::wire("WCCP redirect header", at + g.header_len(), e))?;
-    let (redirect_header, inner) = match payload {
-        WccpPayload::Ipv4(inner) => (None, inner),
-        WccpPayload::Redirect { header, inner } => (Some(header.to_bytes()), inner),
+    if flags != 0 && (rule.no_flags || plain) {
+        return Err(invalid("flags", flags));
+    }
+    let (redirect_header, inner) = if plain {
+        (None, &pkt[at + g.header_len()..total])
+    } else {
+        match g
+            .wccp_payload()
+            .map_err(|e| ReturnError::wire("WCCP redirect header", at + g.header_len(), e))?
+        {
+            WccpPayload::Ipv4(inner) => (None, inner),
+            WccpPayload::Redirect { header, inner } => (Some(header.to_bytes()), inner),
+        }
     };
     // The inner packet runs to the end of the outer datagram.
     let offset = total - inner.len();

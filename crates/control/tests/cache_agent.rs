@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use cache_support::*;
 use wccp_control::cache::{
-    AssignMethod, CacheAgent, CacheConfig, HashFields, Method, PortsAre, RouterLinkState,
-    ServiceConfig, ServiceDefinition,
+    AssignMethod, CacheAgent, CacheConfig, CacheService, HashFields, Method, PortsAre,
+    RouterLinkState, ServiceDefinition,
 };
 use wccp_control::{DropReason, Event, Instant, Machine, ServiceKey};
 use wire::{
@@ -677,7 +677,7 @@ fn md5_everything_signed_and_checked() {
 
 #[test]
 fn mask_assignment_uses_alternate_assignment() {
-    let mut svc = ServiceConfig::new(ServiceDefinition {
+    let mut svc = CacheService::new(ServiceDefinition {
         dynamic: true,
         id: 80,
         priority: 240,
@@ -688,7 +688,7 @@ fn mask_assignment_uses_alternate_assignment() {
         alt_hash: HashFields::NONE,
     });
     svc.assignment = vec![AssignMethod::Mask];
-    let info = svc.service.service_info();
+    let info = svc.definition.service_info();
     assert_eq!(info.flags.bits(), 0x0011);
     let mut a = agent(&[R1], svc);
     tick(&mut a, 0);
@@ -785,7 +785,7 @@ fn shutdown_sends_command_and_stops() {
 
 #[test]
 fn config_errors_are_collected() {
-    let mut svc = ServiceConfig::new(ServiceDefinition {
+    let mut svc = CacheService::new(ServiceDefinition {
         dynamic: true,
         id: 90,
         priority: 0,
@@ -913,7 +913,7 @@ fn reordered_older_i_see_you_is_stale() {
 
 #[test]
 fn two_services_run_independently() {
-    let dynamic = ServiceConfig::new(ServiceDefinition {
+    let dynamic = CacheService::new(ServiceDefinition {
         dynamic: true,
         id: 80,
         priority: 240,
@@ -923,7 +923,7 @@ fn two_services_run_independently() {
         hash: HashFields::SRC_IP,
         alt_hash: HashFields::NONE,
     });
-    let info80 = dynamic.service.service_info();
+    let info80 = dynamic.definition.service_info();
     let cfg = CacheConfig::new(US, vec![R1], vec![web_cache(), dynamic]);
     let mut a = CacheAgent::new(cfg).unwrap();
     let h = hias(&tick(&mut a, 0));
@@ -975,7 +975,7 @@ fn is_shutdown(h: &wire::HereIAm) -> bool {
 
 /// Two services, two routers, joined and assigned as the only cache.
 fn joined_two_by_two() -> (CacheAgent, Vec<FakeRouter>, ServiceInfo) {
-    let dynamic = ServiceConfig::new(ServiceDefinition {
+    let dynamic = CacheService::new(ServiceDefinition {
         dynamic: true,
         id: 80,
         priority: 0,
@@ -985,7 +985,7 @@ fn joined_two_by_two() -> (CacheAgent, Vec<FakeRouter>, ServiceInfo) {
         hash: HashFields::DST_IP,
         alt_hash: HashFields::NONE,
     });
-    let info80 = dynamic.service.service_info();
+    let info80 = dynamic.definition.service_info();
     let cfg = CacheConfig::new(US, vec![R1, R2], vec![web_cache(), dynamic]);
     let mut a = CacheAgent::new(cfg).unwrap();
     tick(&mut a, 0);

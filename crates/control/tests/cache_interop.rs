@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use cache_support::squid::*;
 use cache_support::{drain, hias, ms, run_until, sent, tick};
-use wccp_control::cache::{CacheAgent, CacheConfig, ServiceConfig, ServiceDefinition};
+use wccp_control::cache::{CacheAgent, CacheConfig, CacheService, ServiceDefinition};
 use wccp_control::{Datagram, Machine};
 use wire::{Addr, Message};
 
@@ -18,7 +18,7 @@ const CACHE: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
 const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 
 fn agent(password: Option<&[u8]>) -> CacheAgent {
-    let mut svc = ServiceConfig::new(ServiceDefinition::web_cache());
+    let mut svc = CacheService::new(ServiceDefinition::web_cache());
     svc.password = password.map(<[u8]>::to_vec);
     CacheAgent::new(CacheConfig::new(CACHE, vec![ROUTER], vec![svc])).unwrap()
 }

@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use wccp_control::packet_return::{
-    self, build_return, parse_redirected, process, rewrite_destination, Decision, RefuseReason,
-    ReturnError, ReturnPolicy, Verdict,
+    self, build_return, parse_redirected, parse_redirected_with, process, rewrite_destination,
+    Decision, GreRule, RefuseReason, ReturnError, ReturnPolicy, Verdict,
 };
 use wire::checksum::checksum as internet_checksum;
 
@@ -205,14 +205,28 @@ fn malformed_input_is_an_error_naming_the_layer() {
     assert_eq!(parse_redirected(&padded).unwrap().inner.len(), 240);
 }
 
+/// TV-1's outer IPv4 header, then `gre`, then TV-1 from octet `from` on (outer total length
+/// fixed, checksum left as it was: the parser does not check it).
+fn tv1_with_gre(gre: &[u8], from: usize) -> Vec<u8> {
+    let pkt = tv1();
+    let mut p = pkt[..20].to_vec();
+    p.extend_from_slice(gre);
+    p.extend_from_slice(&pkt[from..]);
+    let len = u16::try_from(p.len()).unwrap();
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    p
+}
+
+/// TV-1 with a GRE key (K flag 0x2000, 4 octets) before its redirect header.
+fn tv1_with_gre_key() -> Vec<u8> {
+    tv1_with_gre(&[0x20, 0x00, 0x88, 0x3e, 0xde, 0xad, 0xbe, 0xef], 24)
+}
+
 #[test]
 fn gre_optional_fields_are_skipped() {
     let pkt = tv1();
-    // Add a GRE key (K flag 0x2000, 4 octets).
-    let mut k = pkt[..20].to_vec();
-    k.extend_from_slice(&[0x20, 0x00, 0x88, 0x3e, 0xde, 0xad, 0xbe, 0xef]);
-    k.extend_from_slice(&pkt[24..]);
-    k[2..4].copy_from_slice(&272u16.to_be_bytes());
+    let k = tv1_with_gre_key();
+    assert_eq!(k.len(), 272);
     let r = parse_redirected(&k).unwrap();
     assert_eq!(r.redirect_header, Some([0x05, 0x59, 0x00, 0x48]));
     assert_eq!(r.inner, &pkt[28..]);
@@ -225,6 +239,45 @@ fn gre_optional_fields_are_skipped() {
             field: "version",
             ..
         })
+    ));
+}
+
+#[test]
+fn gre_rule_linux_refuses_flags_and_plain_ipv4_is_opt_in() {
+    let pkt = tv1();
+    let k = tv1_with_gre_key();
+    assert!(matches!(
+        parse_redirected_with(&k, GreRule::LINUX),
+        Err(ReturnError::Invalid {
+            layer: "GRE",
+            field: "flags",
+            value: 0x2000,
+            offset: 20
+        })
+    ));
+    assert_eq!(
+        parse_redirected_with(&pkt, GreRule::LINUX),
+        parse_redirected(&pkt)
+    );
+    // Plain GRE 0x0800: the inner packet follows the 4-octet GRE header, no redirect header.
+    let mut plain = tv1_with_gre(&[0x00, 0x00, 0x08, 0x00], 28);
+    assert!(parse_redirected_with(&plain, GreRule::LINUX).is_err());
+    let rule = GreRule {
+        plain_ipv4: true,
+        ..GreRule::LINUX
+    };
+    let r = parse_redirected_with(&plain, rule).unwrap();
+    assert_eq!(r.redirect_header, None);
+    assert_eq!(r.inner, &pkt[28..]);
+    // ... and with no flags even when optional fields would otherwise be skipped.
+    plain[20] = 0x20;
+    let lenient = GreRule {
+        plain_ipv4: true,
+        ..GreRule::default()
+    };
+    assert!(matches!(
+        parse_redirected_with(&plain, lenient),
+        Err(ReturnError::Invalid { field: "flags", .. })
     ));
 }
 

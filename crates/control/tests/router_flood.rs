@@ -16,7 +16,7 @@ use std::time::Duration;
 use assign::RedirectTable;
 use router_support::{FakeCache, ROUTER};
 use wccp_control::cache::{
-    CacheAgent, CacheConfig, RouterLinkState, ServiceConfig as CacheService, ServiceDefinition,
+    CacheAgent, CacheConfig, CacheService, RouterLinkState, ServiceDefinition,
 };
 use wccp_control::router::{ReplyLimits, Router, RouterConfig, ServiceConfig};
 use wccp_control::{Datagram, Instant, Machine, Output};

@@ -298,8 +298,8 @@ fn sim_lossy_no_churn() {
 /// not report hash assignments back, so a new designated cache starts from scratch).
 #[test]
 fn sim_stable_spread_moves_only_what_must_move() {
-    use wccp_control::cache::{ServiceConfig, ServiceDefinition, SpreadAlgorithm};
-    let mut svc = ServiceConfig::new(ServiceDefinition::web_cache());
+    use wccp_control::cache::{CacheService, ServiceDefinition, SpreadAlgorithm};
+    let mut svc = CacheService::new(ServiceDefinition::web_cache());
     svc.spread = SpreadAlgorithm::Stable;
     let mut sim = Sim::with_service(3, 10, NetModel::REORDER, 11, svc);
     sim.stagger(T);
@@ -339,8 +339,8 @@ fn sim_stable_spread_moves_only_what_must_move() {
 /// one 0x1741 set (Alternate Assignment) and every router ends up with the same value owners.
 #[test]
 fn sim_mask_assignment() {
-    use wccp_control::cache::{AssignMethod, ServiceConfig, ServiceDefinition};
-    let mut svc = ServiceConfig::new(ServiceDefinition::web_cache());
+    use wccp_control::cache::{AssignMethod, CacheService, ServiceDefinition};
+    let mut svc = CacheService::new(ServiceDefinition::web_cache());
     svc.assignment = vec![AssignMethod::Mask, AssignMethod::Hash];
     let mut sim = Sim::with_service(3, 6, NetModel::REORDER, 5, svc);
     sim.stagger(T);
@@ -360,8 +360,8 @@ fn sim_mask_assignment() {
 /// assignment per T) to its full share, and every step moves buckets only to it.
 #[test]
 fn sim_slow_start_with_stable_spread() {
-    use wccp_control::cache::{ServiceConfig, ServiceDefinition, SpreadAlgorithm};
-    let mut svc = ServiceConfig::new(ServiceDefinition::web_cache());
+    use wccp_control::cache::{CacheService, ServiceDefinition, SpreadAlgorithm};
+    let mut svc = CacheService::new(ServiceDefinition::web_cache());
     svc.spread = SpreadAlgorithm::Stable;
     svc.slow_start = Some(assign::spread::SlowStart::over(
         std::time::Duration::from_secs(60),

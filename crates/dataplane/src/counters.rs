@@ -247,6 +247,15 @@ impl LcoreCounters {
         &self.services[slot.min(last)]
     }
 
+    /// Packets dropped, all reasons together.
+    pub fn dropped(&self) -> u64 {
+        Reason::ALL
+            .iter()
+            .filter(|r| r.is_drop())
+            .map(|r| self.get(*r))
+            .sum()
+    }
+
     /// A plain snapshot of the reason counters.
     pub fn snapshot(&self) -> Vec<(Reason, u64)> {
         Reason::ALL.iter().map(|r| (*r, self.get(*r))).collect()
@@ -269,6 +278,8 @@ mod tests {
         c.count(Reason::NoRoute);
         c.add(Reason::Rx, 5);
         assert_eq!((c.get(Reason::NoRoute), c.get(Reason::Rx)), (1, 5));
+        c.add(Reason::GreMalformed, 2);
+        assert_eq!(c.dropped(), 3, "drop reasons only, Rx not among them");
         c.service(1000).redirected.inc();
         assert_eq!(c.service(MAX_SERVICES - 1).redirected.get(), 1);
     }

@@ -296,6 +296,13 @@ pub struct HookCtx<'a> {
     pub now: control::Instant,
 }
 
+impl HookCtx<'_> {
+    /// Packets the workers dropped so far, all reasons together.
+    pub fn dropped(&self) -> u64 {
+        self.workers.iter().map(|w| w.dropped()).sum()
+    }
+}
+
 /// What the control loop does after a [`MainHook::poll`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookFlow {
@@ -376,11 +383,9 @@ impl Counts {
                 if r.is_terminal() && !r.is_drop() && *r != Reason::Punted {
                     delivered += w.get(*r);
                 }
-                if r.is_drop() {
-                    c.dropped += w.get(*r);
-                }
             }
             c.tx += delivered.saturating_sub(w.get(Reason::TxFull));
+            c.dropped += w.dropped();
         }
         for p in ports {
             if let Ok(s) = p.stats() {

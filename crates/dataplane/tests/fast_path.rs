@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use support::*;
 use wccp_dataplane::counters::MAX_SERVICES;
-use wccp_dataplane::pipeline::{process, process_general, Action, Ctx, RateLimit};
+use wccp_dataplane::pipeline::{process, process_general, Action, RateLimit};
 use wccp_dataplane::tables::Tables;
 use wccp_dataplane::{LcoreCounters, PacketBuf, VecBuf};
 
@@ -128,26 +128,15 @@ fn counters_of(c: &LcoreCounters) -> (Vec<u64>, Vec<Vec<u64>>) {
 }
 
 fn outcome(t: &Tables, port: u16, frame: &[u8], fast: bool) -> Outcome {
-    let counters = LcoreCounters::default();
-    let mut icmp = RateLimit::new(1000, 100, 1_000_000);
-    let mut cx = Ctx {
-        tables: t,
-        counters: &counters,
-        icmp: &mut icmp,
-        now: 1,
-    };
-    let mut b = VecBuf::new(port, frame);
-    let action = if fast {
-        process(&mut cx, port, &mut b)
-    } else {
-        process_general(&mut cx, port, &mut b)
-    };
-    let (reasons, services) = counters_of(&counters);
+    let f: Process = if fast { process } else { process_general };
+    let icmp = RateLimit::new(1000, 100, 1_000_000);
+    let r = run_with(t, port, VecBuf::new(port, frame), f, icmp, 1);
+    let (reasons, services) = counters_of(&r.counters);
     Outcome {
-        action,
-        frame: b.as_ref().to_vec(),
-        headroom: b.headroom(),
-        port: b.port(),
+        action: r.action,
+        frame: r.buf.as_ref().to_vec(),
+        headroom: r.buf.headroom(),
+        port: r.buf.port(),
         reasons,
         services,
     }

@@ -76,6 +76,22 @@ pub fn allowed_cpus() -> Vec<u32> {
     parse_cpu_list(list.trim())
 }
 
+/// Free 2 MiB hugepages, from `HugePages_Free` in `/proc/meminfo`; 0 when unreadable.
+#[must_use]
+pub fn free_hugepages() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("HugePages_Free:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Free 2 MiB hugepages a short run ([`EalArgs::short_run_memory`]) wants before it uses them.
+pub const SHORT_RUN_HUGEPAGES: u64 = 64;
+
 fn parse_cpu_list(list: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for part in list.split(',').filter(|p| !p.is_empty()) {
@@ -277,6 +293,19 @@ impl EalArgs {
             .collect::<Vec<_>>()
             .join(",");
         self.lcores(&spec)
+    }
+
+    /// Memory for a short run (a test, `wccpd smoke`): with `hugepages`, hugepages without
+    /// files ([`Self::in_memory`]); without, 256 MiB of ordinary memory (`--no-huge --no-shconf
+    /// -m 256 --iova-mode=va`). Callers usually pass `free_hugepages() >=
+    /// SHORT_RUN_HUGEPAGES` unless told to avoid hugepages.
+    #[must_use]
+    pub fn short_run_memory(self, hugepages: bool) -> Self {
+        if hugepages {
+            self.in_memory()
+        } else {
+            self.no_huge().no_shconf().memory_mb(256).iova_va()
+        }
     }
 
     /// `--iova-mode=va`.
@@ -538,6 +567,26 @@ mod tests {
         );
         assert!(!nic.args().iter().any(|a| a == "--no-pci"));
         assert_eq!(nic.no_pci().args(), ["wccpd", "--no-pci"]);
+    }
+
+    #[test]
+    fn short_run_memory_is_hugepages_in_memory_or_256_mib_without() {
+        assert_eq!(
+            EalArgs::new().short_run_memory(true).args(),
+            ["wccpd", "--no-pci", "--in-memory"]
+        );
+        assert_eq!(
+            EalArgs::new().short_run_memory(false).args(),
+            [
+                "wccpd",
+                "--no-pci",
+                "--no-huge",
+                "--no-shconf",
+                "-m",
+                "256",
+                "--iova-mode=va"
+            ]
+        );
     }
 
     #[test]

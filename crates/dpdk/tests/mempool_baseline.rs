@@ -15,21 +15,7 @@ use std::time::Instant;
 use dpdk::ring::{self, RingMode};
 use dpdk::{Burst, Eal, Mbuf, MbufError, Mempool, MempoolError, Port, PortConfig};
 
-/// xorshift64*: a fixed-seed PRNG, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use common::rng::Rng;
 
 /// `(data_off, data_len, pkt_len, tailroom)` read through the shim and the raw struct, not
 /// through the Rust accessors under test.
@@ -151,7 +137,7 @@ fn random_edit(rng: &mut Rng, r: &mut Mbuf, d: &mut Mbuf) {
 fn mbuf_edits_match_dpdk(pool: &Mempool) {
     let mut rng = Rng(0x005e_ed0f_d9d1_2211);
     for _ in 0..300 {
-        let start = common::frame(rng.next() as u32, 60 + rng.below(200) as usize);
+        let start = common::frame(rng.next() as u32, 60 + rng.below(200));
         let mut r = pool.alloc_with(&start).unwrap();
         let mut d = pool.alloc_with(&start).unwrap();
         assert_eq!(rust_view(&r), dpdk_view(&d));

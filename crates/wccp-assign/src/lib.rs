@@ -3,7 +3,8 @@
 //! assignment algorithms (3.5) and the immutable [`RedirectTable`] the data plane reads.
 //!
 //! Its plain types ([`method::Method`], [`method::AssignMethod`],
-//! [`service::ServiceDefinition`], [`service::HashFields`], [`spread::SpreadAlgorithm`]) are
+//! [`service::ServiceDefinition`], [`service::HashFields`], [`spread::SpreadAlgorithm`],
+//! [`policy::ReturnPolicy`] and a cache's whole service group, [`cache::CacheService`]) are
 //! the configuration's and the state machines' alike: `wccpd-config` parses into them and
 //! `wccp-control` runs on them.
 //!
@@ -14,6 +15,7 @@
 // Peer input and configuration are errors, never panics: no unwrap/expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cache;
 pub mod hash;
 pub mod mask;
 pub mod method;

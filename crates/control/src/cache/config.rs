@@ -4,100 +4,19 @@ use core::fmt;
 use core::net::Ipv4Addr;
 use core::time::Duration;
 
-use assign::spread::{MaskField, SlowStart, SQUID_MASK};
-
 use crate::ServiceKey;
 
 // The plain types the cache agent shares with the configuration file and the router: one
-// definition each, in `wccp-assign`.
+// definition each, in `wccp-assign`. A cache's service group is `CacheService`, parsed by
+// `config` and run on by the agent as it is.
+pub use assign::cache::{CacheService, MaskConfig, DEFAULT_WEIGHT};
 pub use assign::method::{AssignMethod, Method};
 pub use assign::service::{HashField, HashFields, PortsAre, ServiceDefinition};
 pub use assign::spread::SpreadAlgorithm;
+pub use wire::auth::MAX_PASSWORD_LEN;
 
 /// Default TRANSMIT_T (HERE_I_AM interval), docs/protocol.md §5.1.
 pub const DEFAULT_TRANSMIT_T: Duration = Duration::from_secs(10);
-
-/// Default assignment weight (Squid's `wccp2_weight`).
-pub const DEFAULT_WEIGHT: u16 = 10000;
-
-/// Maximum MD5 password length (docs/protocol.md §2.2).
-pub const MAX_PASSWORD_LEN: usize = 8;
-
-/// Mask assignment settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct MaskConfig {
-    /// The field the 0x1741 mask applies to; `None` derives it from the service flags
-    /// (Squid's rule, [`MaskField::for_service`]).
-    pub field: Option<MaskField>,
-}
-
-/// One service group the cache joins.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceConfig {
-    /// The definition announced in every message.
-    pub service: ServiceDefinition,
-    /// Assignment weight announced in the identity element.
-    pub weight: u16,
-    /// MD5 password (at most 8 octets); `None` = no security.
-    pub password: Option<Vec<u8>>,
-    /// Acceptable forwarding methods, most preferred first.
-    pub forwarding: Vec<Method>,
-    /// Acceptable assignment methods, most preferred first.
-    pub assignment: Vec<AssignMethod>,
-    /// Acceptable packet-return methods, most preferred first.
-    pub packet_return: Vec<Method>,
-    /// Mask assignment settings.
-    pub mask: MaskConfig,
-    /// Bucket spreading when this cache is designated.
-    pub spread: SpreadAlgorithm,
-    /// Optional slow start for caches joining a group that already has an assignment
-    /// (designated cache only): while a newcomer ramps up, the assignment is recomputed every T.
-    /// Pair it with [`SpreadAlgorithm::Stable`]; with Squid's walk every ramp step reshuffles
-    /// most buckets.
-    pub slow_start: Option<SlowStart>,
-}
-
-impl ServiceConfig {
-    /// A service with defaults: weight 10000, no password, GRE/hash/GRE only, Squid spreading.
-    pub fn new(service: ServiceDefinition) -> ServiceConfig {
-        ServiceConfig {
-            service,
-            weight: DEFAULT_WEIGHT,
-            password: None,
-            forwarding: vec![Method::Gre],
-            assignment: vec![AssignMethod::Hash],
-            packet_return: vec![Method::Gre],
-            mask: MaskConfig::default(),
-            spread: SpreadAlgorithm::Squid,
-            slow_start: None,
-        }
-    }
-
-    /// The service group key.
-    pub fn key(&self) -> ServiceKey {
-        ServiceKey {
-            dynamic: self.service.dynamic,
-            id: self.service.id,
-        }
-    }
-
-    /// The mask field used for mask assignment.
-    pub fn mask_field(&self) -> MaskField {
-        self.mask
-            .field
-            .unwrap_or_else(|| self.service.default_mask_field())
-    }
-
-    /// The mask element announced and assigned: [`SQUID_MASK`] on [`Self::mask_field`].
-    pub fn mask_element(&self) -> (u32, u32, u16, u16) {
-        match self.mask_field() {
-            MaskField::SrcIp => (SQUID_MASK, 0, 0, 0),
-            MaskField::DstIp => (0, SQUID_MASK, 0, 0),
-            MaskField::SrcPort => (0, 0, SQUID_MASK as u16, 0),
-            MaskField::DstPort => (0, 0, 0, SQUID_MASK as u16),
-        }
-    }
-}
 
 /// The whole cache agent configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,14 +26,14 @@ pub struct CacheConfig {
     /// Routers to join (seed list), unicast.
     pub routers: Vec<Ipv4Addr>,
     /// Service groups.
-    pub services: Vec<ServiceConfig>,
+    pub services: Vec<CacheService>,
     /// HERE_I_AM interval (TRANSMIT_T).
     pub transmit_t: Duration,
 }
 
 impl CacheConfig {
     /// A configuration with the default TRANSMIT_T.
-    pub fn new(address: Ipv4Addr, routers: Vec<Ipv4Addr>, services: Vec<ServiceConfig>) -> Self {
+    pub fn new(address: Ipv4Addr, routers: Vec<Ipv4Addr>, services: Vec<CacheService>) -> Self {
         CacheConfig {
             address,
             routers,
@@ -154,9 +73,12 @@ impl CacheConfig {
             p.push(format!("transmit_t {ms} ms outside 500..=60000"));
         }
         for (i, s) in self.services.iter().enumerate() {
-            let key = s.key();
+            let key = ServiceKey::of(&s.definition);
             let name = key;
-            if self.services[..i].iter().any(|o| o.key() == key) {
+            if self.services[..i]
+                .iter()
+                .any(|o| ServiceKey::of(&o.definition) == key)
+            {
                 p.push(format!("{name} configured twice"));
             }
             if let Some(pw) = &s.password {
@@ -175,7 +97,7 @@ impl CacheConfig {
             if s.packet_return.is_empty() {
                 p.push(format!("{name}: no packet return method"));
             }
-            let d = &s.service;
+            let d = &s.definition;
             if d.dynamic {
                 if d.ports.len() > 8 {
                     p.push(format!("{name}: {} ports, at most 8", d.ports.len()));

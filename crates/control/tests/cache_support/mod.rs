@@ -6,7 +6,7 @@ pub mod squid;
 
 use std::net::Ipv4Addr;
 
-use wccp_control::cache::{CacheAgent, CacheConfig, ServiceConfig, ServiceDefinition};
+use wccp_control::cache::{CacheAgent, CacheConfig, CacheService, ServiceDefinition};
 use wccp_control::{Datagram, Event, Instant, Machine, Output};
 use wire::{
     Addr, AssignmentData, AssignmentKey, Capabilities, HashAssignmentData, HereIAm, ISeeYou,
@@ -22,15 +22,15 @@ pub fn ms(t: u64) -> Instant {
     Instant(t)
 }
 
-pub fn cfg(routers: &[Ipv4Addr], svc: ServiceConfig) -> CacheConfig {
+pub fn cfg(routers: &[Ipv4Addr], svc: CacheService) -> CacheConfig {
     CacheConfig::new(US, routers.to_vec(), vec![svc])
 }
 
-pub fn web_cache() -> ServiceConfig {
-    ServiceConfig::new(ServiceDefinition::web_cache())
+pub fn web_cache() -> CacheService {
+    CacheService::new(ServiceDefinition::web_cache())
 }
 
-pub fn agent(routers: &[Ipv4Addr], svc: ServiceConfig) -> CacheAgent {
+pub fn agent(routers: &[Ipv4Addr], svc: CacheService) -> CacheAgent {
     CacheAgent::new(cfg(routers, svc)).unwrap()
 }
 

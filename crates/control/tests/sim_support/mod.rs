@@ -10,9 +10,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use assign::RedirectTable;
-use wccp_control::cache::{
-    CacheAgent, CacheConfig, ServiceConfig as CacheService, ServiceDefinition,
-};
+use wccp_control::cache::{CacheAgent, CacheConfig, CacheService, ServiceDefinition};
 use wccp_control::router::{Router, RouterConfig, ServiceConfig as RouterService};
 use wccp_control::{Datagram, Instant, Machine, Output, ServiceKey};
 

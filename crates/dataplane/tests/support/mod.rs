@@ -398,17 +398,26 @@ impl Run {
     }
 }
 
-/// Runs `buf` through the pipeline on `in_port` with a generous ICMP budget.
-pub fn run_buf(t: &Tables, in_port: u16, mut buf: VecBuf) -> Run {
+/// A pipeline entry point: `process` (the fast path first) or `process_general`.
+pub type Process = fn(&mut Ctx<'_>, u16, &mut VecBuf) -> Action;
+
+/// Runs `buf` through `f` on `in_port` with the ICMP budget `icmp` at tick `now`.
+pub fn run_with(
+    t: &Tables,
+    in_port: u16,
+    mut buf: VecBuf,
+    f: Process,
+    mut icmp: RateLimit,
+    now: u64,
+) -> Run {
     let counters = LcoreCounters::default();
-    let mut icmp = RateLimit::new(1000, 100, 1_000_000);
     let mut cx = Ctx {
         tables: t,
         counters: &counters,
         icmp: &mut icmp,
-        now: 1,
+        now,
     };
-    let action = process(&mut cx, in_port, &mut buf);
+    let action = f(&mut cx, in_port, &mut buf);
     Run {
         action,
         buf,
@@ -416,23 +425,16 @@ pub fn run_buf(t: &Tables, in_port: u16, mut buf: VecBuf) -> Run {
     }
 }
 
+/// Runs `buf` through the pipeline on `in_port` with a generous ICMP budget.
+pub fn run_buf(t: &Tables, in_port: u16, buf: VecBuf) -> Run {
+    let icmp = RateLimit::new(1000, 100, 1_000_000);
+    run_with(t, in_port, buf, process, icmp, 1)
+}
+
 /// Runs `buf` through the pipeline with an exhausted ICMP budget (every ICMP error is
 /// rate-limited).
-pub fn run_limited(t: &Tables, in_port: u16, mut buf: VecBuf) -> Run {
-    let counters = LcoreCounters::default();
-    let mut icmp = RateLimit::new(1, 0, 1_000_000);
-    let mut cx = Ctx {
-        tables: t,
-        counters: &counters,
-        icmp: &mut icmp,
-        now: 0,
-    };
-    let action = process(&mut cx, in_port, &mut buf);
-    Run {
-        action,
-        buf,
-        counters,
-    }
+pub fn run_limited(t: &Tables, in_port: u16, buf: VecBuf) -> Run {
+    run_with(t, in_port, buf, process, RateLimit::new(1, 0, 1_000_000), 0)
 }
 
 /// Runs `frame` through the pipeline on `in_port`.

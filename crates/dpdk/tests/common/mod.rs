@@ -1,25 +1,16 @@
 //! Shared EAL bootstrap for the DPDK test binaries (one EAL per process, one binary per scenario),
-//! and [`child`]: re-running a test inside a network namespace and waiting for it with a
-//! deadline (the root package's `tests/common/child.rs`, compiled here too).
+//! [`child`]: re-running a test inside a network namespace and waiting for it with a deadline, and
+//! [`rng`]: the tests' PRNG (the root package's `tests/common/child.rs` and `rng.rs`, compiled
+//! here too).
 #![allow(dead_code)]
 
 #[path = "../../../../tests/common/child.rs"]
 pub mod child;
+#[path = "../../../../tests/common/rng.rs"]
+pub mod rng;
 
+use dpdk::eal::{free_hugepages, SHORT_RUN_HUGEPAGES};
 use dpdk::EalArgs;
-
-/// Free 2 MiB hugepages according to /proc/meminfo (0 when unreadable).
-pub fn free_hugepages() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("HugePages_Free:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// Prefix of every name these tests give to shared system objects (EAL file prefixes, network
 /// namespaces): `hdpdk`, or the value of `HDPDK_TEST_PREFIX` (so that concurrent runs by
@@ -42,11 +33,9 @@ pub fn eal_args(scenario: &str) -> EalArgs {
         .auto_lcores(2)
         .file_prefix(&prefix)
         .log_level("lib.eal:error");
-    if free_hugepages() >= 64 && std::env::var_os("HDPDK_NO_HUGE").is_none() {
-        base.in_memory()
-    } else {
-        base.no_huge().no_shconf().memory_mb(256).iova_va()
-    }
+    base.short_run_memory(
+        free_hugepages() >= SHORT_RUN_HUGEPAGES && std::env::var_os("HDPDK_NO_HUGE").is_none(),
+    )
 }
 
 /// A deterministic test frame of `len` bytes: Ethernet header (broadcast destination, locally
