@@ -225,8 +225,10 @@ fn the_cache_agent_does_not_reload_survives_sighup_and_logs_json() {
     let net = NetnsPair::named(&format!("rl-{pid}"), "rlc", 237);
     let files = Files::new(&dir, "cache");
     let sock = files.sock.clone();
-    let yaml = cache_yaml(&net.cache_ip, &net.router_ip, &sock, "", &web_cache(None))
-        .replace("log:\n  level: debug\n", "log:\n  level: debug\n  format: json\n");
+    let yaml = cache_yaml(&net.cache_ip, &net.router_ip, &sock, "", &web_cache(None)).replace(
+        "log:\n  level: debug\n",
+        "log:\n  level: debug\n  format: json\n",
+    );
     assert!(yaml.contains("format: json"), "{yaml}");
     let mut cache = files.start("cache", &net.cache_ns, "cache", &yaml, &dir);
     wait_for(Duration::from_secs(10), || show_json(&sock)).expect("cache answers");

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use common::child::{env_var, run_helper};
 use common::NsChild;
+use dpdk::eal::free_hugepages;
 use serde_json::Value;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -80,18 +81,6 @@ fn send_syns() {
         assert_eq!(sock.send_to(&p, &to).expect("send"), p.len());
     }
     println!("SENT {n}");
-}
-
-/// Free 2 MiB hugepages (`HugePages_Free` in /proc/meminfo).
-fn free_hugepages() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("HugePages_Free:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Whether some process maps `path` (a line of some `/proc/PID/maps` ends with it).
