@@ -32,8 +32,8 @@ use wire::{checksum, Ipv4Packet};
 use crate::buf::PacketBuf;
 use crate::counters::{LcoreCounters, Reason};
 use crate::tables::{
-    Encap, PortInfo, RouteHit, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD,
-    OWNER_LOOKUP, REDIRECT_HDR,
+    gre_checksum, Encap, PortInfo, RouteHit, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP,
+    OWNER_FORWARD, OWNER_LOOKUP, REDIRECT_HDR,
 };
 
 /// What to do with a processed frame.
@@ -158,10 +158,12 @@ fn decrement_ttl(ip: &mut [u8]) {
         return;
     };
     h[8] = h[8].wrapping_sub(1);
-    let hc = u16::from_be_bytes([h[10], h[11]]);
-    let s = u32::from(!hc) + 0xfeff;
+    // In native byte order, which a ones' complement sum does not depend on (RFC 1071 2(B)):
+    // no byte swaps.
+    let hc = u16::from_ne_bytes([h[10], h[11]]);
+    let s = u32::from(!hc) + u32::from(u16::from_ne_bytes(0xfeff_u16.to_be_bytes()));
     let s = (s & 0xffff) + (s >> 16);
-    h[10..12].copy_from_slice(&(!(s as u16)).to_be_bytes());
+    h[10..12].copy_from_slice(&(!(s as u16)).to_ne_bytes());
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -273,6 +275,7 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
         || u16::from_ne_bytes([h[4], h[5]]) != u16::from_ne_bytes([mac[4], mac[5]])
         || mac[0] & 1 != 0
         || u32::from_be_bytes([h[12], h[13], h[14], h[15]]) >> 8 != 0x08_0045
+        || !header_checksum_ok(h[14..34].try_into().ok()?)
     {
         return None;
     }
@@ -285,21 +288,24 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
     {
         return None;
     }
-    if !header_checksum_ok(&h[14..34]) {
-        return None;
-    }
     let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
     let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
-    // Group, broadcast and our own destinations, group sources.
-    if dst >> 28 == 0xe || dst == u32::MAX || src >> 28 == 0xe || t.is_directed_broadcast(dst) {
+    // Group sources; group, broadcast and our own destinations (the exact tests only for
+    // destinations whose first octet some such address has).
+    if src >> 28 == 0xe {
         return None;
     }
-    if t.is_local(dst) {
-        return if proto == PROTOCOL_GRE {
-            fast_return(cx, b, total, src)
-        } else {
-            None
-        };
+    if t.dst_may_be_special(dst) {
+        if dst >> 28 == 0xe || dst == u32::MAX || t.is_directed_broadcast(dst) {
+            return None;
+        }
+        if t.is_local(dst) {
+            return if proto == PROTOCOL_GRE {
+                fast_return(cx, b, total, src)
+            } else {
+                None
+            };
+        }
     }
     if h[22] <= 1 || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP) {
         return None;
@@ -327,24 +333,31 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
     };
     if redirect_applies(inp, ep) && !t.is_member(src) {
         for s in &t.services {
-            let Some(table) = &s.table else { continue };
-            if !table.service().matches(proto, sport, dport) {
+            // `matcher` is the table's definition, `None` without a table.
+            let Some(m) = &s.matcher else { continue };
+            if !m.matches(proto, sport, dport) {
                 continue;
             }
+            let Some(table) = &s.table else { return None };
             if !s.rules.is_empty() || flags & l4::TCP_SYN != 0 {
                 return None;
             }
-            let key = FlowKey::new(src, dst, sport, dport);
             let Lookup::Redirect {
                 target,
                 primary,
                 alt,
                 used_alt,
-            } = lookup(s, table, &key)
+            } = lookup_flow(s, table, src, dst, sport, dport)
             else {
                 return None;
             };
-            let Some(Encap::Gre { port, header, mtu }) = target_encap(s, target) else {
+            let Some(Encap::Gre {
+                port,
+                header,
+                mtu,
+                csum_base,
+            }) = target_encap(s, target)
+            else {
                 return None;
             };
             let room = GRE_FRAME_HDR - ethernet::HEADER_LEN;
@@ -364,11 +377,9 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
             let hd = f.first_chunk_mut::<GRE_FRAME_HDR>()?;
             hd.copy_from_slice(header);
             let outer_total = (total + wire::gre::WCCP_ENCAP_LEN) as u16;
-            let tmpl_total = u16::from_be_bytes([hd[OUTER_IP + 2], hd[OUTER_IP + 3]]);
-            let tmpl_csum = u16::from_be_bytes([hd[OUTER_IP + 10], hd[OUTER_IP + 11]]);
-            let csum = update16(tmpl_csum, tmpl_total, outer_total);
+            let csum = gre_checksum(*csum_base, outer_total);
             hd[OUTER_IP + 2..OUTER_IP + 4].copy_from_slice(&outer_total.to_be_bytes());
-            hd[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_be_bytes());
+            hd[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_ne_bytes());
             if used_alt {
                 hd[REDIRECT_HDR] |= wire::RedirectFlags::ALT_BUCKET_USED.0;
             }
@@ -460,7 +471,7 @@ fn fast_return<B: PacketBuf>(
         || itotal > ethernet::HEADER_LEN + total - INNER_AT
         || ifrag & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK) != 0
         || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP)
-        || !header_checksum_ok(inner)
+        || !header_checksum_ok(inner.first_chunk::<20>()?)
     {
         return None;
     }
@@ -886,13 +897,27 @@ fn services<'t>(cx: &Ctx<'t>, ip: &Ip, sport: u16, dport: u16) -> Svc<'t> {
 /// (one array load instead of the table's general walk).
 #[inline(always)]
 fn lookup(s: &ServiceEntry, table: &assign::RedirectTable, key: &FlowKey) -> Lookup {
+    lookup_flow(s, table, key.src, key.dst, key.sport, key.dport)
+}
+
+/// [`lookup`] of a flow given by its fields: the fast path builds a [`FlowKey`] only when the
+/// table's own lookup needs one.
+#[inline(always)]
+fn lookup_flow(
+    s: &ServiceEntry,
+    table: &assign::RedirectTable,
+    src: u32,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+) -> Lookup {
     let Some(fh) = &s.fast_hash else {
-        return table.lookup(key);
+        return table.lookup(&FlowKey::new(src, dst, sport, dport));
     };
-    let (primary, alt) = fh.buckets(key.src, key.dst, key.sport, key.dport);
+    let (primary, alt) = fh.buckets(src, dst, sport, dport);
     match fh.owners[usize::from(primary)] {
         OWNER_FORWARD => Lookup::Forward,
-        OWNER_LOOKUP => table.lookup(key),
+        OWNER_LOOKUP => table.lookup(&FlowKey::new(src, dst, sport, dport)),
         target => Lookup::Redirect {
             target,
             primary,
@@ -902,28 +927,33 @@ fn lookup(s: &ServiceEntry, table: &assign::RedirectTable, key: &FlowKey) -> Loo
     }
 }
 
-/// Is the checksum of an option-less IPv4 header right? Five 32-bit words, folded (RFC 1071).
+/// Is the checksum of an option-less IPv4 header right? RFC 1071: the ones' complement sum of
+/// the header is all ones.
+///
+/// The sum is taken over two 64-bit words and one 32-bit word read in native byte order, with
+/// end-around carries, then folded to 16 bits: a ones' complement sum does not depend on byte
+/// order (RFC 1071 2(B); all ones reads the same both ways), and 2^64 - 1 and 2^32 - 1 are
+/// multiples of 2^16 - 1, so the folds keep its value. It is all ones exactly when the
+/// big-endian 16-bit sum is (both are zero only for an all-zero header). About half the
+/// instructions of five byte-swapped words.
 #[inline(always)]
-fn header_checksum_ok(h: &[u8]) -> bool {
-    let Some(h) = h.first_chunk::<20>() else {
-        return false;
-    };
-    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-    let s = w(0) + w(4) + w(8) + w(12) + w(16);
-    let s = (s & 0xffff_ffff) + (s >> 32);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
+fn header_checksum_ok(h: &[u8; 20]) -> bool {
+    let (a, b, c) = (
+        u64::from_ne_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]),
+        u64::from_ne_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
+        u64::from(u32::from_ne_bytes([h[16], h[17], h[18], h[19]])),
+    );
+    // An end-around carry never overflows again: after a carry out, the wrapped sum is at
+    // most 2^64 - 2.
+    let (s, carry) = a.overflowing_add(b);
+    let s = s + u64::from(carry);
+    let (s, carry) = s.overflowing_add(c);
+    let s = s + u64::from(carry);
+    let (s, carry) = (s as u32).overflowing_add((s >> 32) as u32);
+    let s = s + u32::from(carry);
+    let (s, carry) = (s as u16).overflowing_add((s >> 16) as u16);
+    let s = s + u16::from(carry);
     s == 0xffff
-}
-
-/// `checksum::update16` without its loop: RFC 1624 eqn. 3, two end-around carries.
-#[inline]
-fn update16(check: u16, old: u16, new: u16) -> u16 {
-    let s = u32::from(!check) + u32::from(!old) + u32::from(new);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    !(s as u16)
 }
 
 /// How target `target` of `s` is reached (`None`: unresolved or drained).
