@@ -270,26 +270,23 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
     let h = d.first_chunk::<38>()?;
     // Compared as integers: a slice comparison is a call to `bcmp`.
     let mac = &inp.mac;
+    let ip = HeaderWords::read(h[14..34].try_into().ok()?);
     if u32::from_ne_bytes([h[0], h[1], h[2], h[3]])
         != u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
         || u16::from_ne_bytes([h[4], h[5]]) != u16::from_ne_bytes([mac[4], mac[5]])
         || mac[0] & 1 != 0
-        || u32::from_be_bytes([h[12], h[13], h[14], h[15]]) >> 8 != 0x08_0045
-        || !header_checksum_ok(h[14..34].try_into().ok()?)
+        || u16::from_be_bytes([h[12], h[13]]) != ETHERTYPE_IPV4
+        || ip.version_ihl() != 0x45
+        || !ip.checksum_ok()
     {
         return None;
     }
-    let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
-    let frag = u16::from_be_bytes([h[20], h[21]]);
-    let proto = h[23];
-    if total < 24
-        || total > len - ethernet::HEADER_LEN
-        || frag & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK) != 0
-    {
+    let total = ip.total();
+    let proto = ip.protocol();
+    if total < 24 || total > len - ethernet::HEADER_LEN || ip.fragment() {
         return None;
     }
-    let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
-    let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+    let (src, dst) = (ip.src(), ip.dst());
     // Group sources; group, broadcast and our own destinations (the exact tests only for
     // destinations whose first octet some such address has).
     if src >> 28 == 0xe {
@@ -307,7 +304,7 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
             };
         }
     }
-    if h[22] <= 1 || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP) {
+    if ip.ttl() <= 1 || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP) {
         return None;
     }
     let route = t.lpm.lookup(dst)?;
@@ -462,20 +459,19 @@ fn fast_return<B: PacketBuf>(
     if f[GRE_AT..GRE_AT + 4] != [0, 0, 0x88, 0x3e] || f[GRE_AT + 4] >> 4 == 4 {
         return None;
     }
-    let inner = &f[INNER_AT..];
-    let itotal = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
-    let proto = inner[9];
-    let ifrag = u16::from_be_bytes([inner[6], inner[7]]);
-    if inner[0] != 0x45
+    let inner = HeaderWords::read(f[INNER_AT..INNER_AT + 20].try_into().ok()?);
+    let itotal = inner.total();
+    let proto = inner.protocol();
+    if inner.version_ihl() != 0x45
         || itotal < 24
         || itotal > ethernet::HEADER_LEN + total - INNER_AT
-        || ifrag & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK) != 0
+        || inner.fragment()
         || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP)
-        || !header_checksum_ok(inner.first_chunk::<20>()?)
+        || !inner.checksum_ok()
     {
         return None;
     }
-    let idst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
+    let idst = inner.dst();
     let key = control::ServiceKey {
         dynamic: f[GRE_AT + 4] & wire::RedirectFlags::DYNAMIC.0 != 0,
         id: f[GRE_AT + 5],
@@ -927,33 +923,81 @@ fn lookup_flow(
     }
 }
 
-/// Is the checksum of an option-less IPv4 header right? RFC 1071: the ones' complement sum of
-/// the header is all ones.
-///
-/// The sum is taken over two 64-bit words and one 32-bit word read in native byte order, with
-/// end-around carries, then folded to 16 bits: a ones' complement sum does not depend on byte
-/// order (RFC 1071 2(B); all ones reads the same both ways), and 2^64 - 1 and 2^32 - 1 are
-/// multiples of 2^16 - 1, so the folds keep its value. It is all ones exactly when the
-/// big-endian 16-bit sum is (both are zero only for an all-zero header). About half the
-/// instructions of five byte-swapped words.
-#[inline(always)]
-fn header_checksum_ok(h: &[u8; 20]) -> bool {
-    let (a, b, c) = (
-        u64::from_ne_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]),
-        u64::from_ne_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
-        u64::from(u32::from_ne_bytes([h[16], h[17], h[18], h[19]])),
-    );
-    // An end-around carry never overflows again: after a carry out, the wrapped sum is at
-    // most 2^64 - 2.
-    let (s, carry) = a.overflowing_add(b);
-    let s = s + u64::from(carry);
-    let (s, carry) = s.overflowing_add(c);
-    let s = s + u64::from(carry);
-    let (s, carry) = (s as u32).overflowing_add((s >> 32) as u32);
-    let s = s + u32::from(carry);
-    let (s, carry) = (s as u16).overflowing_add((s >> 16) as u16);
-    let s = s + u16::from(carry);
-    s == 0xffff
+/// An option-less IPv4 header as five little-endian 32-bit words: one load each, the fields
+/// taken out by shifts, and the header checksum summed from the same words. (Read octet by
+/// octet, the compiler reassembles the checksum's words from the octets it already loaded,
+/// which costs more than the sum.)
+#[derive(Clone, Copy)]
+struct HeaderWords([u32; 5]);
+
+impl HeaderWords {
+    #[inline(always)]
+    fn read(h: &[u8; 20]) -> HeaderWords {
+        let w = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        HeaderWords([w(0), w(4), w(8), w(12), w(16)])
+    }
+
+    /// Version and IHL (octet 0).
+    #[inline(always)]
+    fn version_ihl(&self) -> u8 {
+        self.0[0] as u8
+    }
+
+    /// Total length (octets 2-3).
+    #[inline(always)]
+    fn total(&self) -> usize {
+        usize::from(((self.0[0] >> 16) as u16).swap_bytes())
+    }
+
+    /// MF or a fragment offset (octets 6-7): a fragment.
+    #[inline(always)]
+    fn fragment(&self) -> bool {
+        ((self.0[1] >> 16) as u16).swap_bytes()
+            & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK)
+            != 0
+    }
+
+    /// TTL (octet 8).
+    #[inline(always)]
+    fn ttl(&self) -> u8 {
+        self.0[2] as u8
+    }
+
+    /// Protocol (octet 9).
+    #[inline(always)]
+    fn protocol(&self) -> u8 {
+        (self.0[2] >> 8) as u8
+    }
+
+    /// Source address, host order (octets 12-15).
+    #[inline(always)]
+    fn src(&self) -> u32 {
+        self.0[3].swap_bytes()
+    }
+
+    /// Destination address, host order (octets 16-19).
+    #[inline(always)]
+    fn dst(&self) -> u32 {
+        self.0[4].swap_bytes()
+    }
+
+    /// Is the header checksum right? RFC 1071: the ones' complement sum of the header is all
+    /// ones. The five words are added into 64 bits, then folded to 16 with end-around carries:
+    /// a ones' complement sum does not depend on byte order (RFC 1071 2(B); all ones reads
+    /// the same both ways), and 2^32 - 1 is a multiple of 2^16 - 1, so the folds keep its
+    /// value. It is all ones exactly when the big-endian 16-bit sum is (both are zero only
+    /// for an all-zero header).
+    #[inline(always)]
+    fn checksum_ok(&self) -> bool {
+        let s = self.0.iter().map(|&w| u64::from(w)).sum::<u64>();
+        // At most 5 * (2^32 - 1): the high half is at most 4, so one end-around carry of
+        // the two halves cannot carry again.
+        let (s, carry) = (s as u32).overflowing_add((s >> 32) as u32);
+        let s = s + u32::from(carry);
+        let (s, carry) = (s as u16).overflowing_add((s >> 16) as u16);
+        let s = s + u16::from(carry);
+        s == 0xffff
+    }
 }
 
 /// How target `target` of `s` is reached (`None`: unresolved or drained).
@@ -1253,4 +1297,42 @@ fn echo_reply<B: PacketBuf>(
 /// Is `mac` the broadcast address?
 pub fn is_broadcast(mac: [u8; 6]) -> bool {
     mac == BROADCAST
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `HeaderWords` reads the fields `Ip::read` reads and checks the checksum as
+        /// `wire::checksum` does, on random headers and on the same headers with their
+        /// checksum filled in (and then off by one bit).
+        #[test]
+        fn header_words_match_the_general_reader(mut h in any::<[u8; 20]>(), bit in 0u32..16) {
+            h[0] = 0x45;
+            for fill in [false, true] {
+                if fill {
+                    h[10..12].copy_from_slice(&[0, 0]);
+                    let c = checksum::finish(checksum::sum(0, &h));
+                    h[10..12].copy_from_slice(&c.to_be_bytes());
+                }
+                let w = HeaderWords::read(&h);
+                let want = checksum::finish(checksum::sum(0, &h)) == 0;
+                prop_assert_eq!(w.checksum_ok(), want);
+                let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+                prop_assert_eq!(w.total(), total);
+                let frag = u16::from_be_bytes([h[6], h[7]]);
+                prop_assert_eq!(w.fragment(), frag & 0x3fff != 0);
+                prop_assert_eq!((w.ttl(), w.protocol()), (h[8], h[9]));
+                prop_assert_eq!(w.src(), u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
+                prop_assert_eq!(w.dst(), u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
+                if fill {
+                    let mut bad = h;
+                    bad[(bit / 8) as usize + 10] ^= 1 << (bit % 8);
+                    prop_assert!(!HeaderWords::read(&bad).checksum_ok());
+                }
+            }
+        }
+    }
 }

@@ -256,9 +256,9 @@ pub struct Tables {
     pub services: Vec<ServiceEntry>,
     /// The FIB compiled for the per-packet lookup ([`Tables::route`]).
     pub lpm: Lpm,
-    /// Low-octet filters of `local`, `broadcasts` and `members`: an address whose last octet
-    /// is not in the filter is not in the set, without a search.
-    pub filters: [AddrFilter; 3],
+    /// `local`, `broadcasts` and `members` compiled for the per-packet membership test
+    /// ([`AddrSet`]).
+    pub sets: [AddrSet; 3],
     /// The first octets of every destination that is a group address (224-239), the limited
     /// broadcast (255), one of ours (`local`) or a directed broadcast (`broadcasts`), as a
     /// filter over `dst >> 24` ([`Tables::dst_may_be_special`]). Transit traffic to other
@@ -285,13 +285,13 @@ impl Tables {
     /// Is `ip` (host order) one of ours?
     #[inline(always)]
     pub fn is_local(&self, ip: u32) -> bool {
-        self.filters[0].may_contain(ip) && small_set_contains(&self.local, ip)
+        self.sets[0].contains(ip)
     }
 
     /// Is `ip` (host order) the broadcast address of a connected subnet?
     #[inline(always)]
     pub fn is_directed_broadcast(&self, ip: u32) -> bool {
-        self.filters[1].may_contain(ip) && small_set_contains(&self.broadcasts, ip)
+        self.sets[1].contains(ip)
     }
 
     /// Is `ip` (host order) a current member cache of some service: a target of its table
@@ -300,7 +300,7 @@ impl Tables {
     #[inline(always)]
     pub fn is_member(&self, ip: u32) -> bool {
         // `compile` merged the tables' own member lists into `members`.
-        self.filters[2].may_contain(ip) && small_set_contains(&self.members, ip)
+        self.sets[2].contains(ip)
     }
 
     /// The route to `dst`: egress port and next hop.
@@ -331,7 +331,8 @@ impl Tables {
         }
     }
 
-    /// The service in `slot`.
+    /// The service group `key`.
+    #[inline]
     pub fn service_by_key(&self, key: ServiceKey) -> Option<&ServiceEntry> {
         self.services.iter().find(|s| s.key == key)
     }
@@ -480,14 +481,52 @@ impl AddrFilter {
     }
 }
 
-/// Membership in a sorted set of addresses: a linear scan while it is short (a few of them:
-/// our addresses, the caches), a binary search otherwise.
-#[inline(always)]
-fn small_set_contains(set: &[u32], ip: u32) -> bool {
-    if set.len() <= 16 {
-        set.contains(&ip)
-    } else {
-        set.binary_search(&ip).is_ok()
+/// A set of addresses (host order) compiled for the per-packet membership test: the
+/// last-octet [`AddrFilter`] first (most packets' addresses are in none of the router's small
+/// sets), then up to [`AddrSet::FEW`] members compared all at once, or a binary search of more.
+#[derive(Clone, Debug, Default)]
+pub struct AddrSet {
+    filter: AddrFilter,
+    /// Up to `FEW` members, padded with copies of the first (a copy changes no answer), so
+    /// that the test is one fixed-length comparison without a loop or a call.
+    few: [u32; AddrSet::FEW],
+    /// With more than `FEW` members: all of them, sorted.
+    many: Vec<u32>,
+}
+
+impl AddrSet {
+    /// Members tested without a search.
+    pub const FEW: usize = 8;
+
+    /// The set of `sorted` (ascending).
+    pub fn of(sorted: &[u32]) -> AddrSet {
+        let mut few = [sorted.first().copied().unwrap_or(0); AddrSet::FEW];
+        let many = if sorted.len() <= AddrSet::FEW {
+            few[..sorted.len()].copy_from_slice(sorted);
+            Vec::new()
+        } else {
+            sorted.to_vec()
+        };
+        AddrSet {
+            filter: AddrFilter::of(sorted),
+            few,
+            many,
+        }
+    }
+
+    /// Is `ip` in the set?
+    #[inline(always)]
+    pub fn contains(&self, ip: u32) -> bool {
+        // An empty set's filter is empty: `few` is never consulted for it.
+        if !self.filter.may_contain(ip) {
+            return false;
+        }
+        if self.many.is_empty() {
+            // No early exit: the compiler compares the eight slots as two vectors.
+            self.few.iter().fold(false, |m, &a| m | (a == ip))
+        } else {
+            self.many.binary_search(&ip).is_ok()
+        }
     }
 }
 
@@ -695,10 +734,10 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
     let mut t = Tables {
         generation,
         ports: topo.ports.clone(),
-        filters: [
-            AddrFilter::of(&local),
-            AddrFilter::of(&broadcasts),
-            AddrFilter::default(),
+        sets: [
+            AddrSet::of(&local),
+            AddrSet::of(&broadcasts),
+            AddrSet::default(),
         ],
         dst_special: AddrFilter::of(
             &local
@@ -791,7 +830,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
     t.services = services.into_iter().map(|(_, s)| s).collect();
     members.sort_unstable();
     members.dedup();
-    t.filters[2] = AddrFilter::of(&members);
+    t.sets[2] = AddrSet::of(&members);
     t.members = members;
     l2_caches.sort_unstable();
     l2_caches.dedup();
@@ -882,6 +921,22 @@ mod tests {
     }
 
     proptest! {
+        /// `AddrSet::contains` is set membership, for sets around `AddrSet::FEW` members and
+        /// addresses in them, next to them and anywhere.
+        #[test]
+        fn addr_set_is_membership(
+            mut set in proptest::collection::vec(any::<u32>(), 0..20),
+            probes in proptest::collection::vec(any::<u32>(), 16),
+        ) {
+            set.sort_unstable();
+            set.dedup();
+            let s = AddrSet::of(&set);
+            let near = set.iter().flat_map(|&a| [a, a ^ 1, a ^ 0x100]);
+            for ip in probes.into_iter().chain(near).chain([0, u32::MAX]) {
+                prop_assert_eq!(s.contains(ip), set.contains(&ip), "{:#x}", ip);
+            }
+        }
+
         /// The compiled FIB (per-octet scan up to LINEAR_MAX prefixes, hashes per length
         /// above) answers as the trie's longest-prefix match, for addresses in and around the
         /// prefixes and anywhere.
