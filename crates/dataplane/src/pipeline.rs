@@ -253,7 +253,8 @@ fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
 /// options, fragments, TTL 1, our own or group addresses, L2 returns, redirect lists,
 /// unassigned buckets, MTU, SYN or SYN-ACK segments that may need an MSS clamp, no
 /// headroom, shared buffers, unresolved next hops), returns `None` before anything was
-/// changed or counted, and the general path below decides.
+/// changed or counted, and the general path below decides. One drop is decided here too: a
+/// frame for another station's unicast MAC (`Drop(NotOurMac)`, counted by the caller).
 ///
 /// The result, the rewritten frame and the counters are exactly those of the general path
 /// (`classify` -> `forward` -> `services` -> `redirect`); the golden-frame and property tests
@@ -270,11 +271,18 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
     let h = d.first_chunk::<38>()?;
     // Compared as integers: a slice comparison is a call to `bcmp`.
     let mac = &inp.mac;
-    let ip = HeaderWords::read(h[14..34].try_into().ok()?);
     if u32::from_ne_bytes([h[0], h[1], h[2], h[3]])
         != u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
         || u16::from_ne_bytes([h[4], h[5]]) != u16::from_ne_bytes([mac[4], mac[5]])
-        || mac[0] & 1 != 0
+    {
+        // As `classify`: a unicast frame for another station is dropped (the frame is long
+        // enough for any Ethernet header, so that is its first check); group destinations
+        // take the general path.
+        return (h[0] & 1 == 0).then_some(Action::Drop(Reason::NotOurMac));
+    }
+    let ip = HeaderWords::read(h[14..34].try_into().ok()?);
+    // The destination is the port's MAC: unicast unless the port's MAC is not.
+    if h[0] & 1 != 0
         || u16::from_be_bytes([h[12], h[13]]) != ETHERTYPE_IPV4
         || ip.version_ihl() != 0x45
         || !ip.checksum_ok()
