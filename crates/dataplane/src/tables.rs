@@ -346,11 +346,10 @@ impl Tables {
 /// neighbour lookup. `prefix-trie`'s `get_lpm` took about 50 ns per packet; this a few.
 #[derive(Clone, Debug)]
 pub struct Lpm {
-    /// With at most [`Lpm::LINEAR_MAX`] prefixes: per first octet of the destination, the
-    /// range of `scan` to search (a DIR-8 table: one load picks the few candidates).
-    octets: Box<[(u16, u16); 256]>,
-    /// Per first octet, the prefixes that can contain an address starting with it, longest
-    /// first: (network, mask, route).
+    /// With at most [`Lpm::LINEAR_MAX`] prefixes: per first octet of the destination, its
+    /// candidate prefixes (a DIR-8 table: one load finds the few that can match).
+    octets: Box<[Octet; 256]>,
+    /// The candidates after each octet's first, longest first: (network, mask, route).
     scan: Vec<(u32, u32, RouteHit)>,
     /// (network, mask), host order, longest prefix first (equal lengths cannot overlap).
     prefixes: Vec<(u32, u32)>,
@@ -359,6 +358,30 @@ pub struct Lpm {
     /// With more than [`Lpm::LINEAR_MAX`] prefixes: per prefix length present, longest first,
     /// its mask and its networks (index into `hits`).
     by_len: Vec<(u32, FxHashMap<u32, u32>)>,
+}
+
+/// One first octet's candidates in [`Lpm`]: the longest inline (for most octets the only
+/// one), the others in `Lpm::scan`.
+#[derive(Clone, Copy, Debug)]
+struct Octet {
+    /// The first candidate's network.
+    net: u32,
+    /// Its mask.
+    mask: u32,
+    /// Its route (index into `Lpm::hits`).
+    hit: u32,
+    /// The range of `Lpm::scan` holding the others.
+    rest: (u16, u16),
+}
+
+impl Octet {
+    /// No candidate: a network outside its own mask matches nothing.
+    const EMPTY: Octet = Octet {
+        net: 1,
+        mask: 0,
+        hit: 0,
+        rest: (0, 0),
+    };
 }
 
 /// A route as [`Lpm::lookup`] returns it.
@@ -374,7 +397,7 @@ pub struct RouteHit {
 impl Default for Lpm {
     fn default() -> Lpm {
         Lpm {
-            octets: Box::new([(0, 0); 256]),
+            octets: Box::new([Octet::EMPTY; 256]),
             scan: Vec::new(),
             prefixes: Vec::new(),
             hits: Vec::new(),
@@ -423,15 +446,27 @@ impl Lpm {
         }
         if lpm.by_len.is_empty() {
             // At most LINEAR_MAX prefixes, so at most 256 * 16 entries: u16 indices.
-            for (o, range) in (0u32..).zip(lpm.octets.iter_mut()) {
+            for (o, entry) in (0u32..).zip(lpm.octets.iter_mut()) {
                 let start = lpm.scan.len() as u16;
-                for (&(net, mask), hit) in lpm.prefixes.iter().zip(&lpm.hits) {
+                let mut first = None;
+                for (i, (&(net, mask), hit)) in lpm.prefixes.iter().zip(&lpm.hits).enumerate() {
                     // The prefix contains some address whose first octet is `o`.
-                    if (o << 24) & mask & 0xff00_0000 == net & 0xff00_0000 {
+                    if (o << 24) & mask & 0xff00_0000 != net & 0xff00_0000 {
+                        continue;
+                    }
+                    if first.is_none() {
+                        first = Some((net, mask, i as u32));
+                    } else {
                         lpm.scan.push((net, mask, *hit));
                     }
                 }
-                *range = (start, lpm.scan.len() as u16);
+                let (net, mask, hit) = first.unwrap_or((Octet::EMPTY.net, Octet::EMPTY.mask, 0));
+                *entry = Octet {
+                    net,
+                    mask,
+                    hit,
+                    rest: (start, lpm.scan.len() as u16),
+                };
             }
         }
         lpm
@@ -441,8 +476,11 @@ impl Lpm {
     #[inline(always)]
     pub fn lookup(&self, dst: u32) -> Option<&RouteHit> {
         if self.by_len.is_empty() {
-            let (start, end) = self.octets[(dst >> 24) as usize];
-            for i in usize::from(start)..usize::from(end) {
+            let o = &self.octets[(dst >> 24) as usize];
+            if dst & o.mask == o.net {
+                return self.hits.get(o.hit as usize);
+            }
+            for i in usize::from(o.rest.0)..usize::from(o.rest.1) {
                 let (net, mask, hit) = self.scan.get(i)?;
                 if dst & mask == *net {
                     return Some(hit);
