@@ -207,17 +207,21 @@ impl Default for ServiceCounters {
 #[repr(align(128))]
 pub struct LcoreCounters {
     reasons: [Counter; REASONS],
-    /// Per service slot (see `Tables::services[].slot`).
-    pub services: Box<[ServiceCounters]>,
+    /// Per service slot (see `Tables::services[].slot`). An array, so that a clamped slot
+    /// needs no bounds check.
+    pub services: Box<[ServiceCounters; MAX_SERVICES]>,
 }
 
 impl Default for LcoreCounters {
     fn default() -> Self {
         LcoreCounters {
             reasons: std::array::from_fn(|_| Counter::default()),
+            // Built on the heap: 32 services of about 4 KiB each.
             services: (0..MAX_SERVICES)
                 .map(|_| ServiceCounters::default())
-                .collect(),
+                .collect::<Box<[ServiceCounters]>>()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("MAX_SERVICES counters")),
         }
     }
 }
@@ -243,8 +247,7 @@ impl LcoreCounters {
     /// The service slot's counters (slots beyond [`MAX_SERVICES`] share the last one).
     #[inline]
     pub fn service(&self, slot: usize) -> &ServiceCounters {
-        let last = self.services.len() - 1;
-        &self.services[slot.min(last)]
+        &self.services[slot.min(MAX_SERVICES - 1)]
     }
 
     /// Packets dropped, all reasons together.

@@ -32,8 +32,8 @@ use wire::{checksum, Ipv4Packet};
 use crate::buf::PacketBuf;
 use crate::counters::{LcoreCounters, Reason};
 use crate::tables::{
-    Encap, PortInfo, RouteHit, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD,
-    OWNER_LOOKUP, REDIRECT_HDR,
+    gre_checksum, Encap, PortInfo, RouteHit, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP,
+    OWNER_FORWARD, OWNER_LOOKUP, REDIRECT_HDR,
 };
 
 /// What to do with a processed frame.
@@ -158,10 +158,12 @@ fn decrement_ttl(ip: &mut [u8]) {
         return;
     };
     h[8] = h[8].wrapping_sub(1);
-    let hc = u16::from_be_bytes([h[10], h[11]]);
-    let s = u32::from(!hc) + 0xfeff;
+    // In native byte order, which a ones' complement sum does not depend on (RFC 1071 2(B)):
+    // no byte swaps.
+    let hc = u16::from_ne_bytes([h[10], h[11]]);
+    let s = u32::from(!hc) + u32::from(u16::from_ne_bytes(0xfeff_u16.to_be_bytes()));
     let s = (s & 0xffff) + (s >> 16);
-    h[10..12].copy_from_slice(&(!(s as u16)).to_be_bytes());
+    h[10..12].copy_from_slice(&(!(s as u16)).to_ne_bytes());
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -251,7 +253,8 @@ fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
 /// options, fragments, TTL 1, our own or group addresses, L2 returns, redirect lists,
 /// unassigned buckets, MTU, SYN or SYN-ACK segments that may need an MSS clamp, no
 /// headroom, shared buffers, unresolved next hops), returns `None` before anything was
-/// changed or counted, and the general path below decides.
+/// changed or counted, and the general path below decides. One drop is decided here too: a
+/// frame for another station's unicast MAC (`Drop(NotOurMac)`, counted by the caller).
 ///
 /// The result, the rewritten frame and the counters are exactly those of the general path
 /// (`classify` -> `forward` -> `services` -> `redirect`); the golden-frame and property tests
@@ -271,37 +274,45 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
     if u32::from_ne_bytes([h[0], h[1], h[2], h[3]])
         != u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
         || u16::from_ne_bytes([h[4], h[5]]) != u16::from_ne_bytes([mac[4], mac[5]])
-        || mac[0] & 1 != 0
-        || u32::from_be_bytes([h[12], h[13], h[14], h[15]]) >> 8 != 0x08_0045
+    {
+        // As `classify`: a unicast frame for another station is dropped (the frame is long
+        // enough for any Ethernet header, so that is its first check); group destinations
+        // take the general path.
+        return (h[0] & 1 == 0).then_some(Action::Drop(Reason::NotOurMac));
+    }
+    let ip = HeaderWords::read(h[14..34].try_into().ok()?);
+    // The destination is the port's MAC: unicast unless the port's MAC is not.
+    if h[0] & 1 != 0
+        || u16::from_be_bytes([h[12], h[13]]) != ETHERTYPE_IPV4
+        || ip.version_ihl() != 0x45
+        || !ip.checksum_ok()
     {
         return None;
     }
-    let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
-    let frag = u16::from_be_bytes([h[20], h[21]]);
-    let proto = h[23];
-    if total < 24
-        || total > len - ethernet::HEADER_LEN
-        || frag & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK) != 0
-    {
+    let total = ip.total();
+    let proto = ip.protocol();
+    if total < 24 || total > len - ethernet::HEADER_LEN || ip.fragment() {
         return None;
     }
-    if !header_checksum_ok(&h[14..34]) {
+    let (src, dst) = (ip.src(), ip.dst());
+    // Group sources; group, broadcast and our own destinations (the exact tests only for
+    // destinations whose first octet some such address has).
+    if src >> 28 == 0xe {
         return None;
     }
-    let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
-    let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
-    // Group, broadcast and our own destinations, group sources.
-    if dst >> 28 == 0xe || dst == u32::MAX || src >> 28 == 0xe || t.is_directed_broadcast(dst) {
-        return None;
+    if t.dst_may_be_special(dst) {
+        if dst >> 28 == 0xe || dst == u32::MAX || t.is_directed_broadcast(dst) {
+            return None;
+        }
+        if t.is_local(dst) {
+            return if proto == PROTOCOL_GRE {
+                fast_return(cx, b, total, src)
+            } else {
+                None
+            };
+        }
     }
-    if t.is_local(dst) {
-        return if proto == PROTOCOL_GRE {
-            fast_return(cx, b, total, src)
-        } else {
-            None
-        };
-    }
-    if h[22] <= 1 || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP) {
+    if ip.ttl() <= 1 || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP) {
         return None;
     }
     let route = t.lpm.lookup(dst)?;
@@ -327,24 +338,31 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
     };
     if redirect_applies(inp, ep) && !t.is_member(src) {
         for s in &t.services {
-            let Some(table) = &s.table else { continue };
-            if !table.service().matches(proto, sport, dport) {
+            // `matcher` is the table's definition, `None` without a table.
+            let Some(m) = &s.matcher else { continue };
+            if !m.matches(proto, sport, dport) {
                 continue;
             }
+            let Some(table) = &s.table else { return None };
             if !s.rules.is_empty() || flags & l4::TCP_SYN != 0 {
                 return None;
             }
-            let key = FlowKey::new(src, dst, sport, dport);
             let Lookup::Redirect {
                 target,
                 primary,
                 alt,
                 used_alt,
-            } = lookup(s, table, &key)
+            } = lookup_flow(s, table, src, dst, sport, dport)
             else {
                 return None;
             };
-            let Some(Encap::Gre { port, header, mtu }) = target_encap(s, target) else {
+            let Some(Encap::Gre {
+                port,
+                header,
+                mtu,
+                csum_base,
+            }) = target_encap(s, target)
+            else {
                 return None;
             };
             let room = GRE_FRAME_HDR - ethernet::HEADER_LEN;
@@ -364,11 +382,9 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
             let hd = f.first_chunk_mut::<GRE_FRAME_HDR>()?;
             hd.copy_from_slice(header);
             let outer_total = (total + wire::gre::WCCP_ENCAP_LEN) as u16;
-            let tmpl_total = u16::from_be_bytes([hd[OUTER_IP + 2], hd[OUTER_IP + 3]]);
-            let tmpl_csum = u16::from_be_bytes([hd[OUTER_IP + 10], hd[OUTER_IP + 11]]);
-            let csum = update16(tmpl_csum, tmpl_total, outer_total);
+            let csum = gre_checksum(*csum_base, outer_total);
             hd[OUTER_IP + 2..OUTER_IP + 4].copy_from_slice(&outer_total.to_be_bytes());
-            hd[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_be_bytes());
+            hd[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_ne_bytes());
             if used_alt {
                 hd[REDIRECT_HDR] |= wire::RedirectFlags::ALT_BUCKET_USED.0;
             }
@@ -451,20 +467,19 @@ fn fast_return<B: PacketBuf>(
     if f[GRE_AT..GRE_AT + 4] != [0, 0, 0x88, 0x3e] || f[GRE_AT + 4] >> 4 == 4 {
         return None;
     }
-    let inner = &f[INNER_AT..];
-    let itotal = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
-    let proto = inner[9];
-    let ifrag = u16::from_be_bytes([inner[6], inner[7]]);
-    if inner[0] != 0x45
+    let inner = HeaderWords::read(f[INNER_AT..INNER_AT + 20].try_into().ok()?);
+    let itotal = inner.total();
+    let proto = inner.protocol();
+    if inner.version_ihl() != 0x45
         || itotal < 24
         || itotal > ethernet::HEADER_LEN + total - INNER_AT
-        || ifrag & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK) != 0
+        || inner.fragment()
         || (proto != PROTOCOL_TCP && proto != PROTOCOL_UDP)
-        || !header_checksum_ok(inner)
+        || !inner.checksum_ok()
     {
         return None;
     }
-    let idst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
+    let idst = inner.dst();
     let key = control::ServiceKey {
         dynamic: f[GRE_AT + 4] & wire::RedirectFlags::DYNAMIC.0 != 0,
         id: f[GRE_AT + 5],
@@ -886,13 +901,27 @@ fn services<'t>(cx: &Ctx<'t>, ip: &Ip, sport: u16, dport: u16) -> Svc<'t> {
 /// (one array load instead of the table's general walk).
 #[inline(always)]
 fn lookup(s: &ServiceEntry, table: &assign::RedirectTable, key: &FlowKey) -> Lookup {
+    lookup_flow(s, table, key.src, key.dst, key.sport, key.dport)
+}
+
+/// [`lookup`] of a flow given by its fields: the fast path builds a [`FlowKey`] only when the
+/// table's own lookup needs one.
+#[inline(always)]
+fn lookup_flow(
+    s: &ServiceEntry,
+    table: &assign::RedirectTable,
+    src: u32,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+) -> Lookup {
     let Some(fh) = &s.fast_hash else {
-        return table.lookup(key);
+        return table.lookup(&FlowKey::new(src, dst, sport, dport));
     };
-    let (primary, alt) = fh.buckets(key.src, key.dst, key.sport, key.dport);
+    let (primary, alt) = fh.buckets(src, dst, sport, dport);
     match fh.owners[usize::from(primary)] {
         OWNER_FORWARD => Lookup::Forward,
-        OWNER_LOOKUP => table.lookup(key),
+        OWNER_LOOKUP => table.lookup(&FlowKey::new(src, dst, sport, dport)),
         target => Lookup::Redirect {
             target,
             primary,
@@ -902,28 +931,81 @@ fn lookup(s: &ServiceEntry, table: &assign::RedirectTable, key: &FlowKey) -> Loo
     }
 }
 
-/// Is the checksum of an option-less IPv4 header right? Five 32-bit words, folded (RFC 1071).
-#[inline(always)]
-fn header_checksum_ok(h: &[u8]) -> bool {
-    let Some(h) = h.first_chunk::<20>() else {
-        return false;
-    };
-    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-    let s = w(0) + w(4) + w(8) + w(12) + w(16);
-    let s = (s & 0xffff_ffff) + (s >> 32);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    s == 0xffff
-}
+/// An option-less IPv4 header as five little-endian 32-bit words: one load each, the fields
+/// taken out by shifts, and the header checksum summed from the same words. (Read octet by
+/// octet, the compiler reassembles the checksum's words from the octets it already loaded,
+/// which costs more than the sum.)
+#[derive(Clone, Copy)]
+struct HeaderWords([u32; 5]);
 
-/// `checksum::update16` without its loop: RFC 1624 eqn. 3, two end-around carries.
-#[inline]
-fn update16(check: u16, old: u16, new: u16) -> u16 {
-    let s = u32::from(!check) + u32::from(!old) + u32::from(new);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    !(s as u16)
+impl HeaderWords {
+    #[inline(always)]
+    fn read(h: &[u8; 20]) -> HeaderWords {
+        let w = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        HeaderWords([w(0), w(4), w(8), w(12), w(16)])
+    }
+
+    /// Version and IHL (octet 0).
+    #[inline(always)]
+    fn version_ihl(&self) -> u8 {
+        self.0[0] as u8
+    }
+
+    /// Total length (octets 2-3).
+    #[inline(always)]
+    fn total(&self) -> usize {
+        usize::from(((self.0[0] >> 16) as u16).swap_bytes())
+    }
+
+    /// MF or a fragment offset (octets 6-7): a fragment.
+    #[inline(always)]
+    fn fragment(&self) -> bool {
+        ((self.0[1] >> 16) as u16).swap_bytes()
+            & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK)
+            != 0
+    }
+
+    /// TTL (octet 8).
+    #[inline(always)]
+    fn ttl(&self) -> u8 {
+        self.0[2] as u8
+    }
+
+    /// Protocol (octet 9).
+    #[inline(always)]
+    fn protocol(&self) -> u8 {
+        (self.0[2] >> 8) as u8
+    }
+
+    /// Source address, host order (octets 12-15).
+    #[inline(always)]
+    fn src(&self) -> u32 {
+        self.0[3].swap_bytes()
+    }
+
+    /// Destination address, host order (octets 16-19).
+    #[inline(always)]
+    fn dst(&self) -> u32 {
+        self.0[4].swap_bytes()
+    }
+
+    /// Is the header checksum right? RFC 1071: the ones' complement sum of the header is all
+    /// ones. The five words are added into 64 bits, then folded to 16 with end-around carries:
+    /// a ones' complement sum does not depend on byte order (RFC 1071 2(B); all ones reads
+    /// the same both ways), and 2^32 - 1 is a multiple of 2^16 - 1, so the folds keep its
+    /// value. It is all ones exactly when the big-endian 16-bit sum is (both are zero only
+    /// for an all-zero header).
+    #[inline(always)]
+    fn checksum_ok(&self) -> bool {
+        let s = self.0.iter().map(|&w| u64::from(w)).sum::<u64>();
+        // At most 5 * (2^32 - 1): the high half is at most 4, so one end-around carry of
+        // the two halves cannot carry again.
+        let (s, carry) = (s as u32).overflowing_add((s >> 32) as u32);
+        let s = s + u32::from(carry);
+        let (s, carry) = (s as u16).overflowing_add((s >> 16) as u16);
+        let s = s + u16::from(carry);
+        s == 0xffff
+    }
 }
 
 /// How target `target` of `s` is reached (`None`: unresolved or drained).
@@ -1223,4 +1305,42 @@ fn echo_reply<B: PacketBuf>(
 /// Is `mac` the broadcast address?
 pub fn is_broadcast(mac: [u8; 6]) -> bool {
     mac == BROADCAST
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `HeaderWords` reads the fields `Ip::read` reads and checks the checksum as
+        /// `wire::checksum` does, on random headers and on the same headers with their
+        /// checksum filled in (and then off by one bit).
+        #[test]
+        fn header_words_match_the_general_reader(mut h in any::<[u8; 20]>(), bit in 0u32..16) {
+            h[0] = 0x45;
+            for fill in [false, true] {
+                if fill {
+                    h[10..12].copy_from_slice(&[0, 0]);
+                    let c = checksum::finish(checksum::sum(0, &h));
+                    h[10..12].copy_from_slice(&c.to_be_bytes());
+                }
+                let w = HeaderWords::read(&h);
+                let want = checksum::finish(checksum::sum(0, &h)) == 0;
+                prop_assert_eq!(w.checksum_ok(), want);
+                let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+                prop_assert_eq!(w.total(), total);
+                let frag = u16::from_be_bytes([h[6], h[7]]);
+                prop_assert_eq!(w.fragment(), frag & 0x3fff != 0);
+                prop_assert_eq!((w.ttl(), w.protocol()), (h[8], h[9]));
+                prop_assert_eq!(w.src(), u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
+                prop_assert_eq!(w.dst(), u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
+                if fill {
+                    let mut bad = h;
+                    bad[(bit / 8) as usize + 10] ^= 1 << (bit % 8);
+                    prop_assert!(!HeaderWords::read(&bad).checksum_ok());
+                }
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use assign::service::Matcher;
 use assign::RedirectTable;
 use config::RedirectRule;
 use control::ServiceKey;
@@ -91,6 +92,10 @@ pub enum Encap {
         header: [u8; GRE_FRAME_HDR],
         /// Egress MTU.
         mtu: u16,
+        /// The outer header's checksum without its total length, for the incremental update
+        /// (RFC 1624 eqn. 3): ~checksum + ~total length of the template, ones' complement,
+        /// folded, over the template's octets in native byte order ([`gre_checksum`]).
+        csum_base: u16,
     },
     /// L2 rewrite: destination MAC = the cache.
     L2 {
@@ -135,6 +140,9 @@ pub struct ServiceEntry {
     /// A hash table's lookup, precomputed ([`FastHash::new`]); `None` for mask tables and
     /// services without a table.
     pub fast_hash: Option<Box<FastHash>>,
+    /// The table's service definition compiled for matching packets
+    /// (`ServiceDef::matcher`); `None` exactly when `table` is.
+    pub matcher: Option<Matcher>,
 }
 
 /// A hash table's per-packet lookup, precomputed: the bucket owners ([`bucket_owners`]) and
@@ -178,6 +186,17 @@ impl FastHash {
             assign::hash::fold(key(&self.alt)),
         )
     }
+}
+
+/// The outer IPv4 checksum of a GRE frame of outer total length `outer_total`, from its
+/// target's `csum_base` ([`Encap::Gre`]), in native byte order: `checksum::update16` of the
+/// template's checksum from its total length to the real one, without byte swaps (a ones'
+/// complement sum does not depend on byte order, RFC 1071 2(B)). The base is at most 0xffff,
+/// so one end-around carry suffices.
+#[inline(always)]
+pub fn gre_checksum(csum_base: u16, outer_total: u16) -> u16 {
+    let s = u32::from(csum_base) + u32::from(u16::from_ne_bytes(outer_total.to_be_bytes()));
+    !(((s & 0xffff) + (s >> 16)) as u16)
 }
 
 /// In [`FastHash::owners`]: the bucket's packets are forwarded (unassigned bucket, or a
@@ -237,9 +256,14 @@ pub struct Tables {
     pub services: Vec<ServiceEntry>,
     /// The FIB compiled for the per-packet lookup ([`Tables::route`]).
     pub lpm: Lpm,
-    /// Low-octet filters of `local`, `broadcasts` and `members`: an address whose last octet
-    /// is not in the filter is not in the set, without a search.
-    pub filters: [AddrFilter; 3],
+    /// `local`, `broadcasts` and `members` compiled for the per-packet membership test
+    /// ([`AddrSet`]).
+    pub sets: [AddrSet; 3],
+    /// The first octets of every destination that is a group address (224-239), the limited
+    /// broadcast (255), one of ours (`local`) or a directed broadcast (`broadcasts`), as a
+    /// filter over `dst >> 24` ([`Tables::dst_may_be_special`]). Transit traffic to other
+    /// destinations skips those four checks with one test.
+    pub dst_special: AddrFilter,
     /// Every target of every service's table and every cache the tables count as members
     /// without buckets (host order, sorted): [`Tables::is_member`]. Their packets are never
     /// redirected, and only they may return GRE.
@@ -251,16 +275,23 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// `false`: `dst` (host order) is certainly not a group, broadcast, directed broadcast or
+    /// local address (see [`Tables::dst_special`]).
+    #[inline(always)]
+    pub fn dst_may_be_special(&self, dst: u32) -> bool {
+        self.dst_special.may_contain(dst >> 24)
+    }
+
     /// Is `ip` (host order) one of ours?
     #[inline(always)]
     pub fn is_local(&self, ip: u32) -> bool {
-        self.filters[0].may_contain(ip) && small_set_contains(&self.local, ip)
+        self.sets[0].contains(ip)
     }
 
     /// Is `ip` (host order) the broadcast address of a connected subnet?
     #[inline(always)]
     pub fn is_directed_broadcast(&self, ip: u32) -> bool {
-        self.filters[1].may_contain(ip) && small_set_contains(&self.broadcasts, ip)
+        self.sets[1].contains(ip)
     }
 
     /// Is `ip` (host order) a current member cache of some service: a target of its table
@@ -269,7 +300,7 @@ impl Tables {
     #[inline(always)]
     pub fn is_member(&self, ip: u32) -> bool {
         // `compile` merged the tables' own member lists into `members`.
-        self.filters[2].may_contain(ip) && small_set_contains(&self.members, ip)
+        self.sets[2].contains(ip)
     }
 
     /// The route to `dst`: egress port and next hop.
@@ -300,7 +331,8 @@ impl Tables {
         }
     }
 
-    /// The service in `slot`.
+    /// The service group `key`.
+    #[inline]
     pub fn service_by_key(&self, key: ServiceKey) -> Option<&ServiceEntry> {
         self.services.iter().find(|s| s.key == key)
     }
@@ -312,8 +344,13 @@ impl Tables {
 /// longest first. Each route carries its next hop's MAC when the neighbour table resolves it
 /// on the route's port at compile time (static routes), so a routed packet needs no
 /// neighbour lookup. `prefix-trie`'s `get_lpm` took about 50 ns per packet; this a few.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Lpm {
+    /// With at most [`Lpm::LINEAR_MAX`] prefixes: per first octet of the destination, its
+    /// candidate prefixes (a DIR-8 table: one load finds the few that can match).
+    octets: Box<[Octet; 256]>,
+    /// The candidates after each octet's first, longest first: (network, mask, route).
+    scan: Vec<(u32, u32, RouteHit)>,
     /// (network, mask), host order, longest prefix first (equal lengths cannot overlap).
     prefixes: Vec<(u32, u32)>,
     /// Their routes, in the same order.
@@ -321,6 +358,30 @@ pub struct Lpm {
     /// With more than [`Lpm::LINEAR_MAX`] prefixes: per prefix length present, longest first,
     /// its mask and its networks (index into `hits`).
     by_len: Vec<(u32, FxHashMap<u32, u32>)>,
+}
+
+/// One first octet's candidates in [`Lpm`]: the longest inline (for most octets the only
+/// one), the others in `Lpm::scan`.
+#[derive(Clone, Copy, Debug)]
+struct Octet {
+    /// The first candidate's network.
+    net: u32,
+    /// Its mask.
+    mask: u32,
+    /// Its route (index into `Lpm::hits`).
+    hit: u32,
+    /// The range of `Lpm::scan` holding the others.
+    rest: (u16, u16),
+}
+
+impl Octet {
+    /// No candidate: a network outside its own mask matches nothing.
+    const EMPTY: Octet = Octet {
+        net: 1,
+        mask: 0,
+        hit: 0,
+        rest: (0, 0),
+    };
 }
 
 /// A route as [`Lpm::lookup`] returns it.
@@ -331,6 +392,18 @@ pub struct RouteHit {
     /// The MAC of `entry.via` when it is a neighbour on `entry.port` (static routes whose
     /// next hop is resolved); `None` for connected routes and unresolved next hops.
     pub via_mac: Option<[u8; 6]>,
+}
+
+impl Default for Lpm {
+    fn default() -> Lpm {
+        Lpm {
+            octets: Box::new([Octet::EMPTY; 256]),
+            scan: Vec::new(),
+            prefixes: Vec::new(),
+            hits: Vec::new(),
+            by_len: Vec::new(),
+        }
+    }
 }
 
 impl Lpm {
@@ -371,6 +444,31 @@ impl Lpm {
                 }
             }
         }
+        if lpm.by_len.is_empty() {
+            // At most LINEAR_MAX prefixes, so at most 256 * 16 entries: u16 indices.
+            for (o, entry) in (0u32..).zip(lpm.octets.iter_mut()) {
+                let start = lpm.scan.len() as u16;
+                let mut first = None;
+                for (i, (&(net, mask), hit)) in lpm.prefixes.iter().zip(&lpm.hits).enumerate() {
+                    // The prefix contains some address whose first octet is `o`.
+                    if (o << 24) & mask & 0xff00_0000 != net & 0xff00_0000 {
+                        continue;
+                    }
+                    if first.is_none() {
+                        first = Some((net, mask, i as u32));
+                    } else {
+                        lpm.scan.push((net, mask, *hit));
+                    }
+                }
+                let (net, mask, hit) = first.unwrap_or((Octet::EMPTY.net, Octet::EMPTY.mask, 0));
+                *entry = Octet {
+                    net,
+                    mask,
+                    hit,
+                    rest: (start, lpm.scan.len() as u16),
+                };
+            }
+        }
         lpm
     }
 
@@ -378,11 +476,17 @@ impl Lpm {
     #[inline(always)]
     pub fn lookup(&self, dst: u32) -> Option<&RouteHit> {
         if self.by_len.is_empty() {
-            let i = self
-                .prefixes
-                .iter()
-                .position(|&(net, mask)| dst & mask == net)?;
-            return self.hits.get(i);
+            let o = &self.octets[(dst >> 24) as usize];
+            if dst & o.mask == o.net {
+                return self.hits.get(o.hit as usize);
+            }
+            for i in usize::from(o.rest.0)..usize::from(o.rest.1) {
+                let (net, mask, hit) = self.scan.get(i)?;
+                if dst & mask == *net {
+                    return Some(hit);
+                }
+            }
+            return None;
         }
         self.by_len
             .iter()
@@ -415,14 +519,52 @@ impl AddrFilter {
     }
 }
 
-/// Membership in a sorted set of addresses: a linear scan while it is short (a few of them:
-/// our addresses, the caches), a binary search otherwise.
-#[inline(always)]
-fn small_set_contains(set: &[u32], ip: u32) -> bool {
-    if set.len() <= 16 {
-        set.contains(&ip)
-    } else {
-        set.binary_search(&ip).is_ok()
+/// A set of addresses (host order) compiled for the per-packet membership test: the
+/// last-octet [`AddrFilter`] first (most packets' addresses are in none of the router's small
+/// sets), then up to [`AddrSet::FEW`] members compared all at once, or a binary search of more.
+#[derive(Clone, Debug, Default)]
+pub struct AddrSet {
+    filter: AddrFilter,
+    /// Up to `FEW` members, padded with copies of the first (a copy changes no answer), so
+    /// that the test is one fixed-length comparison without a loop or a call.
+    few: [u32; AddrSet::FEW],
+    /// With more than `FEW` members: all of them, sorted.
+    many: Vec<u32>,
+}
+
+impl AddrSet {
+    /// Members tested without a search.
+    pub const FEW: usize = 8;
+
+    /// The set of `sorted` (ascending).
+    pub fn of(sorted: &[u32]) -> AddrSet {
+        let mut few = [sorted.first().copied().unwrap_or(0); AddrSet::FEW];
+        let many = if sorted.len() <= AddrSet::FEW {
+            few[..sorted.len()].copy_from_slice(sorted);
+            Vec::new()
+        } else {
+            sorted.to_vec()
+        };
+        AddrSet {
+            filter: AddrFilter::of(sorted),
+            few,
+            many,
+        }
+    }
+
+    /// Is `ip` in the set?
+    #[inline(always)]
+    pub fn contains(&self, ip: u32) -> bool {
+        // An empty set's filter is empty: `few` is never consulted for it.
+        if !self.filter.may_contain(ip) {
+            return false;
+        }
+        if self.many.is_empty() {
+            // No early exit: the compiler compares the eight slots as two vectors.
+            self.few.iter().fold(false, |m, &a| m | (a == ip))
+        } else {
+            self.many.binary_search(&ip).is_ok()
+        }
     }
 }
 
@@ -630,11 +772,20 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
     let mut t = Tables {
         generation,
         ports: topo.ports.clone(),
-        filters: [
-            AddrFilter::of(&local),
-            AddrFilter::of(&broadcasts),
-            AddrFilter::default(),
+        sets: [
+            AddrSet::of(&local),
+            AddrSet::of(&broadcasts),
+            AddrSet::default(),
         ],
+        dst_special: AddrFilter::of(
+            &local
+                .iter()
+                .chain(&broadcasts)
+                .map(|a| a >> 24)
+                .chain(224..=239)
+                .chain([255])
+                .collect::<Vec<u32>>(),
+        ),
         local,
         broadcasts,
         lpm,
@@ -675,7 +826,9 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
             for target in table.targets() {
                 let enc = encap(topo, state, &t, *key, target);
                 match &enc {
-                    Some(Encap::Gre { port, header, mtu }) => {
+                    Some(Encap::Gre {
+                        port, header, mtu, ..
+                    }) => {
                         let mss = mtu.saturating_sub(WCCP_ENCAP_LEN as u16 + TCP_IP_HEADERS);
                         gre_mss = Some(gre_mss.map_or(mss, |m| m.min(mss)));
                         let mut mac = [0u8; 6];
@@ -702,6 +855,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
                 slot,
                 rules: rules.clone(),
                 fast_hash: table.as_deref().and_then(FastHash::new),
+                matcher: table.as_ref().map(|t| t.service().matcher()),
                 table,
                 targets,
                 gre_mss,
@@ -714,7 +868,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
     t.services = services.into_iter().map(|(_, s)| s).collect();
     members.sort_unstable();
     members.dedup();
-    t.filters[2] = AddrFilter::of(&members);
+    t.sets[2] = AddrSet::of(&members);
     t.members = members;
     l2_caches.sort_unstable();
     l2_caches.dedup();
@@ -776,11 +930,105 @@ fn encap(
                 primary_bucket: 0,
             };
             wire::write_wccp_encap(&mut header[OUTER_IP..], &outer, &rh).ok()?;
+            let word = |i: usize| u32::from(!u16::from_ne_bytes([header[i], header[i + 1]]));
+            let s = word(OUTER_IP + 10) + word(OUTER_IP + 2);
+            let csum_base = ((s & 0xffff) + (s >> 16)) as u16;
             Some(Encap::Gre {
                 port,
                 header,
                 mtu: p.mtu,
+                csum_base,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fib_of(prefixes: &[(u32, u8, u16)]) -> PrefixMap<Ipv4Net, RouteEntry> {
+        let mut fib = PrefixMap::new();
+        for &(a, len, port) in prefixes {
+            if let Ok(net) = Ipv4Net::new(Ipv4Addr::from(a), len) {
+                fib.insert(net.trunc(), RouteEntry { port, via: None });
+            }
+        }
+        fib
+    }
+
+    proptest! {
+        /// `AddrSet::contains` is set membership, for sets around `AddrSet::FEW` members and
+        /// addresses in them, next to them and anywhere.
+        #[test]
+        fn addr_set_is_membership(
+            mut set in proptest::collection::vec(any::<u32>(), 0..20),
+            probes in proptest::collection::vec(any::<u32>(), 16),
+        ) {
+            set.sort_unstable();
+            set.dedup();
+            let s = AddrSet::of(&set);
+            let near = set.iter().flat_map(|&a| [a, a ^ 1, a ^ 0x100]);
+            for ip in probes.into_iter().chain(near).chain([0, u32::MAX]) {
+                prop_assert_eq!(s.contains(ip), set.contains(&ip), "{:#x}", ip);
+            }
+        }
+
+        /// The compiled FIB (per-octet scan up to LINEAR_MAX prefixes, hashes per length
+        /// above) answers as the trie's longest-prefix match, for addresses in and around the
+        /// prefixes and anywhere.
+        #[test]
+        fn lpm_is_longest_prefix_match(
+            prefixes in proptest::collection::vec((any::<u32>(), 0u8..=32, any::<u16>()), 0..24),
+            probes in proptest::collection::vec(any::<u32>(), 16),
+        ) {
+            let fib = fib_of(&prefixes);
+            let lpm = Lpm::build(&fib, &FxHashMap::default());
+            let near = prefixes.iter().flat_map(|&(a, _, _)| [a, a ^ 1, a ^ 0x0100_0000, !a]);
+            for dst in probes.into_iter().chain(near) {
+                let want = fib
+                    .get_lpm(&Ipv4Net::from(Ipv4Addr::from(dst)))
+                    .map(|(_, e)| *e);
+                prop_assert_eq!(lpm.lookup(dst).map(|h| h.entry), want, "{:#x}", dst);
+            }
+        }
+
+        /// `dst_may_be_special` is false only for destinations that are none of group,
+        /// limited broadcast, directed broadcast or ours.
+        #[test]
+        fn dst_special_covers_the_exact_checks(
+            addrs in proptest::collection::vec((any::<u32>(), 8u8..=32), 1..4),
+            probes in proptest::collection::vec(any::<u32>(), 16),
+        ) {
+            let ports = vec![PortInfo {
+                name: "p".into(),
+                mac: [2, 0, 0, 0, 0, 1],
+                addrs: addrs.iter().map(|&(a, l)| (Ipv4Addr::from(a), l)).collect(),
+                mtu: 1500,
+                redirect_in: true,
+                redirect_out: false,
+                exclude_in: false,
+            }];
+            let topo = Topology {
+                ports,
+                routes: Vec::new(),
+                neighbours: Vec::new(),
+                services: Vec::new(),
+                check_all: false,
+                router_id: Ipv4Addr::UNSPECIFIED,
+                statics: BTreeMap::new(),
+            };
+            let t = compile(&topo, &State::default(), 1).tables;
+            let near = t.local.iter().chain(&t.broadcasts).flat_map(|&a| [a, a ^ 1]);
+            let fixed = [0xe000_0001, 0xefff_ffff, 0xffff_ffff, 0xf000_0000];
+            for dst in probes.into_iter().chain(near).chain(fixed) {
+                let special = dst >> 28 == 0xe
+                    || dst == u32::MAX
+                    || t.is_directed_broadcast(dst)
+                    || t.is_local(dst);
+                prop_assert!(!special || t.dst_may_be_special(dst), "{:#x}", dst);
+            }
         }
     }
 }

@@ -64,6 +64,40 @@ pub struct ServiceDef {
     pub ports: [u16; 8],
 }
 
+/// [`ServiceDef::matches`] with the definition decoded ahead of time ([`ServiceDef::matcher`]):
+/// the data plane tests every packet against its services' definitions, and decoding the flags
+/// and walking the zero-terminated port list on each test costs more than the test itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Matcher {
+    /// Protocol 0 without REDIRECT_ONLY_PROTOCOL_0: every protocol.
+    any_protocol: bool,
+    /// Otherwise the one protocol that matches.
+    protocol: u8,
+    /// The port list is not active: every port.
+    all_ports: bool,
+    /// The list holds source ports (PORTS_SOURCE).
+    source_port: bool,
+    /// The active port list, zero from its first zero on.
+    ports: [u16; 8],
+}
+
+impl Matcher {
+    /// Exactly [`ServiceDef::matches`] of the definition it was made from.
+    #[inline(always)]
+    pub fn matches(&self, proto: u8, sport: u16, dport: u16) -> bool {
+        if !self.any_protocol && proto != self.protocol {
+            return false;
+        }
+        if self.all_ports {
+            return true;
+        }
+        let port = if self.source_port { sport } else { dport };
+        // All eight slots, without an early exit, so that the compiler can compare them at
+        // once; the zero padding matches nothing because port 0 never matches.
+        port != 0 && self.ports.iter().fold(false, |m, &p| m | (p == port))
+    }
+}
+
 /// Why a Service Info cannot become a [`ServiceDef`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -301,6 +335,22 @@ impl ServiceDef {
             }
         }
         false
+    }
+
+    /// [`ServiceDef::matches`] compiled for a per-packet loop: the protocol rule, the port
+    /// selector and the port list decoded once (see [`Matcher`]).
+    pub fn matcher(&self) -> Matcher {
+        let mut ports = [0u16; 8];
+        let list = self.port_list();
+        ports[..list.len()].copy_from_slice(list);
+        Matcher {
+            any_protocol: self.protocol == 0 && self.flags & flags::REDIRECT_ONLY_PROTOCOL_0 == 0,
+            // Protocol 0 with REDIRECT_ONLY_PROTOCOL_0 matches protocol 0 alone.
+            protocol: self.protocol,
+            all_ports: !self.ports_active(),
+            source_port: self.flags & flags::PORTS_SOURCE != 0,
+            ports,
+        }
     }
 
     /// The first field in which `other` differs from `self`, or `None` when they define the same
@@ -737,5 +787,53 @@ mod tests {
             .to_def(),
             Err(ServiceError::UnknownStandard { id: 1 })
         );
+    }
+
+    #[test]
+    fn matcher_is_matches() {
+        // Every protocol rule, port selector and list shape (empty, full, holes after a 0)
+        // against protocols and ports at and around the listed ones.
+        let lists = [
+            [0u16; 8],
+            [80, 0, 0, 0, 0, 0, 0, 0],
+            [80, 443, 0, 8080, 0, 0, 0, 0],
+            [1, 2, 3, 4, 5, 6, 7, 65535],
+        ];
+        let protos = [0u8, 1, 6, 17, 47, 255];
+        let fl = [
+            0,
+            flags::PORTS_DEFINED,
+            flags::PORTS_DEFINED | flags::PORTS_SOURCE,
+            flags::PORTS_SOURCE,
+            flags::REDIRECT_ONLY_PROTOCOL_0,
+            flags::REDIRECT_ONLY_PROTOCOL_0 | flags::PORTS_DEFINED,
+        ];
+        let ports = [0u16, 1, 2, 7, 8, 79, 80, 81, 443, 8080, 65535];
+        for list in lists {
+            for protocol in protos {
+                for f in fl {
+                    let def = ServiceDef {
+                        dynamic: true,
+                        id: 90,
+                        priority: 0,
+                        protocol,
+                        flags: f,
+                        ports: list,
+                    };
+                    let m = def.matcher();
+                    for proto in protos {
+                        for sport in ports {
+                            for dport in ports {
+                                assert_eq!(
+                                    m.matches(proto, sport, dport),
+                                    def.matches(proto, sport, dport),
+                                    "{def:?} {proto} {sport} {dport}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
