@@ -1,10 +1,12 @@
 //! Per-packet cost of the pipeline's stages, on `VecBuf` (no DPDK): parse, classify, FIB,
 //! hash, hash and mask lookups, and the whole `process` for each traffic class of `wccpd
-//! bench` (GRE redirect = encap, routed, GRE return = decap, drop). docs/BENCHMARKS.md has the
-//! figures and how they add up.
+//! bench` (GRE redirect = encap, routed, GRE return = decap, drop), and the worker loop
+//! (`Worker::poll`) over one 32-frame burst of the benchmark's traffic mix next to `process`
+//! alone over the same frames. docs/BENCHMARKS.md has the figures and how they add up.
 //!
 //! `cargo bench -p wccp-dataplane --bench stages`
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -19,7 +21,8 @@ use etherparse::PacketBuilder;
 use ipnet::Ipv4Net;
 use wccp_dataplane::pipeline::{process, Ctx, RateLimit};
 use wccp_dataplane::tables::{compile, PortInfo, State, Tables, Topology};
-use wccp_dataplane::{LcoreCounters, VecBuf};
+use wccp_dataplane::buf::{VecChannel, VecPort, BURST};
+use wccp_dataplane::{LcoreCounters, VecBuf, Worker};
 
 const ROUTER_CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
 const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 0x10];
@@ -93,6 +96,39 @@ fn tcp(dst: [u8; 4], dport: u16) -> Vec<u8> {
         .write(&mut v, &[0u8; 10])
         .expect("frame");
     v
+}
+
+/// Frame `i` of `wccpd bench`'s replay (`src/bench/traffic.rs`): by `i % 20`, 16 TCP to
+/// port 80 (redirected), 2 TCP to port 22 and 1 UDP to port 53 (routed), 1 a cache's GRE
+/// return of a port-80 packet; flow `i` has its own client, server and client port.
+fn mix_frame(i: u32) -> Vec<u8> {
+    let src = [10, 9, 1, 16 + (i % 200) as u8];
+    let dst = (0xc612_0000 | (i & 0x1_ffff)).to_be_bytes();
+    let sport = 1024 + (i % 60_000) as u16;
+    let tcp = |dport: u16| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, ROUTER_CLIENT_MAC)
+            .ipv4(src, dst, 64)
+            .tcp(sport, dport, 1, 65535)
+            .ack(1)
+            .write(&mut v, &[0u8; 10])
+            .expect("frame");
+        v
+    };
+    match i % 20 {
+        0..=15 => tcp(80),
+        16 | 17 => tcp(22),
+        18 => {
+            let mut v = Vec::new();
+            PacketBuilder::ethernet2(CLIENT_MAC, ROUTER_CLIENT_MAC)
+                .ipv4(src, dst, 64)
+                .udp(sport, 53)
+                .write(&mut v, &[0u8; 18])
+                .expect("frame");
+            v
+        }
+        _ => gre_return(&tcp(80)),
+    }
 }
 
 fn gre_return(inner: &[u8]) -> Vec<u8> {
@@ -230,6 +266,85 @@ fn stages(c: &mut Criterion) {
     run("process: TCP 22 -> routed", &routed);
     run("process: GRE return -> decap + routed", &returned);
     run("process: foreign MAC -> drop", &foreign);
+    burst(c, &t);
+}
+
+/// The worker loop over one burst of the traffic mix (all 32 frames received on the client
+/// port, as in the replay), and `process` alone over the same 32 frames. The `VecBuf`s are
+/// built (and the frames sent before are freed) in the set-up, outside the measured routine;
+/// each poll flushes TX (`now` advances by the drain interval), so it pays one `tx_burst` per
+/// egress port. callgrind: the routine's inclusive count over the calls of `VecBuf::new` is
+/// the count per packet.
+fn burst(c: &mut Criterion, t: &Tables) {
+    const HZ: u64 = 1_000_000_000;
+    const DRAIN_US: u64 = 100;
+    let frames: Vec<Vec<u8>> = (0..BURST as u32).map(mix_frame).collect();
+    let (_publisher, mut readers) = rcu::cell(Box::new(tables()), 1);
+    let worker = Worker::new(
+        (0..t.ports.len()).map(|_| VecPort::default()).collect(),
+        VecChannel::new(2 * BURST),
+        VecChannel::new(2 * BURST),
+        readers.remove(0),
+        Arc::new(LcoreCounters::default()),
+        HZ,
+        DRAIN_US,
+    );
+    let state = RefCell::new((worker, 0u64));
+    c.bench_function("worker: poll, one burst of the mix (80/15/5)", |b| {
+        b.iter_batched(
+            || {
+                let (w, _) = &mut *state.borrow_mut();
+                for p in w.ports_mut() {
+                    p.tx.clear();
+                }
+                let rx = &mut w.ports_mut()[0].rx;
+                rx.extend(frames.iter().map(|f| VecBuf::new(0, f)));
+            },
+            |()| black_box(poll_once(&state, HZ / 1_000_000 * DRAIN_US)),
+            BatchSize::PerIteration,
+        )
+    });
+    let counters = LcoreCounters::default();
+    let mut icmp = RateLimit::new(1000, 100, HZ);
+    c.bench_function("process: one burst of the mix (80/15/5)", |b| {
+        b.iter_batched_ref(
+            || {
+                frames
+                    .iter()
+                    .map(|f| VecBuf::new(0, f))
+                    .collect::<Vec<VecBuf>>()
+            },
+            |bufs| {
+                let mut cx = Ctx {
+                    tables: t,
+                    counters: &counters,
+                    icmp: &mut icmp,
+                    now: 0,
+                };
+                process_burst(&mut cx, bufs);
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+type BenchWorker = Worker<VecPort, VecChannel>;
+
+/// One poll at `now` + `step` (a named function, so that callgrind counts it apart from
+/// criterion's closures).
+#[inline(never)]
+fn poll_once(state: &RefCell<(BenchWorker, u64)>, step: u64) -> wccp_dataplane::worker::PollStats {
+    let (w, now) = &mut *state.borrow_mut();
+    *now += step;
+    w.poll(*now)
+}
+
+/// `process` over every buffer, as the worker calls it.
+#[inline(never)]
+fn process_burst(cx: &mut Ctx<'_>, bufs: &mut [VecBuf]) {
+    for buf in bufs.iter_mut() {
+        black_box(process(cx, 0, buf));
+    }
 }
 
 criterion_group!(benches, stages);
