@@ -19,9 +19,9 @@ use control::ServiceKey;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use etherparse::PacketBuilder;
 use ipnet::Ipv4Net;
+use wccp_dataplane::buf::{VecChannel, VecPort, BURST};
 use wccp_dataplane::pipeline::{process, Ctx, RateLimit};
 use wccp_dataplane::tables::{compile, PortInfo, State, Tables, Topology};
-use wccp_dataplane::buf::{VecChannel, VecPort, BURST};
 use wccp_dataplane::{LcoreCounters, VecBuf, Worker};
 
 const ROUTER_CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];

@@ -178,6 +178,15 @@ enum Mode {
 /// Processes one frame received on `in_port`, editing it in place. Counts `rx` and exactly one
 /// terminal reason.
 pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
+    cx.counters.count(Reason::Rx);
+    process_with(cx, in_port, b, true)
+}
+
+/// [`process`] for a frame whose `rx` the caller has already counted: the worker counts a
+/// whole burst at once, so that every received frame still counts `rx` and exactly one
+/// terminal reason by the time the poll returns.
+#[inline(always)]
+pub(crate) fn process_received<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
     process_with(cx, in_port, b, true)
 }
 
@@ -185,6 +194,7 @@ pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Actio
 /// fast path is tested against (`tests/fast_path.rs`).
 #[doc(hidden)]
 pub fn process_general<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
+    cx.counters.count(Reason::Rx);
     process_with(cx, in_port, b, false)
 }
 
@@ -195,7 +205,6 @@ fn process_with<B: PacketBuf>(
     b: &mut B,
     fast_path: bool,
 ) -> Action {
-    cx.counters.count(Reason::Rx);
     let a = if fast_path {
         match fast(cx, in_port, b) {
             Some(a) => a,
@@ -260,7 +269,7 @@ fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
 /// (`classify` -> `forward` -> `services` -> `redirect`); the golden-frame and property tests
 /// of the pipeline run through both. It exists because the general path costs several
 /// hundred instructions per packet (docs/BENCHMARKS.md).
-#[inline]
+#[inline(always)]
 fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Action> {
     let t = cx.tables;
     let inp = t.ports.get(usize::from(in_port))?;

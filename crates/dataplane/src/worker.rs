@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::buf::{Batch, BatchOps, Channel, PacketBuf, PortQueue};
 use crate::counters::{LcoreCounters, Reason};
-use crate::pipeline::{process, Action, Ctx, RateLimit};
+use crate::pipeline::{process_received, Action, Ctx, RateLimit};
 use crate::tables::Tables;
 
 /// One worker: owns one RX/TX queue pair on every port, its end of the punt and inject
@@ -122,9 +122,16 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
             for in_port in 0..ports.len() {
                 // RX always into an empty burst of the full size.
                 ports[in_port].rx_burst(&mut rx);
-                stats.rx += rx.len();
+                let n = rx.len();
+                if n == 0 {
+                    continue;
+                }
+                stats.rx += n;
+                // `rx` once per burst; `process_received` counts each frame's one terminal
+                // reason, so both are exact again before this poll returns.
+                counters.add(Reason::Rx, n as u64);
                 for mut b in rx.drain_all() {
-                    match process(&mut cx, in_port as u16, &mut b) {
+                    match process_received(&mut cx, in_port as u16, &mut b) {
                         Action::Tx(p) => push_tx(ports, tx, counters, p, b),
                         Action::Punt => {
                             // A held frame (next hop unresolved) already names its egress
