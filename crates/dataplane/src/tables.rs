@@ -147,16 +147,15 @@ pub struct ServiceEntry {
 
 /// A hash table's per-packet lookup, precomputed: the bucket owners ([`bucket_owners`]) and
 /// the service's hash fields as AND masks over (source, destination, source port,
-/// destination port), so that a bucket is four ANDs, three XORs and a fold
+/// destination port), so that both buckets are four ANDs, three XORs and one fold
 /// (`assign::hash::primary_bucket` decodes the flags on every call).
 #[derive(Clone, Debug)]
 pub struct FastHash {
     /// See [`bucket_owners`].
     pub owners: [u8; 256],
-    /// Masks of the primary hash.
-    pub primary: [u32; 4],
-    /// Masks of the alternate hash.
-    pub alt: [u32; 4],
+    /// Per field, the primary hash's mask in the low 32 bits and the alternate hash's in the
+    /// high 32: both keys are computed at once in one 64-bit word ([`FastHash::buckets`]).
+    pub masks: [u64; 4],
 }
 
 impl FastHash {
@@ -168,23 +167,30 @@ impl FastHash {
             let m = |bit: u32, ones: u32| if sel & (1 << bit) != 0 { ones } else { 0 };
             [m(0, u32::MAX), m(1, u32::MAX), m(2, 0xffff), m(3, 0xffff)]
         };
+        let (primary, alt) = (masks(f & 0xf), masks((f >> 8) & 0xf));
         Some(Box::new(FastHash {
             owners: *owners,
-            primary: masks(f & 0xf),
-            alt: masks((f >> 8) & 0xf),
+            masks: std::array::from_fn(|i| u64::from(primary[i]) | u64::from(alt[i]) << 32),
         }))
     }
 
-    /// The primary and alternate buckets of a flow, as `assign::hash` computes them.
+    /// The primary and alternate buckets of a flow, as `assign::hash` computes them. Each
+    /// field is copied into both halves of a 64-bit word (a multiplication by 2^32 + 1) and
+    /// masked, so the low half holds the primary key and the high half the alternate one;
+    /// the fold (`assign::hash::fold`: XOR with the key shifted right by 16, then by 8) keeps
+    /// its low eight bits free of the high half, and bits 32-39 free of anything beyond the
+    /// word, so one fold gives both buckets.
     #[inline(always)]
     pub fn buckets(&self, src: u32, dst: u32, sport: u16, dport: u16) -> (u8, u8) {
-        let key = |m: &[u32; 4]| {
-            (src & m[0]) ^ (dst & m[1]) ^ (u32::from(sport) & m[2]) ^ (u32::from(dport) & m[3])
-        };
-        (
-            assign::hash::fold(key(&self.primary)),
-            assign::hash::fold(key(&self.alt)),
-        )
+        const BOTH: u64 = (1 << 32) | 1;
+        let m = &self.masks;
+        let k = ((u64::from(src) * BOTH) & m[0])
+            ^ ((u64::from(dst) * BOTH) & m[1])
+            ^ ((u64::from(sport) * BOTH) & m[2])
+            ^ ((u64::from(dport) * BOTH) & m[3]);
+        let h = k ^ (k >> 16);
+        let h = h ^ (h >> 8);
+        (h as u8, (h >> 32) as u8)
     }
 }
 
@@ -959,6 +965,38 @@ mod tests {
     }
 
     proptest! {
+        /// `FastHash::buckets` (both hashes in one 64-bit word) gives the buckets of
+        /// `assign::hash`, for every primary and alternate hash field selection.
+        #[test]
+        fn fast_hash_buckets_are_assign_hash(
+            primary in 0u32..16,
+            alt in 0u32..16,
+            flows in proptest::collection::vec(any::<(u32, u32, u16, u16)>(), 16),
+        ) {
+            let flags = primary | alt << 8;
+            let def = assign::service::ServiceDef::dynamic(90, 0, 6, flags, [0; 8]);
+            prop_assume!(def.is_ok());
+            let table = RedirectTable::from_hash_assignment(
+                def.expect("checked"),
+                &[Ipv4Addr::new(10, 0, 0, 1)],
+                &[0; 256],
+                assign::table::ForwardingMethod::Gre,
+            );
+            prop_assume!(table.is_ok());
+            let table = table.expect("checked");
+            let fh = FastHash::new(&table).expect("a hash table");
+            for (src, dst, sport, dport) in flows {
+                let key = assign::hash::FlowKey::new(src, dst, sport, dport);
+                prop_assert_eq!(
+                    fh.buckets(src, dst, sport, dport),
+                    (
+                        assign::hash::primary_bucket(flags, &key),
+                        assign::hash::alternate_bucket(flags, &key),
+                    )
+                );
+            }
+        }
+
         /// `AddrSet::contains` is set membership, for sets around `AddrSet::FEW` members and
         /// addresses in them, next to them and anywhere.
         #[test]
