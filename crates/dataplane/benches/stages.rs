@@ -265,8 +265,8 @@ fn stages(c: &mut Criterion) {
 /// port, as in the replay), and `process` alone over the same 32 frames. The `VecBuf`s are
 /// built (and the frames sent before are freed) in the set-up, outside the measured routine;
 /// each poll flushes TX (`now` advances by the drain interval), so it pays one `tx_burst` per
-/// egress port. callgrind: the routine's inclusive count over the calls of `VecBuf::new` is
-/// the count per packet.
+/// egress port. callgrind: the inclusive count of `poll_once` (or `process_burst`) over 32
+/// times its calls is the count per packet.
 fn burst(c: &mut Criterion, t: &Tables) {
     const HZ: u64 = 1_000_000_000;
     const DRAIN_US: u64 = 100;
