@@ -1,7 +1,7 @@
 //! The worker lcore's poll loop (l3fwd's shape): per port, RX a burst, run every packet through
-//! [`process`], buffer TX per port (flushed when full or after a drain interval), hand punts to
-//! the control lcore in bursts, send the control lcore's injected frames, then report a
-//! quiescent state to the RCU cell.
+//! the pipeline ([`process`](crate::pipeline::process)), buffer TX per port (flushed when full
+//! or after a drain interval), hand punts to the control lcore in bursts, send the control
+//! lcore's injected frames, then report a quiescent state to the RCU cell.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
