@@ -46,15 +46,30 @@ impl PacketBuf for Mbuf {
     }
     #[inline(always)]
     fn prepend(&mut self, n: usize) -> bool {
-        u16::try_from(n).is_ok_and(|n| Mbuf::prepend(self, n).is_ok())
+        // A `match`, not `is_ok_and`: the closure form was left out of line (a call per
+        // packet in the release build).
+        match u16::try_from(n) {
+            Ok(n) => Mbuf::prepend(self, n).is_ok(),
+            Err(_) => false,
+        }
     }
     #[inline(always)]
     fn trim_front(&mut self, n: usize) -> bool {
-        u16::try_from(n).is_ok_and(|n| Mbuf::trim_front(self, n).is_ok())
+        // A `match`, not `is_ok_and`: the closure form was left out of line (a call per
+        // packet in the release build).
+        match u16::try_from(n) {
+            Ok(n) => Mbuf::trim_front(self, n).is_ok(),
+            Err(_) => false,
+        }
     }
     #[inline(always)]
     fn trim_back(&mut self, n: usize) -> bool {
-        u16::try_from(n).is_ok_and(|n| Mbuf::trim_back(self, n).is_ok())
+        // A `match`, not `is_ok_and`: the closure form was left out of line (a call per
+        // packet in the release build).
+        match u16::try_from(n) {
+            Ok(n) => Mbuf::trim_back(self, n).is_ok(),
+            Err(_) => false,
+        }
     }
     #[inline(always)]
     fn editable(&self) -> bool {

@@ -203,7 +203,9 @@ pub fn is_held<B: PacketBuf>(b: &B) -> bool {
     b.as_ref().get(..6) == Some(&[0u8; 6][..])
 }
 
-#[inline]
+/// Buffers `b` for `port`, sending the port's batch when it is full. Always inlined: it runs
+/// for nearly every packet, and out of line it cost a call and a spill of the loop's state.
+#[inline(always)]
 fn push_tx<P: PortQueue>(
     ports: &mut [P],
     tx: &mut [Batch<P::Buf>],
@@ -219,7 +221,9 @@ fn push_tx<P: PortQueue>(
     }
 }
 
-#[inline]
+/// Sends a port's batch: once per 32 packets at most, kept out of line so the per-packet
+/// loop stays small.
+#[inline(never)]
 fn flush<P: PortQueue>(port: &mut P, q: &mut Batch<P::Buf>, counters: &LcoreCounters) {
     let n = q.len();
     let sent = port.tx_burst(q);

@@ -350,7 +350,7 @@ impl Mbuf {
     /// # Errors
     ///
     /// [`MbufError::NoHeadroom`]; the mbuf is unchanged.
-    #[inline]
+    #[inline(always)]
     pub fn prepend(&mut self, n: u16) -> Result<&mut [u8], MbufError> {
         let have = field!(self.data_off);
         if n > have {
@@ -369,7 +369,7 @@ impl Mbuf {
     ///
     /// [`MbufError::TooShort`] if the first segment holds fewer than `n` bytes; the mbuf is
     /// unchanged.
-    #[inline]
+    #[inline(always)]
     pub fn trim_front(&mut self, n: u16) -> Result<(), MbufError> {
         let len = field!(self.data_len);
         if n > len {
@@ -412,7 +412,7 @@ impl Mbuf {
     ///
     /// [`MbufError::Segmented`] for a chain; [`MbufError::TooShort`] if the packet holds fewer
     /// than `n` bytes; the mbuf is unchanged.
-    #[inline]
+    #[inline(always)]
     pub fn trim_back(&mut self, n: u16) -> Result<(), MbufError> {
         let nb_segs = field!(self.nb_segs);
         if nb_segs != 1 {
@@ -432,12 +432,14 @@ impl Mbuf {
 }
 
 impl AsRef<[u8]> for Mbuf {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         self.data()
     }
 }
 
 impl AsMut<[u8]> for Mbuf {
+    #[inline]
     fn as_mut(&mut self) -> &mut [u8] {
         self.data_mut()
     }
