@@ -695,6 +695,9 @@ mod tests {
 
     #[test]
     fn capture_mode_needs_a_restart() {
+        // Only the files are compared: no EAL starts, so the net_null device below is never
+        // probed (a router started from it would get --no-pci from the daemon, as every
+        // configuration without a PCI port does).
         let dp = "  control: {transport: dpdk}\n  services:";
         let ports =
             "dataplane:\n  ports:\n    - {name: a, device: net_null0, addresses: [10.1.1.1/24]}\n";

@@ -227,6 +227,8 @@ fn check_reports_every_problem_as_file_line_column() {
 
 #[test]
 fn check_accepts_capture_and_refuses_eal_modes_without_secondaries() {
+    // `check` starts no EAL, so the net_null port is only parsed; a router started from this
+    // file would get --no-pci from the daemon (no PCI port in it).
     let base = "router:\n  addresses: [10.0.0.1]\n  control: {transport: dpdk}\n  services:\n    - id: 0\n      type: standard\n      password: s3cret\ndataplane:\n  ports:\n    - {name: a, device: net_null0, addresses: [10.0.0.1/24]}\n  capture: true\n";
     let good = temp("check-capture.yaml", base);
     let (ok, out) = wccpd(&["check", "-c", good.to_str().unwrap()]);

@@ -460,11 +460,7 @@ fn election_compares_addresses_numerically() {
     assert!(!a.is_designated(SVC0));
     assert_eq!(a.status().services[0].designated_cache, Some(other));
     // Nothing is assigned by a non-designated cache.
-    assert!(ras(&run_until(&mut a, 100_000)
-        .into_iter()
-        .map(|(_, o)| o)
-        .collect::<Vec<_>>())
-    .is_empty());
+    assert!(ras_until(&mut a, 100_000).is_empty());
 }
 
 #[test]
@@ -589,14 +585,7 @@ fn resend_on_key_mismatch_at_most_once_per_t() {
     tick(&mut a, 0);
     let mut rs = [FakeRouter::new(R1), FakeRouter::new(R2)];
     join(&mut a, &mut rs, 1, &[US]);
-    assert_eq!(
-        ras(&run_until(&mut a, 15_001)
-            .into_iter()
-            .map(|(_, o)| o)
-            .collect::<Vec<_>>())
-        .len(),
-        2
-    );
+    assert_eq!(ras_until(&mut a, 15_001).len(), 2);
     let ours = AssignmentKey {
         addr: Addr::from_ipv4(US),
         change_number: 1,
@@ -1011,14 +1000,7 @@ fn joined_two_by_two() -> (CacheAgent, Vec<FakeRouter>, ServiceInfo) {
 fn unhealthy_leaves_every_group_at_once_with_shutdown() {
     let (mut a, mut routers, info80) = joined_two_by_two();
     // The designated cache assigned (1.5 T later).
-    assert_eq!(
-        ras(&run_until(&mut a, 15_001)
-            .into_iter()
-            .map(|(_, o)| o)
-            .collect::<Vec<_>>())
-        .len(),
-        4
-    );
+    assert_eq!(ras_until(&mut a, 15_001).len(), 4);
     assert!(a.healthy());
     a.set_healthy(ms(16_000), false);
     let out = drain(&mut a);

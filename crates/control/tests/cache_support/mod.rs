@@ -58,6 +58,12 @@ pub fn run_until(a: &mut CacheAgent, t: u64) -> Vec<(u64, Output)> {
     out
 }
 
+/// The REDIRECT_ASSIGNs the agent sends while its timers run until `t` ([`run_until`]).
+pub fn ras_until(a: &mut CacheAgent, t: u64) -> Vec<(Ipv4Addr, wire::RedirectAssign)> {
+    let outs: Vec<Output> = run_until(a, t).into_iter().map(|(_, o)| o).collect();
+    ras(&outs)
+}
+
 pub fn sent(outs: &[Output]) -> Vec<&Datagram> {
     outs.iter()
         .filter_map(|o| match o {
