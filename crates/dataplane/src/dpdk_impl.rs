@@ -49,7 +49,7 @@ impl PacketBuf for Mbuf {
         // A `match`, not `is_ok_and`: the closure form was left out of line (a call per
         // packet in the release build).
         match u16::try_from(n) {
-            Ok(n) => Mbuf::prepend(self, n).is_ok(),
+            Ok(n) => Mbuf::grow_front(self, n),
             Err(_) => false,
         }
     }

@@ -179,15 +179,22 @@ enum Mode {
 /// terminal reason.
 pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
     cx.counters.count(Reason::Rx);
-    process_with(cx, in_port, b, true)
+    let t = cx.tables;
+    process_with(cx, in_port, t.ports.get(usize::from(in_port)), b, true)
 }
 
 /// [`process`] for a frame whose `rx` the caller has already counted: the worker counts a
 /// whole burst at once, so that every received frame still counts `rx` and exactly one
-/// terminal reason by the time the poll returns.
+/// terminal reason by the time the poll returns. `inp` is `cx.tables.ports[in_port]`, looked
+/// up once per burst by the caller.
 #[inline(always)]
-pub(crate) fn process_received<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
-    process_with(cx, in_port, b, true)
+pub(crate) fn process_received<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    inp: Option<&PortInfo>,
+    b: &mut B,
+) -> Action {
+    process_with(cx, in_port, inp, b, true)
 }
 
 /// [`process`] without the fast path for common transit packets: the reference that the
@@ -195,23 +202,24 @@ pub(crate) fn process_received<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: 
 #[doc(hidden)]
 pub fn process_general<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
     cx.counters.count(Reason::Rx);
-    process_with(cx, in_port, b, false)
+    process_with(cx, in_port, None, b, false)
 }
 
 #[inline(always)]
 fn process_with<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     in_port: u16,
+    inp: Option<&PortInfo>,
     b: &mut B,
     fast_path: bool,
 ) -> Action {
-    let a = if fast_path {
-        match fast(cx, in_port, b) {
-            Some(a) => a,
-            None => classify(cx, in_port, b),
-        }
-    } else {
-        classify(cx, in_port, b)
+    let fast = match inp {
+        Some(inp) if fast_path => fast(cx, in_port, inp, b),
+        _ => None,
+    };
+    let a = match fast {
+        Some(a) => a,
+        None => classify(cx, in_port, b),
     };
     match a {
         Action::Drop(r) => cx.counters.count(r),
@@ -270,9 +278,13 @@ fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
 /// of the pipeline run through both. It exists because the general path costs several
 /// hundred instructions per packet (docs/BENCHMARKS.md).
 #[inline(always)]
-fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Action> {
+fn fast<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    inp: &PortInfo,
+    b: &mut B,
+) -> Option<Action> {
     let t = cx.tables;
-    let inp = t.ports.get(usize::from(in_port))?;
     let d = b.as_ref();
     let len = d.len();
     // Ethernet (14, untagged, IPv4, to our unicast MAC), IPv4 (20, no options) and the
@@ -386,9 +398,13 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Option<Actio
             if (tail > 0 && !b.trim_back(tail)) || !b.prepend(room) {
                 return None;
             }
-            let f = b.as_mut();
-            decrement_ttl(&mut f[GRE_FRAME_HDR..]);
-            let hd = f.first_chunk_mut::<GRE_FRAME_HDR>()?;
+            // The new prefix and the inner IPv4 header, as one chunk: one length check (the
+            // frame now holds at least GRE_FRAME_HDR + 24 octets, so it never fails).
+            let (hd, inner) = b
+                .as_mut()
+                .first_chunk_mut::<{ GRE_FRAME_HDR + 20 }>()?
+                .split_at_mut(GRE_FRAME_HDR);
+            decrement_ttl(inner);
             hd.copy_from_slice(header);
             let outer_total = (total + wire::gre::WCCP_ENCAP_LEN) as u16;
             let csum = gre_checksum(*csum_base, outer_total);

@@ -130,8 +130,10 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 // `rx` once per burst; `process_received` counts each frame's one terminal
                 // reason, so both are exact again before this poll returns.
                 counters.add(Reason::Rx, n as u64);
+                // The arrival port's entry, once per burst.
+                let inp = tables.ports.get(in_port);
                 for mut b in rx.drain_all() {
-                    match process_received(&mut cx, in_port as u16, &mut b) {
+                    match process_received(&mut cx, in_port as u16, inp, &mut b) {
                         Action::Tx(p) => push_tx(ports, tx, counters, p, b),
                         Action::Punt => {
                             // A held frame (next hop unresolved) already names its egress

@@ -83,11 +83,15 @@ impl<const N: usize> Burst<N> {
     /// Returns `m` when the burst is full.
     #[inline]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == N {
+        let len = self.len;
+        if len >= N {
             return Err(m);
         }
-        self.slots[self.len].write(m);
-        self.len += 1;
+        // SAFETY: `len < N` (checked above), so the slot exists; it is outside `0..len`, so
+        // nothing is overwritten without being dropped. Unchecked because the indexed form
+        // compiled to a second bounds check and a reload of `len` on every packet.
+        unsafe { self.slots.get_unchecked_mut(len).write(m) };
+        self.len = len + 1;
         Ok(())
     }
 
@@ -293,6 +297,7 @@ impl<const N: usize> std::fmt::Debug for Drain<'_, N> {
 impl<const N: usize> Iterator for Drain<'_, N> {
     type Item = Mbuf;
 
+    #[inline]
     fn next(&mut self) -> Option<Mbuf> {
         if self.next == self.end {
             return None;
@@ -300,8 +305,9 @@ impl<const N: usize> Iterator for Drain<'_, N> {
         let i = self.next;
         self.next += 1;
         // SAFETY: slots `next..end` were initialised when `drain` started (the burst's `len`
-        // was reset to 0 there, so the burst no longer owns them) and each is read once.
-        Some(unsafe { self.burst.slots[i].assume_init_read() })
+        // was reset to 0 there, so the burst no longer owns them) and each is read once;
+        // `i < end <= N`, so the slot exists (unchecked: this runs once per packet).
+        Some(unsafe { self.burst.slots.get_unchecked(i).assume_init_read() })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
