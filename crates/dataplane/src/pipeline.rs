@@ -205,6 +205,24 @@ pub fn process_general<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) 
     process_with(cx, in_port, None, b, false)
 }
 
+/// The fast path alone: `Some` with the action (counted as [`process`] counts it) when it
+/// decided the frame, `None` (nothing changed or counted, not even `rx`) when it left the
+/// frame to the general path. For tests that the fast path really takes the common cases.
+#[doc(hidden)]
+pub fn process_fast_only<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    b: &mut B,
+) -> Option<Action> {
+    let t = cx.tables;
+    let a = fast(cx, in_port, t.ports.get(usize::from(in_port))?, b)?;
+    cx.counters.count(Reason::Rx);
+    if let Action::Drop(r) = a {
+        cx.counters.count(r);
+    }
+    Some(a)
+}
+
 #[inline(always)]
 fn process_with<B: PacketBuf>(
     cx: &mut Ctx<'_>,
@@ -278,12 +296,7 @@ fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
 /// of the pipeline run through both. It exists because the general path costs several
 /// hundred instructions per packet (docs/BENCHMARKS.md).
 #[inline(always)]
-fn fast<B: PacketBuf>(
-    cx: &mut Ctx<'_>,
-    in_port: u16,
-    inp: &PortInfo,
-    b: &mut B,
-) -> Option<Action> {
+fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, inp: &PortInfo, b: &mut B) -> Option<Action> {
     let t = cx.tables;
     let d = b.as_ref();
     let len = d.len();
@@ -364,33 +377,17 @@ fn fast<B: PacketBuf>(
             if !m.matches(proto, sport, dport) {
                 continue;
             }
-            let Some(table) = &s.table else { return None };
-            if !s.rules.is_empty() || flags & l4::TCP_SYN != 0 {
+            // No fast form (a mask table, a redirect list), or a SYN that may need its MSS
+            // clamped: the general path.
+            let Some(fs) = &s.fast else { return None };
+            if flags & l4::TCP_SYN != 0 {
                 return None;
             }
-            let Lookup::Redirect {
-                target,
-                primary,
-                alt,
-                used_alt,
-            } = lookup_flow(s, table, src, dst, sport, dport)
-            else {
-                return None;
-            };
-            let Some(Encap::Gre {
-                port,
-                header,
-                mtu,
-                csum_base,
-            }) = target_encap(s, target)
-            else {
-                return None;
-            };
+            let (primary, alt) = fs.hash.buckets(src, dst, sport, dport);
+            // A bucket with another kind of owner holds DECLINE, beyond the end of `gre`.
+            let g = fs.gre.get(usize::from(fs.owners[usize::from(primary)]))?;
             let room = GRE_FRAME_HDR - ethernet::HEADER_LEN;
-            if total > usize::from(mtu.saturating_sub(wire::gre::WCCP_ENCAP_LEN as u16))
-                || !b.editable()
-                || b.headroom() < room
-            {
+            if total > usize::from(g.max_inner) || !b.editable() || b.headroom() < room {
                 return None;
             }
             // As `redirect`: strip padding, decrement the TTL, prepend the template.
@@ -405,25 +402,23 @@ fn fast<B: PacketBuf>(
                 .first_chunk_mut::<{ GRE_FRAME_HDR + 20 }>()?
                 .split_at_mut(GRE_FRAME_HDR);
             decrement_ttl(inner);
-            hd.copy_from_slice(header);
+            hd.copy_from_slice(&g.header);
             let outer_total = (total + wire::gre::WCCP_ENCAP_LEN) as u16;
-            let csum = gre_checksum(*csum_base, outer_total);
+            let csum = gre_checksum(g.csum_base, outer_total);
             hd[OUTER_IP + 2..OUTER_IP + 4].copy_from_slice(&outer_total.to_be_bytes());
             hd[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_ne_bytes());
-            if used_alt {
-                hd[REDIRECT_HDR] |= wire::RedirectFlags::ALT_BUCKET_USED.0;
-            }
+            // The primary bucket's owner took it: the alternate-bucket flag stays clear.
             hd[REDIRECT_HDR + 2] = alt;
             hd[REDIRECT_HDR + 3] = primary;
             b.reset_offloads();
             let ctr = cx.counters.service(s.slot);
             ctr.redirected.inc();
-            ctr.buckets[usize::from(if used_alt { alt } else { primary })].inc();
-            let ti = usize::from(target) % crate::counters::MAX_TARGETS;
+            ctr.buckets[usize::from(primary)].inc();
+            let ti = usize::from(g.target) % crate::counters::MAX_TARGETS;
             ctr.target_packets[ti].inc();
             ctr.target_bytes[ti].add(total as u64);
             cx.counters.count(Reason::RedirectedGre);
-            return Some(Action::Tx(*port));
+            return Some(Action::Tx(g.port));
         }
     }
     // Routed: as `forward` for a packet no service took.

@@ -143,6 +143,94 @@ pub struct ServiceEntry {
     /// The table's service definition compiled for matching packets
     /// (`ServiceDef::matcher`); `None` exactly when `table` is.
     pub matcher: Option<Matcher>,
+    /// What the fast path needs to redirect this service's packets ([`FastService::new`]);
+    /// `None` when it never can (no table, a mask table, a redirect list): the general path
+    /// decides.
+    pub fast: Option<Box<FastService>>,
+}
+
+/// A hash-table service's redirection, compiled for the fast path (`pipeline::fast`): the
+/// hash masks, and per primary bucket the GRE target its packets go to, with everything the
+/// rewrite needs in one place. Buckets whose packets need the general path (unassigned,
+/// alternate-bucket, drained, unresolved or L2 owners) hold [`FastService::DECLINE`].
+#[derive(Clone, Debug)]
+pub struct FastService {
+    /// The hash ([`FastHash::buckets`]).
+    pub hash: FastHash,
+    /// Per primary bucket: the index into `gre` of its owner, or [`FastService::DECLINE`].
+    pub owners: [u8; 256],
+    /// The GRE targets that own some bucket.
+    pub gre: Vec<GreTarget>,
+}
+
+/// A GRE target in [`FastService`]: [`Encap::Gre`] with the target's index (for its
+/// counters) and its largest inner packet precomputed.
+#[derive(Clone, Debug)]
+pub struct GreTarget {
+    /// The frame prefix ([`Encap::Gre`]).
+    pub header: [u8; GRE_FRAME_HDR],
+    /// Egress port.
+    pub port: u16,
+    /// The largest inner IPv4 packet (egress MTU minus the GRE encapsulation).
+    pub max_inner: u16,
+    /// See [`Encap::Gre`].
+    pub csum_base: u16,
+    /// The target's index in the table (the per-target counters' index).
+    pub target: u8,
+}
+
+impl FastService {
+    /// In [`FastService::owners`]: the general path decides. Never a valid index into
+    /// `gre`, which holds at most `MAX_TARGETS` (128) entries.
+    pub const DECLINE: u8 = 0xFF;
+
+    /// For `s`'s table when every packet of a bucket owned by a resolved GRE target can take
+    /// the fast path: a hash table, and no redirect list.
+    pub fn new(s: &ServiceEntry) -> Option<Box<FastService>> {
+        let table = s.table.as_deref()?;
+        if !s.rules.is_empty() {
+            return None;
+        }
+        let hash = FastHash::new(table)?;
+        let mut gre: Vec<GreTarget> = Vec::new();
+        // Per target index: its place in `gre`, made on first use.
+        let mut index: Vec<Option<u8>> = vec![None; s.targets.len()];
+        let mut owners = [Self::DECLINE; 256];
+        for (o, &t) in owners.iter_mut().zip(hash.owners.iter()) {
+            let ti = usize::from(t);
+            let Some(Some(Encap::Gre {
+                port,
+                header,
+                mtu,
+                csum_base,
+            })) = s.targets.get(ti)
+            else {
+                continue; // OWNER_FORWARD, OWNER_LOOKUP, unresolved or L2.
+            };
+            *o = match index[ti] {
+                Some(i) => i,
+                None => {
+                    let i = u8::try_from(gre.len())
+                        .ok()
+                        .filter(|&i| i < Self::DECLINE)?;
+                    gre.push(GreTarget {
+                        header: *header,
+                        port: *port,
+                        max_inner: mtu.saturating_sub(WCCP_ENCAP_LEN as u16),
+                        csum_base: *csum_base,
+                        target: u8::try_from(ti).ok()?,
+                    });
+                    index[ti] = Some(i);
+                    i
+                }
+            };
+        }
+        Some(Box::new(FastService {
+            hash: *hash,
+            owners,
+            gre,
+        }))
+    }
 }
 
 /// A hash table's per-packet lookup, precomputed: the bucket owners ([`bucket_owners`]) and
@@ -854,20 +942,20 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
             }
         }
         let priority = table.as_ref().map_or(0, |t| t.service().priority);
-        services.push((
-            (priority, index),
-            ServiceEntry {
-                key: *key,
-                slot,
-                rules: rules.clone(),
-                fast_hash: table.as_deref().and_then(FastHash::new),
-                matcher: table.as_ref().map(|t| t.service().matcher()),
-                table,
-                targets,
-                gre_mss,
-                gre_sources,
-            },
-        ));
+        let mut entry = ServiceEntry {
+            key: *key,
+            slot,
+            rules: rules.clone(),
+            fast_hash: table.as_deref().and_then(FastHash::new),
+            matcher: table.as_ref().map(|t| t.service().matcher()),
+            table,
+            targets,
+            gre_mss,
+            gre_sources,
+            fast: None,
+        };
+        entry.fast = FastService::new(&entry);
+        services.push(((priority, index), entry));
     }
     // Priority order: higher first; ties keep configuration order.
     services.sort_by_key(|&((priority, index), _)| (std::cmp::Reverse(priority), index));

@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use support::*;
 use wccp_dataplane::counters::MAX_SERVICES;
-use wccp_dataplane::pipeline::{process, process_general, Action, RateLimit};
+use wccp_dataplane::pipeline::{
+    process, process_fast_only, process_general, Action, Ctx, RateLimit,
+};
 use wccp_dataplane::tables::Tables;
 use wccp_dataplane::{LcoreCounters, PacketBuf, VecBuf};
 
@@ -161,6 +163,42 @@ fn seeds_agree_and_take_the_fast_path() {
     let t = &tables()[0];
     let r = outcome(t, CLIENT, &seeds()[0].1, true);
     assert!(matches!(r.action, Action::Tx(p) if p == CACHE), "{r:?}");
+}
+
+/// The fast path alone, with `Punt` standing for "left to the general path" (it never
+/// punts itself).
+fn fast_only(cx: &mut Ctx<'_>, port: u16, b: &mut VecBuf) -> Action {
+    process_fast_only(cx, port, b).unwrap_or(Action::Punt)
+}
+
+/// The fast path itself decides the common cases, with the general path's result: a
+/// redirect to each GRE cache, routed TCP and UDP, a cache's GRE return (TCP and UDP), and
+/// another station's frame. (Declining them would still be correct, but slow: `wccpd bench`
+/// measures these cases.)
+#[test]
+fn the_fast_path_decides_the_common_cases() {
+    let t = &tables()[0];
+    let decided = |i: usize| {
+        let (port, f) = &seeds()[i];
+        let icmp = RateLimit::new(1000, 100, 1_000_000);
+        let r = run_with(t, *port, VecBuf::new(*port, f), fast_only, icmp, 1);
+        assert_ne!(r.action, Action::Punt, "seed {i} left to the general path");
+        assert_eq!(r.action, outcome(t, *port, f, false).action, "seed {i}");
+        assert_eq!(
+            r.buf.as_ref(),
+            &outcome(t, *port, f, false).frame[..],
+            "seed {i}"
+        );
+    };
+    // TCP/80 to the two GRE caches; TCP/22 and UDP/53 routed; GRE returns of TCP and UDP.
+    for i in [0, 1, 13, 16, 19, 21] {
+        decided(i);
+    }
+    // A SYN (MSS clamp) is the general path's.
+    let (port, f) = &seeds()[3];
+    let icmp = RateLimit::new(1000, 100, 1_000_000);
+    let r = run_with(t, *port, VecBuf::new(*port, f), fast_only, icmp, 1);
+    assert_eq!(r.action, Action::Punt);
 }
 
 proptest! {
