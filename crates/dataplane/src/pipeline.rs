@@ -32,7 +32,7 @@ use wire::{checksum, Ipv4Packet};
 use crate::buf::PacketBuf;
 use crate::counters::{LcoreCounters, Reason};
 use crate::tables::{
-    gre_checksum, Encap, PortInfo, RouteHit, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP,
+    gre_checksum, Egress, Encap, PortInfo, RouteHit, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP,
     OWNER_FORWARD, OWNER_LOOKUP, REDIRECT_HDR,
 };
 
@@ -351,7 +351,8 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, inp: &PortInfo, b: &mut B)
     }
     let route = t.lpm.lookup(dst)?;
     let eport = route.entry.port;
-    let ep = t.ports.get(usize::from(eport))?;
+    // The egress port's fields, copied into the route (`None`: no such port).
+    let ep = route.egress.as_ref()?;
     if !t.l2_caches.is_empty() {
         let mut smac = [0u8; 6];
         smac.copy_from_slice(&h[6..12]);
@@ -370,7 +371,8 @@ fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, inp: &PortInfo, b: &mut B)
     } else {
         0
     };
-    if redirect_applies(inp, ep) && !t.is_member(src) {
+    if (inp.redirect_in || (ep.redirect_out && !inp.exclude_in)) && !t.is_member(src) {
+        // As `redirect_applies`.
         for s in &t.services {
             // `matcher` is the table's definition, `None` without a table.
             let Some(m) = &s.matcher else { continue };
@@ -444,7 +446,7 @@ fn fast_next_hop<B: PacketBuf>(
     t: &Tables,
     b: &B,
     route: &RouteHit,
-    ep: &PortInfo,
+    ep: &Egress,
     dst: u32,
     total: usize,
     flags: u8,
@@ -506,7 +508,7 @@ fn fast_return<B: PacketBuf>(
     };
     let route = t.lpm.lookup(idst)?;
     let eport = route.entry.port;
-    let ep = t.ports.get(usize::from(eport))?;
+    let ep = route.egress.as_ref()?;
     // TCP flags, when the segment has a whole header: a cache's SYN-ACK may need a clamp.
     let flags = if proto == PROTOCOL_TCP {
         if itotal < 40 {

@@ -462,8 +462,8 @@ struct Octet {
     net: u32,
     /// Its mask.
     mask: u32,
-    /// Its route (index into `Lpm::hits`).
-    hit: u32,
+    /// Its route (a copy of its entry in `Lpm::hits`: one load less per packet).
+    hit: RouteHit,
     /// The range of `Lpm::scan` holding the others.
     rest: (u16, u16),
 }
@@ -473,7 +473,11 @@ impl Octet {
     const EMPTY: Octet = Octet {
         net: 1,
         mask: 0,
-        hit: 0,
+        hit: RouteHit {
+            entry: RouteEntry { port: 0, via: None },
+            via_mac: None,
+            egress: None,
+        },
         rest: (0, 0),
     };
 }
@@ -486,6 +490,20 @@ pub struct RouteHit {
     /// The MAC of `entry.via` when it is a neighbour on `entry.port` (static routes whose
     /// next hop is resolved); `None` for connected routes and unresolved next hops.
     pub via_mac: Option<[u8; 6]>,
+    /// What the fast path needs of the egress port `entry.port`, copied from its
+    /// [`PortInfo`]; `None` when there is no such port (the packet path then drops).
+    pub egress: Option<Egress>,
+}
+
+/// The egress port's fields the fast path reads, in its route ([`RouteHit::egress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Egress {
+    /// [`PortInfo::mac`].
+    pub mac: [u8; 6],
+    /// [`PortInfo::mtu`].
+    pub mtu: u16,
+    /// [`PortInfo::redirect_out`].
+    pub redirect_out: bool,
 }
 
 impl Default for Lpm {
@@ -504,10 +522,12 @@ impl Lpm {
     /// Prefixes up to which the lookup is a linear scan.
     pub const LINEAR_MAX: usize = 16;
 
-    /// Compiles `fib`, resolving static next hops in `neighbours`.
+    /// Compiles `fib`, resolving static next hops in `neighbours` and copying the egress
+    /// ports' fields from `ports`.
     pub fn build(
         fib: &PrefixMap<Ipv4Net, RouteEntry>,
         neighbours: &FxHashMap<u32, NeighbourEntry>,
+        ports: &[PortInfo],
     ) -> Lpm {
         let mut all: Vec<(u8, u32, u32, RouteEntry)> = fib
             .iter()
@@ -526,8 +546,17 @@ impl Lpm {
                     .filter(|n| n.port == entry.port)
                     .map(|n| n.mac)
             });
+            let egress = ports.get(usize::from(entry.port)).map(|p| Egress {
+                mac: p.mac,
+                mtu: p.mtu,
+                redirect_out: p.redirect_out,
+            });
             lpm.prefixes.push((net, mask));
-            lpm.hits.push(RouteHit { entry, via_mac });
+            lpm.hits.push(RouteHit {
+                entry,
+                via_mac,
+                egress,
+            });
             if all.len() > Self::LINEAR_MAX {
                 if last_len != Some(len) {
                     lpm.by_len.push((mask, FxHashMap::default()));
@@ -543,18 +572,19 @@ impl Lpm {
             for (o, entry) in (0u32..).zip(lpm.octets.iter_mut()) {
                 let start = lpm.scan.len() as u16;
                 let mut first = None;
-                for (i, (&(net, mask), hit)) in lpm.prefixes.iter().zip(&lpm.hits).enumerate() {
+                for (&(net, mask), hit) in lpm.prefixes.iter().zip(&lpm.hits) {
                     // The prefix contains some address whose first octet is `o`.
                     if (o << 24) & mask & 0xff00_0000 != net & 0xff00_0000 {
                         continue;
                     }
                     if first.is_none() {
-                        first = Some((net, mask, i as u32));
+                        first = Some((net, mask, *hit));
                     } else {
                         lpm.scan.push((net, mask, *hit));
                     }
                 }
-                let (net, mask, hit) = first.unwrap_or((Octet::EMPTY.net, Octet::EMPTY.mask, 0));
+                let (net, mask, hit) =
+                    first.unwrap_or((Octet::EMPTY.net, Octet::EMPTY.mask, Octet::EMPTY.hit));
                 *entry = Octet {
                     net,
                     mask,
@@ -572,7 +602,7 @@ impl Lpm {
         if self.by_len.is_empty() {
             let o = &self.octets[(dst >> 24) as usize];
             if dst & o.mask == o.net {
-                return self.hits.get(o.hit as usize);
+                return Some(&o.hit);
             }
             for i in usize::from(o.rest.0)..usize::from(o.rest.1) {
                 let (net, mask, hit) = self.scan.get(i)?;
@@ -862,7 +892,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
             );
         }
     }
-    let lpm = Lpm::build(&fib, &neighbours);
+    let lpm = Lpm::build(&fib, &neighbours, &topo.ports);
     let mut t = Tables {
         generation,
         ports: topo.ports.clone(),
@@ -1110,7 +1140,7 @@ mod tests {
             probes in proptest::collection::vec(any::<u32>(), 16),
         ) {
             let fib = fib_of(&prefixes);
-            let lpm = Lpm::build(&fib, &FxHashMap::default());
+            let lpm = Lpm::build(&fib, &FxHashMap::default(), &[]);
             let near = prefixes.iter().flat_map(|&(a, _, _)| [a, a ^ 1, a ^ 0x0100_0000, !a]);
             for dst in probes.into_iter().chain(near) {
                 let want = fib
