@@ -180,7 +180,13 @@ enum Mode {
 pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
     cx.counters.count(Reason::Rx);
     let t = cx.tables;
-    process_with(cx, in_port, t.ports.get(usize::from(in_port)), b, true)
+    process_with(
+        cx,
+        in_port,
+        t.ports.get(usize::from(in_port)).map(InPort::new),
+        b,
+        true,
+    )
 }
 
 /// [`process`] for a frame whose `rx` the caller has already counted: the worker counts a
@@ -191,7 +197,7 @@ pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Actio
 pub(crate) fn process_received<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     in_port: u16,
-    inp: Option<&PortInfo>,
+    inp: Option<InPort<'_>>,
     b: &mut B,
 ) -> Action {
     process_with(cx, in_port, inp, b, true)
@@ -205,6 +211,33 @@ pub fn process_general<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) 
     process_with(cx, in_port, None, b, false)
 }
 
+/// The low 48 bits of a little-endian word: a MAC address read with the two octets after it.
+const MAC_BITS: u64 = (1 << 48) - 1;
+
+/// The arrival port for [`fast`], with its MAC as the fast path compares it (once per burst in
+/// the worker).
+#[derive(Clone, Copy)]
+pub(crate) struct InPort<'t> {
+    info: &'t PortInfo,
+    /// The MAC in the low 48 bits (little-endian); all ones, which no frame's 48 bits equal,
+    /// when the port's MAC is a group address: such frames are the general path's.
+    mac: u64,
+}
+
+impl<'t> InPort<'t> {
+    /// `info`'s fast-path form.
+    #[inline]
+    pub(crate) fn new(info: &'t PortInfo) -> InPort<'t> {
+        let m = info.mac;
+        let mac = if m[0] & 1 == 0 {
+            u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0])
+        } else {
+            u64::MAX
+        };
+        InPort { info, mac }
+    }
+}
+
 /// The fast path alone: `Some` with the action (counted as [`process`] counts it) when it
 /// decided the frame, `None` (nothing changed or counted, not even `rx`) when it left the
 /// frame to the general path. For tests that the fast path really takes the common cases.
@@ -215,7 +248,12 @@ pub fn process_fast_only<B: PacketBuf>(
     b: &mut B,
 ) -> Option<Action> {
     let t = cx.tables;
-    let a = fast(cx, in_port, t.ports.get(usize::from(in_port))?, b)?;
+    let a = fast(
+        cx,
+        in_port,
+        InPort::new(t.ports.get(usize::from(in_port))?),
+        b,
+    )?;
     cx.counters.count(Reason::Rx);
     if let Action::Drop(r) = a {
         cx.counters.count(r);
@@ -227,7 +265,7 @@ pub fn process_fast_only<B: PacketBuf>(
 fn process_with<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     in_port: u16,
-    inp: Option<&PortInfo>,
+    inp: Option<InPort<'_>>,
     b: &mut B,
     fast_path: bool,
 ) -> Action {
@@ -296,31 +334,31 @@ fn classify<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
 /// of the pipeline run through both. It exists because the general path costs several
 /// hundred instructions per packet (docs/BENCHMARKS.md).
 #[inline(always)]
-fn fast<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, inp: &PortInfo, b: &mut B) -> Option<Action> {
+fn fast<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    inp: InPort<'_>,
+    b: &mut B,
+) -> Option<Action> {
     let t = cx.tables;
+    let inp_mac = inp.mac;
+    let inp = inp.info;
     let d = b.as_ref();
     let len = d.len();
     // Ethernet (14, untagged, IPv4, to our unicast MAC), IPv4 (20, no options) and the
     // first four octets of TCP/UDP (the ports).
     let h = d.first_chunk::<38>()?;
-    // Compared as integers: a slice comparison is a call to `bcmp`.
-    let mac = &inp.mac;
-    if u32::from_ne_bytes([h[0], h[1], h[2], h[3]])
-        != u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
-        || u16::from_ne_bytes([h[4], h[5]]) != u16::from_ne_bytes([mac[4], mac[5]])
-    {
+    // The destination MAC and the source's first two octets as one word; only the former
+    // is compared (`InPort::mac` never equals a group address).
+    if u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) & MAC_BITS != inp_mac {
         // As `classify`: a unicast frame for another station is dropped (the frame is long
         // enough for any Ethernet header, so that is its first check); group destinations
         // take the general path.
         return (h[0] & 1 == 0).then_some(Action::Drop(Reason::NotOurMac));
     }
     let ip = HeaderWords::read(h[14..34].try_into().ok()?);
-    // The destination is the port's MAC: unicast unless the port's MAC is not.
-    if h[0] & 1 != 0
-        || u16::from_be_bytes([h[12], h[13]]) != ETHERTYPE_IPV4
-        || ip.version_ihl() != 0x45
-        || !ip.checksum_ok()
-    {
+    // Ethertype IPv4 (08 00) and version 4 with a 20-octet header (45), as one word.
+    if u32::from_le_bytes([h[12], h[13], h[14], 0]) != 0x0045_0008 || !ip.checksum_ok() {
         return None;
     }
     let total = ip.total();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::buf::{Batch, BatchOps, Channel, PacketBuf, PortQueue};
 use crate::counters::{LcoreCounters, Reason};
-use crate::pipeline::{process_received, Action, Ctx, RateLimit};
+use crate::pipeline::{process_received, Action, Ctx, InPort, RateLimit};
 use crate::tables::Tables;
 
 /// One worker: owns one RX/TX queue pair on every port, its end of the punt and inject
@@ -131,7 +131,7 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 // reason, so both are exact again before this poll returns.
                 counters.add(Reason::Rx, n as u64);
                 // The arrival port's entry, once per burst.
-                let inp = tables.ports.get(in_port);
+                let inp = tables.ports.get(in_port).map(InPort::new);
                 for mut b in rx.drain_all() {
                     match process_received(&mut cx, in_port as u16, inp, &mut b) {
                         Action::Tx(p) => push_tx(ports, tx, counters, p, b),
