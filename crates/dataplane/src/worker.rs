@@ -207,9 +207,10 @@ pub fn is_held<B: PacketBuf>(b: &B) -> bool {
 
 /// Buffers `b` for `port`, sending the port's batch when it is full. Always inlined: it runs
 /// for nearly every packet, and out of line it cost a call and a spill of the loop's state.
+/// The ports are passed whole (`&mut Vec`), so that only the rare flush reads their slice.
 #[inline(always)]
 fn push_tx<P: PortQueue>(
-    ports: &mut [P],
+    ports: &mut Vec<P>,
     tx: &mut [Batch<P::Buf>],
     counters: &LcoreCounters,
     port: u16,
@@ -219,7 +220,25 @@ fn push_tx<P: PortQueue>(
     let q = &mut tx[p];
     q.push(b);
     if q.is_full() {
-        flush(&mut ports[p], q, counters);
+        flush_port(ports, q, p, counters);
+    }
+}
+
+/// [`flush`] of port `p` for [`push_tx`], out of line.
+#[inline(never)]
+fn flush_port<P: PortQueue>(
+    ports: &mut [P],
+    q: &mut Batch<P::Buf>,
+    p: usize,
+    counters: &LcoreCounters,
+) {
+    match ports.get_mut(p) {
+        Some(port) => flush(port, q, counters),
+        None => {
+            // Never: there is a batch per port.
+            counters.add(Reason::TxFull, q.len() as u64);
+            q.clear();
+        }
     }
 }
 
