@@ -209,6 +209,7 @@ pub fn is_held<B: PacketBuf>(b: &B) -> bool {
 /// for nearly every packet, and out of line it cost a call and a spill of the loop's state.
 /// The ports are passed whole (`&mut Vec`), so that only the rare flush reads their slice.
 #[inline(always)]
+#[allow(clippy::ptr_arg)] // The `Vec` itself, not its slice: see above.
 fn push_tx<P: PortQueue>(
     ports: &mut Vec<P>,
     tx: &mut [Batch<P::Buf>],
