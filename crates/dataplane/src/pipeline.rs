@@ -180,13 +180,7 @@ enum Mode {
 pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
     cx.counters.count(Reason::Rx);
     let t = cx.tables;
-    process_with(
-        cx,
-        in_port,
-        t.ports.get(usize::from(in_port)).map(InPort::new),
-        b,
-        true,
-    )
+    process_with(cx, in_port, InPort::of(t, in_port), b, true)
 }
 
 /// [`process`] for a frame whose `rx` the caller has already counted: the worker counts a
@@ -197,7 +191,7 @@ pub fn process<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Actio
 pub(crate) fn process_received<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     in_port: u16,
-    inp: Option<InPort<'_>>,
+    inp: InPort<'_>,
     b: &mut B,
 ) -> Action {
     process_with(cx, in_port, inp, b, true)
@@ -208,7 +202,8 @@ pub(crate) fn process_received<B: PacketBuf>(
 #[doc(hidden)]
 pub fn process_general<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) -> Action {
     cx.counters.count(Reason::Rx);
-    process_with(cx, in_port, None, b, false)
+    let t = cx.tables;
+    process_with(cx, in_port, InPort::of(t, in_port), b, false)
 }
 
 /// The low 48 bits of a little-endian word: a MAC address read with the two octets after it.
@@ -220,21 +215,47 @@ const MAC_BITS: u64 = (1 << 48) - 1;
 pub(crate) struct InPort<'t> {
     info: &'t PortInfo,
     /// The MAC in the low 48 bits (little-endian); all ones, which no frame's 48 bits equal,
-    /// when the port's MAC is a group address: such frames are the general path's.
+    /// when the port's MAC is a group address (such frames are the general path's) or the
+    /// port is unknown.
     mac: u64,
+    /// The tables have the port: the fast path may drop frames for other stations.
+    known: bool,
 }
 
+/// [`InPort`] of a port the tables do not have: nothing matches its MAC, and the general path
+/// drops the frames (`UnknownPort`).
+static NO_PORT: PortInfo = PortInfo {
+    name: String::new(),
+    mac: [0xff; 6],
+    addrs: Vec::new(),
+    mtu: 0,
+    redirect_in: false,
+    redirect_out: false,
+    exclude_in: false,
+};
+
 impl<'t> InPort<'t> {
-    /// `info`'s fast-path form.
+    /// Port `in_port` of `t` in its fast-path form.
     #[inline]
-    pub(crate) fn new(info: &'t PortInfo) -> InPort<'t> {
+    pub(crate) fn of(t: &'t Tables, in_port: u16) -> InPort<'t> {
+        let Some(info) = t.ports.get(usize::from(in_port)) else {
+            return InPort {
+                info: &NO_PORT,
+                mac: u64::MAX,
+                known: false,
+            };
+        };
         let m = info.mac;
         let mac = if m[0] & 1 == 0 {
             u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0])
         } else {
             u64::MAX
         };
-        InPort { info, mac }
+        InPort {
+            info,
+            mac,
+            known: true,
+        }
     }
 }
 
@@ -248,12 +269,7 @@ pub fn process_fast_only<B: PacketBuf>(
     b: &mut B,
 ) -> Option<Action> {
     let t = cx.tables;
-    let a = fast(
-        cx,
-        in_port,
-        InPort::new(t.ports.get(usize::from(in_port))?),
-        b,
-    )?;
+    let a = fast(cx, in_port, InPort::of(t, in_port), b)?;
     cx.counters.count(Reason::Rx);
     if let Action::Drop(r) = a {
         cx.counters.count(r);
@@ -265,13 +281,14 @@ pub fn process_fast_only<B: PacketBuf>(
 fn process_with<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     in_port: u16,
-    inp: Option<InPort<'_>>,
+    inp: InPort<'_>,
     b: &mut B,
     fast_path: bool,
 ) -> Action {
-    let fast = match inp {
-        Some(inp) if fast_path => fast(cx, in_port, inp, b),
-        _ => None,
+    let fast = if fast_path {
+        fast(cx, in_port, inp, b)
+    } else {
+        None
     };
     let a = match fast {
         Some(a) => a,
@@ -341,7 +358,7 @@ fn fast<B: PacketBuf>(
     b: &mut B,
 ) -> Option<Action> {
     let t = cx.tables;
-    let inp_mac = inp.mac;
+    let (inp_mac, known) = (inp.mac, inp.known);
     let inp = inp.info;
     let d = b.as_ref();
     let len = d.len();
@@ -353,12 +370,14 @@ fn fast<B: PacketBuf>(
     if u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) & MAC_BITS != inp_mac {
         // As `classify`: a unicast frame for another station is dropped (the frame is long
         // enough for any Ethernet header, so that is its first check); group destinations
-        // take the general path.
-        return (h[0] & 1 == 0).then_some(Action::Drop(Reason::NotOurMac));
+        // and unknown ports take the general path.
+        return (known && h[0] & 1 == 0).then_some(Action::Drop(Reason::NotOurMac));
     }
     let ip = HeaderWords::read(h[14..34].try_into().ok()?);
     // Ethertype IPv4 (08 00) and version 4 with a 20-octet header (45), as one word.
-    if u32::from_le_bytes([h[12], h[13], h[14], 0]) != 0x0045_0008 || !ip.checksum_ok() {
+    if u32::from_le_bytes([h[12], h[13], h[14], h[15]]) & 0x00ff_ffff != 0x0045_0008
+        || !ip.checksum_ok()
+    {
         return None;
     }
     let total = ip.total();

@@ -131,7 +131,7 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 // reason, so both are exact again before this poll returns.
                 counters.add(Reason::Rx, n as u64);
                 // The arrival port's entry, once per burst.
-                let inp = tables.ports.get(in_port).map(InPort::new);
+                let inp = InPort::of(tables, in_port as u16);
                 for mut b in rx.drain_all() {
                     match process_received(&mut cx, in_port as u16, inp, &mut b) {
                         Action::Tx(p) => push_tx(ports, tx, counters, p, b),
