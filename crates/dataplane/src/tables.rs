@@ -244,6 +244,9 @@ pub struct FastHash {
     /// Per field, the primary hash's mask in the low 32 bits and the alternate hash's in the
     /// high 32: both keys are computed at once in one 64-bit word ([`FastHash::buckets`]).
     pub masks: [u64; 4],
+    /// Either hash uses a port: without, the two port terms are skipped (web-cache hashes
+    /// the addresses only).
+    pub ports: bool,
 }
 
 impl FastHash {
@@ -256,9 +259,12 @@ impl FastHash {
             [m(0, u32::MAX), m(1, u32::MAX), m(2, 0xffff), m(3, 0xffff)]
         };
         let (primary, alt) = (masks(f & 0xf), masks((f >> 8) & 0xf));
+        let masks: [u64; 4] =
+            std::array::from_fn(|i| u64::from(primary[i]) | u64::from(alt[i]) << 32);
         Some(Box::new(FastHash {
             owners: *owners,
-            masks: std::array::from_fn(|i| u64::from(primary[i]) | u64::from(alt[i]) << 32),
+            masks,
+            ports: masks[2] | masks[3] != 0,
         }))
     }
 
@@ -272,10 +278,10 @@ impl FastHash {
     pub fn buckets(&self, src: u32, dst: u32, sport: u16, dport: u16) -> (u8, u8) {
         const BOTH: u64 = (1 << 32) | 1;
         let m = &self.masks;
-        let k = ((u64::from(src) * BOTH) & m[0])
-            ^ ((u64::from(dst) * BOTH) & m[1])
-            ^ ((u64::from(sport) * BOTH) & m[2])
-            ^ ((u64::from(dport) * BOTH) & m[3]);
+        let mut k = ((u64::from(src) * BOTH) & m[0]) ^ ((u64::from(dst) * BOTH) & m[1]);
+        if self.ports {
+            k ^= ((u64::from(sport) * BOTH) & m[2]) ^ ((u64::from(dport) * BOTH) & m[3]);
+        }
         let h = k ^ (k >> 16);
         let h = h ^ (h >> 8);
         (h as u8, (h >> 32) as u8)

@@ -79,12 +79,19 @@ pub struct Matcher {
     source_port: bool,
     /// The active port list, zero from its first zero on.
     ports: [u16; 8],
+    /// For the commonest definition, one protocol and one destination port (web-cache: TCP
+    /// 80): `protocol << 16 | port`, so that a packet matches in one comparison; 0 otherwise
+    /// (port 0 is never in a list).
+    single: u32,
 }
 
 impl Matcher {
     /// Exactly [`ServiceDef::matches`] of the definition it was made from.
     #[inline(always)]
     pub fn matches(&self, proto: u8, sport: u16, dport: u16) -> bool {
+        if self.single != 0 {
+            return (u32::from(proto) << 16 | u32::from(dport)) == self.single;
+        }
         if !self.any_protocol && proto != self.protocol {
             return false;
         }
@@ -343,13 +350,23 @@ impl ServiceDef {
         let mut ports = [0u16; 8];
         let list = self.port_list();
         ports[..list.len()].copy_from_slice(list);
+        let any_protocol = self.protocol == 0 && self.flags & flags::REDIRECT_ONLY_PROTOCOL_0 == 0;
+        let all_ports = !self.ports_active();
+        let source_port = self.flags & flags::PORTS_SOURCE != 0;
+        let single = match list {
+            [port] if !any_protocol && !all_ports && !source_port && *port != 0 => {
+                u32::from(self.protocol) << 16 | u32::from(*port)
+            }
+            _ => 0,
+        };
         Matcher {
-            any_protocol: self.protocol == 0 && self.flags & flags::REDIRECT_ONLY_PROTOCOL_0 == 0,
+            any_protocol,
             // Protocol 0 with REDIRECT_ONLY_PROTOCOL_0 matches protocol 0 alone.
             protocol: self.protocol,
-            all_ports: !self.ports_active(),
-            source_port: self.flags & flags::PORTS_SOURCE != 0,
+            all_ports,
+            source_port,
             ports,
+            single,
         }
     }
 
