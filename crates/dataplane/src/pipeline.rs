@@ -470,7 +470,7 @@ fn fast<B: PacketBuf>(
             hd[REDIRECT_HDR + 2] = alt;
             hd[REDIRECT_HDR + 3] = primary;
             b.reset_offloads();
-            let ctr = cx.counters.service(s.slot);
+            let ctr = cx.counters.service_below_max(fs.slot);
             ctr.redirected.inc();
             ctr.buckets[usize::from(primary)].inc();
             let ti = usize::from(g.target) % crate::counters::MAX_TARGETS;

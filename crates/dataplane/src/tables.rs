@@ -161,6 +161,8 @@ pub struct FastService {
     pub owners: [u8; 256],
     /// The GRE targets that own some bucket.
     pub gre: Vec<GreTarget>,
+    /// The service's counter slot, below `MAX_SERVICES` (`LcoreCounters::service_below_max`).
+    pub slot: u8,
 }
 
 /// A GRE target in [`FastService`]: [`Encap::Gre`] with the target's index (for its
@@ -229,6 +231,8 @@ impl FastService {
             hash: *hash,
             owners,
             gre,
+            // `LcoreCounters::service`'s clamp, done here.
+            slot: u8::try_from(s.slot.min(MAX_SERVICES - 1)).ok()?,
         }))
     }
 }
