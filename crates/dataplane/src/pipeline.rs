@@ -997,7 +997,7 @@ fn lookup_flow(
     let Some(fh) = &s.fast_hash else {
         return table.lookup(&FlowKey::new(src, dst, sport, dport));
     };
-    let (primary, alt) = fh.buckets(src, dst, sport, dport);
+    let (primary, alt) = fh.hash.buckets(src, dst, sport, dport);
     match fh.owners[usize::from(primary)] {
         OWNER_FORWARD => Lookup::Forward,
         OWNER_LOOKUP => table.lookup(&FlowKey::new(src, dst, sport, dport)),

@@ -155,8 +155,8 @@ pub struct ServiceEntry {
 /// alternate-bucket, drained, unresolved or L2 owners) hold [`FastService::DECLINE`].
 #[derive(Clone, Debug)]
 pub struct FastService {
-    /// The hash ([`FastHash::buckets`]).
-    pub hash: FastHash,
+    /// The hash ([`BucketHash::buckets`]).
+    pub hash: BucketHash,
     /// Per primary bucket: the index into `gre` of its owner, or [`FastService::DECLINE`].
     pub owners: [u8; 256],
     /// The GRE targets that own some bucket.
@@ -189,16 +189,16 @@ impl FastService {
     /// For `s`'s table when every packet of a bucket owned by a resolved GRE target can take
     /// the fast path: a hash table, and no redirect list.
     pub fn new(s: &ServiceEntry) -> Option<Box<FastService>> {
-        let table = s.table.as_deref()?;
         if !s.rules.is_empty() {
             return None;
         }
-        let hash = FastHash::new(table)?;
+        // Only a hash table has one.
+        let fast_hash = s.fast_hash.as_deref()?;
         let mut gre: Vec<GreTarget> = Vec::new();
         // Per target index: its place in `gre`, made on first use.
         let mut index: Vec<Option<u8>> = vec![None; s.targets.len()];
         let mut owners = [Self::DECLINE; 256];
-        for (o, &t) in owners.iter_mut().zip(hash.owners.iter()) {
+        for (o, &t) in owners.iter_mut().zip(fast_hash.owners.iter()) {
             let ti = usize::from(t);
             let Some(Some(Encap::Gre {
                 port,
@@ -228,7 +228,7 @@ impl FastService {
             };
         }
         Some(Box::new(FastService {
-            hash: *hash,
+            hash: fast_hash.hash,
             owners,
             gre,
             // `LcoreCounters::service`'s clamp, done here.
@@ -238,26 +238,42 @@ impl FastService {
 }
 
 /// A hash table's per-packet lookup, precomputed: the bucket owners ([`bucket_owners`]) and
-/// the service's hash fields as AND masks over (source, destination, source port,
-/// destination port), so that both buckets are four ANDs, three XORs and one fold
-/// (`assign::hash::primary_bucket` decodes the flags on every call).
+/// the hash ([`BucketHash`]).
 #[derive(Clone, Debug)]
 pub struct FastHash {
     /// See [`bucket_owners`].
     pub owners: [u8; 256],
-    /// Per field, the primary hash's mask in the low 32 bits and the alternate hash's in the
-    /// high 32: both keys are computed at once in one 64-bit word ([`FastHash::buckets`]).
-    pub masks: [u64; 4],
-    /// Either hash uses a port: without, the two port terms are skipped (web-cache hashes
-    /// the addresses only).
-    pub ports: bool,
+    /// The service's two hashes.
+    pub hash: BucketHash,
 }
 
 impl FastHash {
     /// For a hash table; `None` for other distributions.
     pub fn new(table: &RedirectTable) -> Option<Box<FastHash>> {
         let owners = bucket_owners(table)?;
-        let f = table.service().flags;
+        Some(Box::new(FastHash {
+            owners: *owners,
+            hash: BucketHash::new(table.service().flags),
+        }))
+    }
+}
+
+/// A service's primary and alternate hash fields as AND masks over (source, destination,
+/// source port, destination port), so that both buckets are a few ANDs, XORs and one fold
+/// (`assign::hash::primary_bucket` decodes the flags on every call).
+#[derive(Clone, Copy, Debug)]
+pub struct BucketHash {
+    /// Per field, the primary hash's mask in the low 32 bits and the alternate hash's in the
+    /// high 32: both keys are computed at once in one 64-bit word ([`BucketHash::buckets`]).
+    pub masks: [u64; 4],
+    /// Either hash uses a port: without, the two port terms are skipped (web-cache hashes
+    /// the addresses only).
+    pub ports: bool,
+}
+
+impl BucketHash {
+    /// The hashes selected by the service flags `f`.
+    pub fn new(f: u32) -> BucketHash {
         let masks = |sel: u32| -> [u32; 4] {
             let m = |bit: u32, ones: u32| if sel & (1 << bit) != 0 { ones } else { 0 };
             [m(0, u32::MAX), m(1, u32::MAX), m(2, 0xffff), m(3, 0xffff)]
@@ -265,11 +281,10 @@ impl FastHash {
         let (primary, alt) = (masks(f & 0xf), masks((f >> 8) & 0xf));
         let masks: [u64; 4] =
             std::array::from_fn(|i| u64::from(primary[i]) | u64::from(alt[i]) << 32);
-        Some(Box::new(FastHash {
-            owners: *owners,
+        BucketHash {
             masks,
             ports: masks[2] | masks[3] != 0,
-        }))
+        }
     }
 
     /// The primary and alternate buckets of a flow, as `assign::hash` computes them. Each
@@ -1093,7 +1108,7 @@ mod tests {
     }
 
     proptest! {
-        /// `FastHash::buckets` (both hashes in one 64-bit word) gives the buckets of
+        /// `BucketHash::buckets` (both hashes in one 64-bit word) gives the buckets of
         /// `assign::hash`, for every primary and alternate hash field selection.
         #[test]
         fn fast_hash_buckets_are_assign_hash(
@@ -1116,7 +1131,7 @@ mod tests {
             for (src, dst, sport, dport) in flows {
                 let key = assign::hash::FlowKey::new(src, dst, sport, dport);
                 prop_assert_eq!(
-                    fh.buckets(src, dst, sport, dport),
+                    fh.hash.buckets(src, dst, sport, dport),
                     (
                         assign::hash::primary_bucket(flags, &key),
                         assign::hash::alternate_bucket(flags, &key),
