@@ -31,6 +31,8 @@ pub trait BatchOps<B>: Default {
     fn push(&mut self, b: B);
     /// Takes the last packet.
     fn pop(&mut self) -> Option<B>;
+    /// The packets, in order.
+    fn as_slice(&self) -> &[B];
     /// Takes every packet, in order (the batch is empty afterwards).
     fn drain_all(&mut self) -> impl Iterator<Item = B> + '_;
     /// Frees every packet (DPDK: one bulk call instead of one per packet).
@@ -53,6 +55,10 @@ impl<B> BatchOps<B> for ArrayVec<B, BURST> {
     #[inline]
     fn pop(&mut self) -> Option<B> {
         ArrayVec::pop(self)
+    }
+    #[inline]
+    fn as_slice(&self) -> &[B] {
+        ArrayVec::as_slice(self)
     }
     #[inline]
     fn drain_all(&mut self) -> impl Iterator<Item = B> + '_ {

@@ -109,6 +109,10 @@ impl BatchOps<Mbuf> for Burst<BURST> {
         Burst::pop(self)
     }
     #[inline(always)]
+    fn as_slice(&self) -> &[Mbuf] {
+        Burst::as_slice(self)
+    }
+    #[inline(always)]
     fn drain_all(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         Burst::drain(self)
     }

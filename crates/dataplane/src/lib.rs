@@ -20,6 +20,7 @@ pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk_impl;
 pub mod explain;
+pub mod lanes;
 pub mod pipeline;
 pub mod status;
 pub mod tables;

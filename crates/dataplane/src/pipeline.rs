@@ -32,8 +32,8 @@ use wire::{checksum, Ipv4Packet};
 use crate::buf::PacketBuf;
 use crate::counters::{LcoreCounters, Reason};
 use crate::tables::{
-    gre_checksum, Egress, Encap, PortInfo, RouteHit, ServiceEntry, Tables, GRE_FRAME_HDR, OUTER_IP,
-    OWNER_FORWARD, OWNER_LOOKUP, REDIRECT_HDR,
+    gre_checksum, Egress, Encap, FastService, PortInfo, RouteHit, ServiceEntry, Tables,
+    GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD, OWNER_LOOKUP, REDIRECT_HDR,
 };
 
 /// What to do with a processed frame.
@@ -213,11 +213,11 @@ const MAC_BITS: u64 = (1 << 48) - 1;
 /// the worker).
 #[derive(Clone, Copy)]
 pub(crate) struct InPort<'t> {
-    info: &'t PortInfo,
+    pub(crate) info: &'t PortInfo,
     /// The MAC in the low 48 bits (little-endian); all ones, which no frame's 48 bits equal,
     /// when the port's MAC is a group address (such frames are the general path's) or the
     /// port is unknown.
-    mac: u64,
+    pub(crate) mac: u64,
     /// The tables have the port: the fast path may drop frames for other stations.
     known: bool,
 }
@@ -407,7 +407,6 @@ fn fast<B: PacketBuf>(
         return None;
     }
     let route = t.lpm.lookup(dst)?;
-    let eport = route.entry.port;
     // The egress port's fields, copied into the route (`None`: no such port).
     let ep = route.egress.as_ref()?;
     if !t.l2_caches.is_empty() {
@@ -443,44 +442,81 @@ fn fast<B: PacketBuf>(
                 return None;
             }
             let (primary, alt) = fs.hash.buckets(src, dst, sport, dport);
-            // A bucket with another kind of owner holds DECLINE, beyond the end of `gre`.
-            let g = fs.gre.get(usize::from(fs.owners[usize::from(primary)]))?;
-            let room = GRE_FRAME_HDR - ethernet::HEADER_LEN;
-            if total > usize::from(g.max_inner) || !b.editable() || b.headroom() < room {
-                return None;
-            }
-            // As `redirect`: strip padding, decrement the TTL, prepend the template.
-            let tail = len - ethernet::HEADER_LEN - total;
-            if (tail > 0 && !b.trim_back(tail)) || !b.prepend(room) {
-                return None;
-            }
-            // The new prefix and the inner IPv4 header, as one chunk: one length check (the
-            // frame now holds at least GRE_FRAME_HDR + 24 octets, so it never fails).
-            let (hd, inner) = b
-                .as_mut()
-                .first_chunk_mut::<{ GRE_FRAME_HDR + 20 }>()?
-                .split_at_mut(GRE_FRAME_HDR);
-            decrement_ttl(inner);
-            hd.copy_from_slice(&g.header);
-            let outer_total = (total + wire::gre::WCCP_ENCAP_LEN) as u16;
-            let csum = gre_checksum(g.csum_base, outer_total);
-            hd[OUTER_IP + 2..OUTER_IP + 4].copy_from_slice(&outer_total.to_be_bytes());
-            hd[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_ne_bytes());
-            // The primary bucket's owner took it: the alternate-bucket flag stays clear.
-            hd[REDIRECT_HDR + 2] = alt;
-            hd[REDIRECT_HDR + 3] = primary;
-            b.reset_offloads();
-            let ctr = cx.counters.service_below_max(fs.slot);
-            ctr.redirected.inc();
-            ctr.buckets[usize::from(primary)].inc();
-            let ti = usize::from(g.target) % crate::counters::MAX_TARGETS;
-            ctr.target_packets[ti].inc();
-            ctr.target_bytes[ti].add(total as u64);
-            cx.counters.count(Reason::RedirectedGre);
-            return Some(Action::Tx(g.port));
+            return fast_gre(cx, b, fs, primary, alt, total, len);
         }
     }
     // Routed: as `forward` for a packet no service took.
+    fast_route(cx, b, route, ep, dst, total, len, flags)
+}
+
+/// The fast paths' GRE redirect (as `redirect`) of a packet that service `fs` takes, whose
+/// buckets are `primary` and `alt`, with IPv4 total length `total` in a frame of `len`
+/// octets: `None`, with nothing changed or counted, when the primary bucket's owner is not a
+/// GRE target of `fs` or the packet is too long, the buffer is shared or lacks headroom.
+#[inline(always)]
+pub(crate) fn fast_gre<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    b: &mut B,
+    fs: &FastService,
+    primary: u8,
+    alt: u8,
+    total: usize,
+    len: usize,
+) -> Option<Action> {
+    // A bucket with another kind of owner holds DECLINE, beyond the end of `gre`.
+    let g = fs.gre.get(usize::from(fs.owners[usize::from(primary)]))?;
+    let room = GRE_FRAME_HDR - ethernet::HEADER_LEN;
+    if total > usize::from(g.max_inner) || !b.editable() || b.headroom() < room {
+        return None;
+    }
+    // As `redirect`: strip padding, decrement the TTL, prepend the template.
+    let tail = len - ethernet::HEADER_LEN - total;
+    if (tail > 0 && !b.trim_back(tail)) || !b.prepend(room) {
+        return None;
+    }
+    // The new prefix and the inner IPv4 header, as one chunk: one length check (the frame
+    // now holds at least GRE_FRAME_HDR + 24 octets, so it never fails).
+    let (hd, inner) = b
+        .as_mut()
+        .first_chunk_mut::<{ GRE_FRAME_HDR + 20 }>()?
+        .split_at_mut(GRE_FRAME_HDR);
+    decrement_ttl(inner);
+    hd.copy_from_slice(&g.header);
+    let outer_total = (total + wire::gre::WCCP_ENCAP_LEN) as u16;
+    let csum = gre_checksum(g.csum_base, outer_total);
+    hd[OUTER_IP + 2..OUTER_IP + 4].copy_from_slice(&outer_total.to_be_bytes());
+    hd[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_ne_bytes());
+    // The primary bucket's owner took it: the alternate-bucket flag stays clear.
+    hd[REDIRECT_HDR + 2] = alt;
+    hd[REDIRECT_HDR + 3] = primary;
+    b.reset_offloads();
+    let ctr = cx.counters.service_below_max(fs.slot);
+    ctr.redirected.inc();
+    ctr.buckets[usize::from(primary)].inc();
+    let ti = usize::from(g.target) % crate::counters::MAX_TARGETS;
+    ctr.target_packets[ti].inc();
+    ctr.target_bytes[ti].add(total as u64);
+    cx.counters.count(Reason::RedirectedGre);
+    Some(Action::Tx(g.port))
+}
+
+/// The fast paths' routing (as `forward` for a packet no service took) of a packet to `dst`
+/// by `route`, with IPv4 total length `total` in a frame of `len` octets and TCP flags
+/// `flags` (0 for UDP): `None`, with nothing changed or counted, under the conditions of
+/// [`fast_next_hop`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fast_route<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    b: &mut B,
+    route: &RouteHit,
+    ep: &Egress,
+    dst: u32,
+    total: usize,
+    len: usize,
+    flags: u8,
+) -> Option<Action> {
+    let t = cx.tables;
     let mac = fast_next_hop(t, b, route, ep, dst, total, flags)?;
     let tail = len - ethernet::HEADER_LEN - total;
     if tail > 0 && !b.trim_back(tail) {
@@ -491,7 +527,7 @@ fn fast<B: PacketBuf>(
     ethernet::write_header(f, mac, ep.mac, ETHERTYPE_IPV4);
     b.reset_offloads();
     cx.counters.count(Reason::Routed);
-    Some(Action::Tx(eport))
+    Some(Action::Tx(route.entry.port))
 }
 
 /// The fast paths' routing conditions: the packet fits the egress MTU, is not a SYN-ACK (which

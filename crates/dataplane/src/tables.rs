@@ -287,6 +287,25 @@ impl BucketHash {
         }
     }
 
+    /// The masks for keys read straight from the frame, for the burst pre-pass (`lanes`):
+    /// `[primary, alternate]`, each over (source address, destination address, the ports
+    /// word), every word as `u32::from_le_bytes` of its octets on the wire (the source port's
+    /// in the low 16 bits of the ports word). A bucket is the XOR of its key's four octets
+    /// (`assign::hash::fold`), which does not depend on the order of the octets, so keys in
+    /// wire order give the same buckets as [`BucketHash::buckets`].
+    pub fn wire_masks(&self) -> [[u32; 3]; 2] {
+        let m = &self.masks;
+        let half = |shift: u32| {
+            let p = |w: u64| ((w >> shift) & 0xffff) as u32;
+            [
+                (m[0] >> shift) as u32,
+                (m[1] >> shift) as u32,
+                p(m[2]) | p(m[3]) << 16,
+            ]
+        };
+        [half(0), half(32)]
+    }
+
     /// The primary and alternate buckets of a flow, as `assign::hash` computes them. Each
     /// field is copied into both halves of a 64-bit word (a multiplication by 2^32 + 1) and
     /// masked, so the low half holds the primary key and the high half the alternate one;
@@ -391,6 +410,48 @@ pub struct Tables {
     pub l2_caches: Vec<(u16, [u8; 6])>,
     /// IOS `ip wccp check services all`: a redirect-list deny falls through to the next service.
     pub check_all: bool,
+    /// The service the burst pre-pass (`lanes`) decides packets for, when the tables allow it
+    /// ([`LaneService::of`]); `None`: the worker skips the pre-pass.
+    pub lane: Option<LaneService>,
+}
+
+/// What the burst pre-pass (`lanes::Lanes`) needs of the tables: they have exactly one service
+/// with a table, its definition is one protocol and one destination port
+/// ([`Matcher::single`]), it has a fast form ([`FastService`]), and there are no L2 targets.
+/// Then a packet that matches the protocol and port is that service's, and any other is
+/// routed: the per-packet loop over services is one comparison, done for a whole burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaneService {
+    /// The service's position in [`Tables::services`].
+    pub index: usize,
+    /// Its protocol.
+    pub protocol: u8,
+    /// Its destination port.
+    pub port: u16,
+}
+
+impl LaneService {
+    /// The lane service of `t`, if the tables allow one (see [`LaneService`]).
+    pub fn of(t: &Tables) -> Option<LaneService> {
+        if !t.l2_caches.is_empty() {
+            return None;
+        }
+        let mut with_table = t
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.matcher.is_some());
+        let (index, s) = with_table.next()?;
+        if with_table.next().is_some() || s.fast.is_none() {
+            return None;
+        }
+        let (protocol, port) = s.matcher.as_ref()?.single()?;
+        Some(LaneService {
+            index,
+            protocol,
+            port,
+        })
+    }
 }
 
 impl Tables {
@@ -944,6 +1005,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
         members: Vec::new(),
         l2_caches: Vec::new(),
         check_all: topo.check_all,
+        lane: None,
     };
     let mut unresolved = Vec::new();
     for &(_, via) in &topo.routes {
@@ -1022,6 +1084,7 @@ pub fn compile(topo: &Topology, state: &State, generation: u64) -> Compiled {
     l2_caches.sort_unstable();
     l2_caches.dedup();
     t.l2_caches = l2_caches;
+    t.lane = LaneService::of(&t);
     unresolved.sort_unstable();
     unresolved.dedup();
     Compiled {

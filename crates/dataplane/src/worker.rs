@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::buf::{Batch, BatchOps, Channel, PacketBuf, PortQueue};
 use crate::counters::{LcoreCounters, Reason};
+use crate::lanes::Lanes;
 use crate::pipeline::{process_received, Action, Ctx, InPort, RateLimit};
 use crate::tables::Tables;
 
@@ -19,6 +20,8 @@ pub struct Worker<P: PortQueue, C: Channel<Buf = P::Buf>> {
     tx: Vec<Batch<P::Buf>>,
     punt: C,
     punt_out: Batch<P::Buf>,
+    /// The fast path's burst pre-pass, reused for every burst.
+    lanes: Box<Lanes>,
     inject: C,
     reader: rcu::Reader<Tables>,
     counters: Arc<LcoreCounters>,
@@ -69,6 +72,7 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
             tx,
             punt,
             punt_out: Batch::<P::Buf>::default(),
+            lanes: Box::default(),
             inject,
             reader,
             counters,
@@ -101,6 +105,7 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
             tx,
             punt,
             punt_out,
+            lanes,
             inject,
             reader,
             counters,
@@ -132,8 +137,18 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 counters.add(Reason::Rx, n as u64);
                 // The arrival port's entry, once per burst.
                 let inp = InPort::of(tables, in_port as u16);
-                for mut b in rx.drain_all() {
-                    match process_received(&mut cx, in_port as u16, inp, &mut b) {
+                // The burst's header checks and hashes at once, when the tables allow.
+                let lane = lanes.read(tables, inp, rx.as_slice());
+                for (i, mut b) in rx.drain_all().enumerate() {
+                    let decided = match lane {
+                        Some(fs) => lanes.decide(&mut cx, inp, fs, i, &mut b),
+                        None => None,
+                    };
+                    let a = match decided {
+                        Some(a) => a,
+                        None => process_received(&mut cx, in_port as u16, inp, &mut b),
+                    };
+                    match a {
                         Action::Tx(p) => push_tx(ports, tx, counters, p, b),
                         Action::Punt => {
                             // A held frame (next hop unresolved) already names its egress

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use support::*;
 use wccp_dataplane::counters::MAX_SERVICES;
+use wccp_dataplane::lanes::process_burst;
 use wccp_dataplane::pipeline::{
     process, process_fast_only, process_general, Action, Ctx, RateLimit,
 };
@@ -26,8 +27,23 @@ fn tables() -> &'static [Tables] {
                 .port(SERVER, |p| p.mtu = 1400)
                 .tables(),
             Lab::new().with_deny().tables(),
+            // Web-cache alone: the burst pre-pass's case (`lanes`).
+            web_only().tables(),
+            web_only()
+                .port(SERVER, |p| p.redirect_out = true)
+                .port(SERVER, |p| p.mtu = 1400)
+                .port(CLIENT, |p| p.redirect_in = false)
+                .tables(),
         ]
     })
+}
+
+/// The lab with web-cache's table alone (one TCP/80 service, GRE targets only).
+fn web_only() -> Lab {
+    Lab::new()
+        .table(S_MASK, None)
+        .table(S_FALLBACK, None)
+        .table(S_L2, None)
 }
 
 fn seeds() -> &'static [(u16, Vec<u8>)] {
@@ -209,7 +225,7 @@ proptest! {
     #[test]
     fn mutations_agree(
         which in 0usize..64,
-        table in 0usize..3,
+        table in 0usize..5,
         edits in proptest::collection::vec((0usize..80, any::<u8>()), 0..4),
         cut in proptest::option::of(0usize..120),
         pad in 0usize..8,
@@ -227,5 +243,132 @@ proptest! {
         }
         f.extend(std::iter::repeat_n(0u8, pad));
         same(&tables()[table], *port, &f)?;
+    }
+}
+
+/// A burst through the worker's pre-pass (`lanes`) and, for the frames it leaves, the
+/// pipeline, against each frame through the general path alone: the same actions, the same
+/// frames and the same counters. Returns which frames the pre-pass decided.
+fn burst_agrees(t: &Tables, port: u16, frames: &[Vec<u8>]) -> Result<Vec<bool>, TestCaseError> {
+    let counters = LcoreCounters::default();
+    let mut icmp = RateLimit::new(1000, 100, 1_000_000);
+    let mut cx = Ctx {
+        tables: t,
+        counters: &counters,
+        icmp: &mut icmp,
+        now: 1,
+    };
+    let bufs = frames.iter().map(|f| VecBuf::new(port, f)).collect();
+    let out = process_burst(&mut cx, port, bufs);
+    let general = LcoreCounters::default();
+    let mut icmp = RateLimit::new(1000, 100, 1_000_000);
+    let mut gx = Ctx {
+        tables: t,
+        counters: &general,
+        icmp: &mut icmp,
+        now: 1,
+    };
+    prop_assert_eq!(out.len(), frames.len());
+    for ((action, _, b), f) in out.iter().zip(frames) {
+        let mut g = VecBuf::new(port, f);
+        let ga = process_general(&mut gx, port, &mut g);
+        prop_assert_eq!(*action, ga, "frame {:02x?}", f);
+        prop_assert_eq!(b.as_ref(), g.as_ref(), "frame {:02x?}", f);
+        prop_assert_eq!(b.headroom(), g.headroom());
+        prop_assert_eq!(b.port(), g.port());
+    }
+    prop_assert_eq!(counters_of(&counters), counters_of(&general));
+    Ok(out.iter().map(|(_, d, _)| *d).collect())
+}
+
+/// The pre-pass runs exactly when the tables have one service with a table, of one protocol
+/// and one port, with a fast form, and no L2 target.
+#[test]
+fn the_pre_pass_runs_for_one_single_port_service() {
+    let t = tables();
+    assert_eq!(t[0].lane, None, "four services, one with an L2 target");
+    assert_eq!(t[2].lane, None, "a redirect list");
+    let lane = t[3].lane.expect("web-cache alone");
+    assert_eq!((lane.protocol, lane.port), (6, 80));
+    assert!(t[4].lane.is_some());
+}
+
+/// The pre-pass itself decides the common cases in a mixed burst, with the general path's
+/// results: TCP/80 redirected to each GRE cache, TCP/8080 and UDP/80 routed, both with and
+/// without a redirect-in port (the second tables redirect on the egress port instead). A
+/// SYN, an echo request to our own address, a UDP frame shorter than the 50 octets the
+/// pre-pass reads (unpadded) and GRE returns are left to the pipeline.
+#[test]
+fn the_pre_pass_decides_the_common_cases_of_a_burst() {
+    let s = seeds();
+    let udp = |n: usize| {
+        to_port(
+            CLIENT,
+            CLIENT_MAC,
+            &udp_ip(CLIENT_IP, DST_A, 5000, 80, &vec![7; n]),
+        )
+    };
+    for t in &tables()[3..] {
+        let frames = vec![
+            s[0].1.clone(),
+            s[1].1.clone(),
+            s[3].1.clone(),
+            s[11].1.clone(),
+            udp(20),
+            udp(4),
+            s[18].1.clone(),
+            s[0].1.clone(),
+        ];
+        let decided = burst_agrees(t, CLIENT, &frames).unwrap();
+        assert_eq!(
+            decided,
+            [true, true, false, true, true, false, false, true],
+            "{:?}",
+            t.ports[1]
+        );
+        let cache: Vec<Vec<u8>> = (19..22).map(|i| s[i].1.clone()).collect();
+        assert_eq!(burst_agrees(t, CACHE, &cache).unwrap(), [false; 3]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// Bursts of up to 32 mutated frames (each a seed with edits, truncations and padding),
+    /// through the pre-pass and the pipeline as the worker runs them, agree frame by frame
+    /// with the general path, counters included, under every tables variant.
+    #[test]
+    fn bursts_agree(
+        table in 0usize..5,
+        port_cache in any::<bool>(),
+        frames in proptest::collection::vec(
+            (
+                0usize..64,
+                proptest::collection::vec((0usize..80, any::<u8>()), 0..3),
+                proptest::option::of(0usize..120),
+                0usize..8,
+            ),
+            1..33,
+        ),
+    ) {
+        let port = if port_cache { CACHE } else { CLIENT };
+        let of_port: Vec<&Vec<u8>> = seeds().iter().filter(|(p, _)| *p == port).map(|(_, f)| f).collect();
+        let frames: Vec<Vec<u8>> = frames
+            .into_iter()
+            .map(|(which, edits, cut, pad)| {
+                let mut f = of_port[which % of_port.len()].clone();
+                for (at, v) in edits {
+                    if let Some(b) = f.get_mut(at) {
+                        *b = v;
+                    }
+                }
+                if let Some(c) = cut {
+                    f.truncate(c);
+                }
+                f.extend(std::iter::repeat_n(0u8, pad));
+                f
+            })
+            .collect();
+        burst_agrees(&tables()[table], port, &frames)?;
     }
 }

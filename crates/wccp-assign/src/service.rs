@@ -86,6 +86,14 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// The one protocol and one destination port of the commonest definition (web-cache: TCP
+    /// 80), when the definition is of that form: then [`Matcher::matches`] is exactly
+    /// `proto == protocol && dport == port`.
+    #[inline]
+    pub fn single(&self) -> Option<(u8, u16)> {
+        (self.single != 0).then_some(((self.single >> 16) as u8, self.single as u16))
+    }
+
     /// Exactly [`ServiceDef::matches`] of the definition it was made from.
     #[inline(always)]
     pub fn matches(&self, proto: u8, sport: u16, dport: u16) -> bool {
@@ -846,11 +854,32 @@ mod tests {
                                     def.matches(proto, sport, dport),
                                     "{def:?} {proto} {sport} {dport}"
                                 );
+                                if let Some((p, d)) = m.single() {
+                                    assert_eq!(
+                                        proto == p && dport == d,
+                                        def.matches(proto, sport, dport),
+                                        "single {def:?} {proto} {sport} {dport}"
+                                    );
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        // web-cache's form has the one-comparison matcher; two ports do not.
+        let def = |ports| ServiceDef {
+            dynamic: true,
+            id: 90,
+            priority: 0,
+            protocol: 6,
+            flags: flags::PORTS_DEFINED,
+            ports,
+        };
+        assert_eq!(
+            def([80, 0, 0, 0, 0, 0, 0, 0]).matcher().single(),
+            Some((6, 80))
+        );
+        assert_eq!(def([80, 443, 0, 0, 0, 0, 0, 0]).matcher().single(), None);
     }
 }

@@ -1,0 +1,270 @@
+//! The fast path's burst pre-pass: the header checks and bucket hashes of a whole RX burst at
+//! once, as array arithmetic the compiler turns into SIMD, before the per-packet loop.
+//!
+//! Per frame, `Lanes::read` copies the 50 octets the decision needs into per-field arrays
+//! (a word per field, in wire order). One loop over the burst then computes, for every frame
+//! without a branch, whether it has the shape the fast path takes (to this port's MAC, IPv4
+//! without options or fragmentation, a good header checksum, TTL above 1, TCP or UDP with the
+//! whole header, from a unicast source), whether the tables' one lane service
+//! ([`LaneService`](crate::tables::LaneService)) matches it, and its two buckets. Those
+//! checks and the hashes are most of what the per-packet fast path (`pipeline::fast`) spends
+//! on a packet; here they cost a few vector instructions per frame (docs/BENCHMARKS.md).
+//!
+//! The per-packet loop then asks `Lanes::decide` first. For a frame the pre-pass found
+//! redirectable or routable, it does the rest (special destinations, the route, the redirect
+//! direction, the bucket's owner) and the same rewrite as the fast path (`pipeline::fast_gre`,
+//! `pipeline::fast_route`); for any other frame, or when one of those steps declines, it
+//! returns `None` with nothing changed or counted, and the frame takes the usual path. So a
+//! frame ends exactly as `pipeline::process` would end it (`tests/fast_path.rs`).
+
+use multiversion::multiversion;
+use wire::ethernet;
+use wire::ipv4::{PROTOCOL_TCP, PROTOCOL_UDP};
+use wire::l4;
+
+use crate::buf::{PacketBuf, BURST};
+use crate::counters::Reason;
+use crate::pipeline::{fast_gre, fast_route, process_received, Action, Ctx, InPort};
+use crate::tables::{FastService, Tables};
+
+/// [`Lanes::verdict`]: the frame takes the usual path.
+const USUAL: u8 = 0;
+/// [`Lanes::verdict`]: the shape the fast path takes, not the lane service's: routed.
+const ROUTE: u8 = 1;
+/// [`Lanes::verdict`]: the shape the fast path takes, the lane service's and not a SYN.
+const REDIRECT: u8 = 2;
+
+/// Octets of a frame the pre-pass reads: Ethernet, IPv4 without options, and TCP up to its
+/// flags and window. Shorter frames take the usual path.
+const READ: usize = 50;
+
+/// The pre-pass's per-burst state: the fields of each frame of the burst, one array per field
+/// (each word `u32::from_le_bytes` of four octets of the frame), and the results. Lives in
+/// the worker, so that nothing is cleared per burst; entries beyond the burst are stale and
+/// never used.
+#[derive(Clone, Debug)]
+pub struct Lanes {
+    /// Octets 0-3 and 4-7: the destination MAC and the source MAC's first two octets.
+    mac: [[u32; BURST]; 2],
+    /// Octets 12-15: ethertype, version/IHL, TOS.
+    eth: [u32; BURST],
+    /// Octets 14-33: the IPv4 header's five words.
+    ip: [[u32; BURST]; 5],
+    /// Octets 34-37: source and destination port.
+    ports: [u32; BURST],
+    /// Octets 46-49: TCP data offset, flags and window.
+    tcp: [u32; BURST],
+    /// The frame's length; 0 for a frame shorter than [`READ`].
+    len: [u32; BURST],
+    /// [`USUAL`], [`ROUTE`] or [`REDIRECT`].
+    verdict: [u8; BURST],
+    /// The lane service's primary bucket.
+    primary: [u8; BURST],
+    /// Its alternate bucket.
+    alt: [u8; BURST],
+}
+
+impl Default for Lanes {
+    fn default() -> Self {
+        Lanes {
+            mac: [[0; BURST]; 2],
+            eth: [0; BURST],
+            ip: [[0; BURST]; 5],
+            ports: [0; BURST],
+            tcp: [0; BURST],
+            len: [0; BURST],
+            verdict: [USUAL; BURST],
+            primary: [0; BURST],
+            alt: [0; BURST],
+        }
+    }
+}
+
+/// The per-burst constants of [`Lanes::compute`].
+struct Key {
+    /// The arrival port's MAC: octets 0-3 and 4-5 as read.
+    mac_lo: u32,
+    mac_hi: u32,
+    /// The lane service's protocol.
+    proto: u32,
+    /// Its port's octets as read in the high half of the ports word.
+    dport: u32,
+    /// The primary and alternate hash masks ([`BucketHash::wire_masks`](crate::tables::BucketHash::wire_masks)).
+    hp: [u32; 3],
+    ha: [u32; 3],
+}
+
+/// A little-endian word of four octets of `h` from `at`.
+#[inline(always)]
+fn word(h: &[u8; READ], at: usize) -> u32 {
+    u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]])
+}
+
+impl Lanes {
+    /// Reads the burst `bufs` (at most [`BURST`] frames) received on `inp` and computes every
+    /// frame's verdict and buckets, when `t` has a lane service: then its fast form, for
+    /// [`Lanes::decide`]; `None` (and nothing read) otherwise.
+    #[inline(always)]
+    pub(crate) fn read<'t, B: PacketBuf>(
+        &mut self,
+        t: &'t Tables,
+        inp: InPort<'_>,
+        bufs: &[B],
+    ) -> Option<&'t FastService> {
+        let lane = t.lane?;
+        let fs = t.services.get(lane.index)?.fast.as_deref()?;
+        for (i, b) in bufs.iter().enumerate() {
+            let i = i % BURST;
+            let d = b.as_ref();
+            match d.first_chunk::<READ>() {
+                Some(h) => {
+                    self.mac[0][i] = word(h, 0);
+                    self.mac[1][i] = word(h, 4);
+                    self.eth[i] = word(h, 12);
+                    for (k, w) in self.ip.iter_mut().enumerate() {
+                        w[i] = word(h, 14 + 4 * k);
+                    }
+                    self.ports[i] = word(h, 34);
+                    self.tcp[i] = word(h, 46);
+                    self.len[i] = d.len() as u32;
+                }
+                None => self.len[i] = 0,
+            }
+        }
+        // The port's MAC as the two words read above (all ones, which no 16 bits equal, when
+        // frames to it take the usual path).
+        let [hp, ha] = fs.hash.wire_masks();
+        compute(
+            self,
+            &Key {
+                mac_lo: inp.mac as u32,
+                mac_hi: (inp.mac >> 32) as u32,
+                proto: u32::from(lane.protocol),
+                // The destination port as its octets read in the high half of the ports word.
+                dport: u32::from(lane.port.swap_bytes()),
+                hp,
+                ha,
+            },
+        );
+        Some(fs)
+    }
+
+    /// Frame `i` of the burst read last, `b`, received on `inp`, with the lane service's fast
+    /// form `fs` that [`Lanes::read`] returned: `Some` with the action, counted as the fast
+    /// path counts it, when the pre-pass and the tables let this decide it; `None`, with
+    /// nothing changed or counted, for the usual path.
+    #[inline(always)]
+    pub(crate) fn decide<B: PacketBuf>(
+        &self,
+        cx: &mut Ctx<'_>,
+        inp: InPort<'_>,
+        fs: &FastService,
+        i: usize,
+        b: &mut B,
+    ) -> Option<Action> {
+        let i = i % BURST;
+        let v = self.verdict[i];
+        if v == USUAL {
+            return None;
+        }
+        let t = cx.tables;
+        let src = self.ip[3][i].swap_bytes();
+        let dst = self.ip[4][i].swap_bytes();
+        // Group, broadcast and our own destinations (GRE returns among them): the usual path.
+        if t.dst_may_be_special(dst) {
+            return None;
+        }
+        let e0 = self.ip[0][i];
+        let total = (((e0 >> 8) & 0xff00) | (e0 >> 24)) as usize;
+        let len = self.len[i] as usize;
+        let route = t.lpm.lookup(dst)?;
+        let ep = route.egress.as_ref()?;
+        let info = inp.info;
+        let tcp = (self.ip[2][i] >> 8) & 0xff == u32::from(PROTOCOL_TCP);
+        let flags = if tcp { (self.tcp[i] >> 8) as u8 } else { 0 };
+        if v == REDIRECT
+            && (info.redirect_in || (ep.redirect_out && !info.exclude_in))
+            && !t.is_member(src)
+        {
+            // As `redirect_applies`, and the lane service takes it.
+            return fast_gre(cx, b, fs, self.primary[i], self.alt[i], total, len);
+        }
+        fast_route(cx, b, route, ep, dst, total, len, flags)
+    }
+}
+
+/// One burst as the worker handles it, for tests: `bufs` (at most [`BURST`] frames, the rest
+/// are ignored), received on `in_port`, counted as received at once, through the pre-pass
+/// and, for each frame it leaves, the pipeline (`pipeline::process` without counting `rx`
+/// again). Per frame: its action, whether the pre-pass decided it, and the frame.
+#[doc(hidden)]
+pub fn process_burst<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    bufs: Vec<B>,
+) -> Vec<(Action, bool, B)> {
+    let t = cx.tables;
+    let inp = InPort::of(t, in_port);
+    let mut lanes = Box::<Lanes>::default();
+    let bufs: Vec<B> = bufs.into_iter().take(BURST).collect();
+    cx.counters.add(Reason::Rx, bufs.len() as u64);
+    let lane = lanes.read(t, inp, &bufs);
+    bufs.into_iter()
+        .enumerate()
+        .map(|(i, mut b)| {
+            let decided = lane.and_then(|fs| lanes.decide(cx, inp, fs, i, &mut b));
+            let a = match decided {
+                Some(a) => a,
+                None => process_received(cx, in_port, inp, &mut b),
+            };
+            (a, decided.is_some(), b)
+        })
+        .collect()
+}
+
+/// The verdicts and buckets of every slot of `l`, from the fields [`Lanes::read`] stored: one
+/// pass with no branch and no early exit, which the compiler computes several slots at a
+/// time in vector registers: 4 with SSE, 8 with AVX2, 16 with AVX-512, chosen once at run
+/// time for the CPU at hand (`multiversion`).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2", "x86_64+sse4.1",))]
+fn compute(l: &mut Lanes, key: &Key) {
+    let syn = u32::from(l4::TCP_SYN);
+    for i in 0..BURST {
+        let [e0, e1, e2, e3, e4] = [l.ip[0][i], l.ip[1][i], l.ip[2][i], l.ip[3][i], l.ip[4][i]];
+        let ok_mac = (l.mac[0][i] == key.mac_lo) & ((l.mac[1][i] & 0xffff) == key.mac_hi);
+        // Ethertype IPv4 (08 00), version 4 with a 20-octet header (45).
+        let ok_eth = l.eth[i] & 0x00ff_ffff == 0x0045_0008;
+        // The header checksum: the ones' complement sum of its ten 16-bit words is all
+        // ones (summed in either byte order, RFC 1071 2(B)).
+        let half = |w: u32| (w & 0xffff) + (w >> 16);
+        let s = half(e0) + half(e1) + half(e2) + half(e3) + half(e4);
+        let s = (s & 0xffff) + (s >> 16);
+        let s = (s & 0xffff) + (s >> 16);
+        let ok_sum = s == 0xffff;
+        let total = ((e0 >> 8) & 0xff00) | (e0 >> 24);
+        let p = (e2 >> 8) & 0xff;
+        let tcp = p == u32::from(PROTOCOL_TCP);
+        let udp = p == u32::from(PROTOCOL_UDP);
+        // A whole TCP or UDP header, and the packet within the frame.
+        let least = 24 + 16 * u32::from(tcp);
+        let ok_len = (total >= least) & (total + ethernet::HEADER_LEN as u32 <= l.len[i]);
+        // No MF flag, no fragment offset.
+        let ok_frag = e1 & 0xff3f_0000 == 0;
+        let ok_ttl = e2 & 0xff > 1;
+        // A source outside 224.0.0.0/4.
+        let ok_src = e3 & 0xf0 != 0xe0;
+        let shape = ok_mac & ok_eth & ok_sum & ok_len & ok_frag & ok_ttl & (tcp | udp) & ok_src;
+        let ports = l.ports[i];
+        let svc = (p == key.proto) & (ports >> 16 == key.dport);
+        let is_syn = tcp & ((l.tcp[i] >> 8) & syn != 0);
+        let v = u8::from(shape) * (ROUTE + u8::from(svc));
+        l.verdict[i] = v & (u8::from(svc & is_syn).wrapping_sub(1));
+        let bucket = |m: [u32; 3]| {
+            let k = (e3 & m[0]) ^ (e4 & m[1]) ^ (ports & m[2]);
+            let k = k ^ (k >> 16);
+            (k ^ (k >> 8)) as u8
+        };
+        l.primary[i] = bucket(key.hp);
+        l.alt[i] = bucket(key.ha);
+    }
+}
