@@ -25,7 +25,7 @@ use wire::l4;
 use crate::buf::{PacketBuf, BURST};
 use crate::counters::Reason;
 use crate::pipeline::{fast_gre, fast_route, process_received, Action, Ctx, InPort};
-use crate::tables::{FastService, Tables};
+use crate::tables::{FastService, LaneService, Lpm, Tables};
 
 /// [`Lanes::verdict`]: the frame takes the usual path.
 const USUAL: u8 = 0;
@@ -80,18 +80,15 @@ impl Default for Lanes {
     }
 }
 
-/// The per-burst constants of [`Lanes::compute`].
-struct Key {
+/// The per-burst constants of [`compute`].
+struct Key<'t> {
     /// The arrival port's MAC: octets 0-3 and 4-5 as read.
     mac_lo: u32,
     mac_hi: u32,
-    /// The lane service's protocol.
-    proto: u32,
-    /// Its port's octets as read in the high half of the ports word.
-    dport: u32,
-    /// The primary and alternate hash masks ([`BucketHash::wire_masks`](crate::tables::BucketHash::wire_masks)).
-    hp: [u32; 3],
-    ha: [u32; 3],
+    /// The lane service, with its hash masks and the address filters.
+    lane: &'t LaneService,
+    /// The routes (`Lpm::first`).
+    lpm: &'t Lpm,
 }
 
 /// A little-endian word of four octets of `h` from `at`.
@@ -111,7 +108,7 @@ impl Lanes {
         inp: InPort<'_>,
         bufs: &[B],
     ) -> Option<&'t FastService> {
-        let lane = t.lane?;
+        let lane = t.lane.as_ref()?;
         let fs = t.services.get(lane.index)?.fast.as_deref()?;
         for (i, b) in bufs.iter().enumerate() {
             let i = i % BURST;
@@ -133,19 +130,13 @@ impl Lanes {
         }
         // The port's MAC as the two words read above (all ones, which no 16 bits equal, when
         // frames to it take the usual path).
-        let [hp, ha] = fs.hash.wire_masks();
-        compute(
-            self,
-            &Key {
-                mac_lo: inp.mac as u32,
-                mac_hi: (inp.mac >> 32) as u32,
-                proto: u32::from(lane.protocol),
-                // The destination port as its octets read in the high half of the ports word.
-                dport: u32::from(lane.port.swap_bytes()),
-                hp,
-                ha,
-            },
-        );
+        let key = Key {
+            mac_lo: inp.mac as u32,
+            mac_hi: (inp.mac >> 32) as u32,
+            lane,
+            lpm: &t.lpm,
+        };
+        compute(self, &key);
         Some(fs)
     }
 
@@ -168,27 +159,25 @@ impl Lanes {
             return None;
         }
         let t = cx.tables;
-        let src = self.ip[3][i].swap_bytes();
-        let dst = self.ip[4][i].swap_bytes();
-        // Group, broadcast and our own destinations (GRE returns among them): the usual path.
-        if t.dst_may_be_special(dst) {
-            return None;
-        }
+        let e4 = self.ip[4][i];
+        let dst = e4.swap_bytes();
+        let route = if t.lpm.is_dir8() {
+            // The pre-pass found the destination in its first octet's longest prefix.
+            t.lpm.first_hit(e4 as u8)
+        } else {
+            t.lpm.lookup(dst)?
+        };
+        let ep = route.egress.as_ref()?;
         let e0 = self.ip[0][i];
         let total = (((e0 >> 8) & 0xff00) | (e0 >> 24)) as usize;
         let len = self.len[i] as usize;
-        let route = t.lpm.lookup(dst)?;
-        let ep = route.egress.as_ref()?;
         let info = inp.info;
-        let tcp = (self.ip[2][i] >> 8) & 0xff == u32::from(PROTOCOL_TCP);
-        let flags = if tcp { (self.tcp[i] >> 8) as u8 } else { 0 };
-        if v == REDIRECT
-            && (info.redirect_in || (ep.redirect_out && !info.exclude_in))
-            && !t.is_member(src)
-        {
-            // As `redirect_applies`, and the lane service takes it.
+        // As `redirect_applies` (the source is no member: the pre-pass's filter said so).
+        if v == REDIRECT && (info.redirect_in || (ep.redirect_out && !info.exclude_in)) {
             return fast_gre(cx, b, fs, self.primary[i], self.alt[i], total, len);
         }
+        let tcp = (self.ip[2][i] >> 8) & 0xff == u32::from(PROTOCOL_TCP);
+        let flags = if tcp { (self.tcp[i] >> 8) as u8 } else { 0 };
         fast_route(cx, b, route, ep, dst, total, len, flags)
     }
 }
@@ -227,8 +216,10 @@ pub fn process_burst<B: PacketBuf>(
 /// time in vector registers: 4 with SSE, 8 with AVX2, 16 with AVX-512, chosen once at run
 /// time for the CPU at hand (`multiversion`).
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2", "x86_64+sse4.1",))]
-fn compute(l: &mut Lanes, key: &Key) {
+fn compute(l: &mut Lanes, key: &Key<'_>) {
     let syn = u32::from(l4::TCP_SYN);
+    // The destination port as its octets read in the high half of the ports word.
+    let dport = u32::from(key.lane.port.swap_bytes());
     for i in 0..BURST {
         let [e0, e1, e2, e3, e4] = [l.ip[0][i], l.ip[1][i], l.ip[2][i], l.ip[3][i], l.ip[4][i]];
         let ok_mac = (l.mac[0][i] == key.mac_lo) & ((l.mac[1][i] & 0xffff) == key.mac_hi);
@@ -253,18 +244,38 @@ fn compute(l: &mut Lanes, key: &Key) {
         let ok_ttl = e2 & 0xff > 1;
         // A source outside 224.0.0.0/4.
         let ok_src = e3 & 0xf0 != 0xe0;
-        let shape = ok_mac & ok_eth & ok_sum & ok_len & ok_frag & ok_ttl & (tcp | udp) & ok_src;
+        // Destinations whose first octet some group, broadcast or own address has (the
+        // usual path checks them), as a filter; sources that are member caches (the usual
+        // path routes their packets), exactly when there are few, else by a filter.
+        let bit = |f: &[u32; 8], o: u32| (f[(o >> 5) as usize] >> (o & 31)) & 1 != 0;
+        let o = e4 & 0xff;
+        let special = bit(&key.lane.special, o);
+        let member = key.lane.members.iter().fold(false, |a, &m| a | (m == e3))
+            | bit(&key.lane.member_filter, e3 >> 24);
+        // The DIR-8 table's first candidate holds the destination: its route is the one.
+        let (net, mask) = key.lpm.first(o as u8);
+        let routed = e4.swap_bytes() & mask == net;
+        let shape = ok_mac
+            & ok_eth
+            & ok_sum
+            & ok_len
+            & ok_frag
+            & ok_ttl
+            & (tcp | udp)
+            & ok_src
+            & !special
+            & routed;
         let ports = l.ports[i];
-        let svc = (p == key.proto) & (ports >> 16 == key.dport);
+        let svc = (p == u32::from(key.lane.protocol)) & (ports >> 16 == dport);
         let is_syn = tcp & ((l.tcp[i] >> 8) & syn != 0);
         let v = u8::from(shape) * (ROUTE + u8::from(svc));
-        l.verdict[i] = v & (u8::from(svc & is_syn).wrapping_sub(1));
+        l.verdict[i] = v & (u8::from(svc & (is_syn | member)).wrapping_sub(1));
         let bucket = |m: [u32; 3]| {
             let k = (e3 & m[0]) ^ (e4 & m[1]) ^ (ports & m[2]);
             let k = k ^ (k >> 16);
             (k ^ (k >> 8)) as u8
         };
-        l.primary[i] = bucket(key.hp);
-        l.alt[i] = bucket(key.ha);
+        l.primary[i] = bucket(key.lane.hash[0]);
+        l.alt[i] = bucket(key.lane.hash[1]);
     }
 }

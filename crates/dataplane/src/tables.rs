@@ -428,6 +428,19 @@ pub struct LaneService {
     pub protocol: u8,
     /// Its destination port.
     pub port: u16,
+    /// Its hash masks for keys read from the frame ([`BucketHash::wire_masks`]).
+    pub hash: [[u32; 3]; 2],
+    /// [`Tables::dst_special`] as words ([`AddrFilter::words`]).
+    pub special: [u32; 8],
+    /// Sources the pre-pass leaves to the usual path, which decides whether their packets
+    /// are redirected ([`Tables::is_member`]): those equal to one of `members` (addresses as
+    /// read from the frame, `u32::from_le_bytes` of their octets) or whose last octet is in
+    /// `member_filter` (as words). With at most [`AddrSet::FEW`] member caches, `members`
+    /// holds them all (padded with copies) and the filter is empty, so the test is exact;
+    /// with more, the filter is the members' last-octet filter.
+    pub members: [u32; AddrSet::FEW],
+    /// See [`LaneService::members`].
+    pub member_filter: [u32; 8],
 }
 
 impl LaneService {
@@ -450,6 +463,17 @@ impl LaneService {
             index,
             protocol,
             port,
+            hash: s.fast.as_ref()?.hash.wire_masks(),
+            special: t.dst_special.words(),
+            // Exact with few members (the filter then passes everything); with many, the
+            // filter, and the limited broadcast (never a source we redirect) for `members`.
+            members: t.sets[2]
+                .few()
+                .map_or([u32::MAX; AddrSet::FEW], |m| m.map(u32::swap_bytes)),
+            member_filter: match t.sets[2].few() {
+                Some(_) => [0; 8],
+                None => t.sets[2].filter().words(),
+            },
         })
     }
 }
@@ -608,6 +632,30 @@ impl Lpm {
     /// Prefixes up to which the lookup is a linear scan.
     pub const LINEAR_MAX: usize = 16;
 
+    /// The lookup is the DIR-8 table (at most [`Lpm::LINEAR_MAX`] prefixes): then
+    /// [`Lpm::first`] and [`Lpm::first_hit`] hold each first octet's longest candidate.
+    #[inline(always)]
+    pub fn is_dir8(&self) -> bool {
+        self.by_len.is_empty()
+    }
+
+    /// A network and mask for destinations whose first octet is `o`, for the burst pre-pass
+    /// (`lanes`): a destination outside it needs [`Lpm::lookup`]. With [`Lpm::is_dir8`] it is
+    /// the longest candidate prefix (a network outside its mask when there is none), and a
+    /// destination within it is routed by [`Lpm::first_hit`]`(o)`, exactly as `lookup` routes
+    /// it; otherwise every destination is within it and `lookup` decides.
+    #[inline(always)]
+    pub fn first(&self, o: u8) -> (u32, u32) {
+        let e = &self.octets[usize::from(o)];
+        (e.net, e.mask)
+    }
+
+    /// The route of [`Lpm::first`]`(o)`.
+    #[inline(always)]
+    pub fn first_hit(&self, o: u8) -> &RouteHit {
+        &self.octets[usize::from(o)].hit
+    }
+
     /// Compiles `fib`, resolving static next hops in `neighbours` and copying the egress
     /// ports' fields from `ports`.
     pub fn build(
@@ -678,6 +726,11 @@ impl Lpm {
                     rest: (start, lpm.scan.len() as u16),
                 };
             }
+        } else {
+            // `lookup` does not read `octets` then; `first` lets every destination through.
+            for entry in lpm.octets.iter_mut() {
+                entry.net = 0;
+            }
         }
         lpm
     }
@@ -721,6 +774,11 @@ impl AddrFilter {
         f
     }
 
+    /// The filter as eight 32-bit words: octet `o` is bit `o % 32` of word `o / 32`.
+    pub fn words(&self) -> [u32; 8] {
+        std::array::from_fn(|i| (self.0[i / 2] >> (32 * (i % 2))) as u32)
+    }
+
     /// `false`: `ip` is certainly not in the set.
     #[inline(always)]
     pub fn may_contain(&self, ip: u32) -> bool {
@@ -745,6 +803,17 @@ pub struct AddrSet {
 impl AddrSet {
     /// Members tested without a search.
     pub const FEW: usize = 8;
+
+    /// The last-octet filter: `false` from it means not in the set.
+    pub fn filter(&self) -> AddrFilter {
+        self.filter
+    }
+
+    /// With at most [`AddrSet::FEW`] members: all of them, padded with copies of the first
+    /// (zeros for an empty set, whose filter is empty), for a comparison without a search.
+    pub fn few(&self) -> Option<[u32; AddrSet::FEW]> {
+        self.many.is_empty().then_some(self.few)
+    }
 
     /// The set of `sorted` (ascending).
     pub fn of(sorted: &[u32]) -> AddrSet {
