@@ -23,8 +23,10 @@ use wire::ipv4::{PROTOCOL_TCP, PROTOCOL_UDP};
 use wire::l4;
 
 use crate::buf::{PacketBuf, BURST};
-use crate::counters::Reason;
-use crate::pipeline::{fast_gre, fast_route, process_received, Action, Ctx, InPort};
+use crate::counters::{LcoreCounters, Reason, ServiceCounters};
+use crate::pipeline::{
+    fast_gre, fast_route, process_received, ttl_decremented, Action, Ctx, InPort,
+};
 use crate::tables::{FastService, LaneService, Lpm, Tables};
 
 /// [`Lanes::verdict`]: the frame takes the usual path.
@@ -62,6 +64,17 @@ pub struct Lanes {
     primary: [u8; BURST],
     /// Its alternate bucket.
     alt: [u8; BURST],
+    /// The IPv4 total length.
+    total: [u32; BURST],
+    /// The IPv4 header's third word after the TTL decrement (`pipeline::ttl_decremented`).
+    ttl: [u32; BURST],
+}
+
+/// What [`Lanes::decide`] needs of the burst's lane service: its fast form and its counters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LaneCtx<'a> {
+    fs: &'a FastService,
+    ctr: &'a ServiceCounters,
 }
 
 impl Default for Lanes {
@@ -76,6 +89,8 @@ impl Default for Lanes {
             verdict: [USUAL; BURST],
             primary: [0; BURST],
             alt: [0; BURST],
+            total: [0; BURST],
+            ttl: [0; BURST],
         }
     }
 }
@@ -99,15 +114,17 @@ fn word(h: &[u8; READ], at: usize) -> u32 {
 
 impl Lanes {
     /// Reads the burst `bufs` (at most [`BURST`] frames) received on `inp` and computes every
-    /// frame's verdict and buckets, when `t` has a lane service: then its fast form, for
-    /// [`Lanes::decide`]; `None` (and nothing read) otherwise.
+    /// frame's verdict and buckets, when `t` has a lane service: then what
+    /// [`Lanes::decide`] needs of it (its counters in `counters`); `None` (and nothing read)
+    /// otherwise.
     #[inline(always)]
-    pub(crate) fn read<'t, B: PacketBuf>(
+    pub(crate) fn read<'a, B: PacketBuf>(
         &mut self,
-        t: &'t Tables,
+        t: &'a Tables,
+        counters: &'a LcoreCounters,
         inp: InPort<'_>,
         bufs: &[B],
-    ) -> Option<&'t FastService> {
+    ) -> Option<LaneCtx<'a>> {
         let lane = t.lane.as_ref()?;
         let fs = t.services.get(lane.index)?.fast.as_deref()?;
         for (i, b) in bufs.iter().enumerate() {
@@ -137,7 +154,10 @@ impl Lanes {
             lpm: &t.lpm,
         };
         compute(self, &key);
-        Some(fs)
+        Some(LaneCtx {
+            fs,
+            ctr: counters.service_below_max(fs.slot),
+        })
     }
 
     /// Frame `i` of the burst read last, `b`, received on `inp`, with the lane service's fast
@@ -149,7 +169,7 @@ impl Lanes {
         &self,
         cx: &mut Ctx<'_>,
         inp: InPort<'_>,
-        fs: &FastService,
+        lane: LaneCtx<'_>,
         i: usize,
         b: &mut B,
     ) -> Option<Action> {
@@ -168,17 +188,18 @@ impl Lanes {
             t.lpm.lookup(dst)?
         };
         let ep = route.egress.as_ref()?;
-        let e0 = self.ip[0][i];
-        let total = (((e0 >> 8) & 0xff00) | (e0 >> 24)) as usize;
+        let total = self.total[i] as usize;
         let len = self.len[i] as usize;
+        let ttl = self.ttl[i];
         let info = inp.info;
         // As `redirect_applies` (the source is no member: the pre-pass's filter said so).
         if v == REDIRECT && (info.redirect_in || (ep.redirect_out && !info.exclude_in)) {
-            return fast_gre(cx, b, fs, self.primary[i], self.alt[i], total, len);
+            let (p, a) = (self.primary[i], self.alt[i]);
+            return fast_gre(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
         }
         let tcp = (self.ip[2][i] >> 8) & 0xff == u32::from(PROTOCOL_TCP);
         let flags = if tcp { (self.tcp[i] >> 8) as u8 } else { 0 };
-        fast_route(cx, b, route, ep, dst, total, len, flags)
+        fast_route(cx, b, route, ep, dst, total, len, flags, ttl)
     }
 }
 
@@ -197,11 +218,11 @@ pub fn process_burst<B: PacketBuf>(
     let mut lanes = Box::<Lanes>::default();
     let bufs: Vec<B> = bufs.into_iter().take(BURST).collect();
     cx.counters.add(Reason::Rx, bufs.len() as u64);
-    let lane = lanes.read(t, inp, &bufs);
+    let lane = lanes.read(t, cx.counters, inp, &bufs);
     bufs.into_iter()
         .enumerate()
         .map(|(i, mut b)| {
-            let decided = lane.and_then(|fs| lanes.decide(cx, inp, fs, i, &mut b));
+            let decided = lane.and_then(|l| lanes.decide(cx, inp, l, i, &mut b));
             let a = match decided {
                 Some(a) => a,
                 None => process_received(cx, in_port, inp, &mut b),
@@ -275,6 +296,8 @@ fn compute(l: &mut Lanes, key: &Key<'_>) {
             let k = k ^ (k >> 16);
             (k ^ (k >> 8)) as u8
         };
+        l.total[i] = total;
+        l.ttl[i] = ttl_decremented(e2);
         l.primary[i] = bucket(key.lane.hash[0]);
         l.alt[i] = bucket(key.lane.hash[1]);
     }

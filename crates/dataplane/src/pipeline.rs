@@ -30,7 +30,7 @@ use wire::l4::{self, TcpPacket};
 use wire::{checksum, Ipv4Packet};
 
 use crate::buf::PacketBuf;
-use crate::counters::{LcoreCounters, Reason};
+use crate::counters::{LcoreCounters, Reason, ServiceCounters};
 use crate::tables::{
     gre_checksum, Egress, Encap, FastService, PortInfo, RouteHit, ServiceEntry, Tables,
     GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD, OWNER_LOOKUP, REDIRECT_HDR,
@@ -157,13 +157,21 @@ fn decrement_ttl(ip: &mut [u8]) {
     let Some(h) = ip.first_chunk_mut::<20>() else {
         return;
     };
-    h[8] = h[8].wrapping_sub(1);
-    // In native byte order, which a ones' complement sum does not depend on (RFC 1071 2(B)):
-    // no byte swaps.
-    let hc = u16::from_ne_bytes([h[10], h[11]]);
-    let s = u32::from(!hc) + u32::from(u16::from_ne_bytes(0xfeff_u16.to_be_bytes()));
+    let w = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    h[8..12].copy_from_slice(&ttl_decremented(w).to_le_bytes());
+}
+
+/// [`decrement_ttl`] on the IPv4 header's third word (TTL, protocol, checksum) as
+/// `u32::from_le_bytes` of its octets: the word to write back. The checksum is updated in
+/// that byte order, which a ones' complement sum does not depend on (RFC 1071 2(B)): no byte
+/// swaps, and the burst pre-pass (`lanes`) computes it for a whole burst at once.
+#[inline(always)]
+pub(crate) fn ttl_decremented(w: u32) -> u32 {
+    let ttl = (w & 0xff).wrapping_sub(1) & 0xff;
+    let hc = (w >> 16) & 0xffff;
+    let s = (!hc & 0xffff) + u32::from(u16::from_le_bytes(0xfeff_u16.to_be_bytes()));
     let s = (s & 0xffff) + (s >> 16);
-    h[10..12].copy_from_slice(&(!(s as u16)).to_ne_bytes());
+    (w & 0xff00) | ttl | ((!s & 0xffff) << 16)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -442,26 +450,43 @@ fn fast<B: PacketBuf>(
                 return None;
             }
             let (primary, alt) = fs.hash.buckets(src, dst, sport, dport);
-            return fast_gre(cx, b, fs, primary, alt, total, len);
+            let ctr = cx.counters.service_below_max(fs.slot);
+            let ttl = ttl_decremented(ip.word(2));
+            return fast_gre(cx, b, fs, ctr, primary, alt, total, len, ttl);
         }
     }
     // Routed: as `forward` for a packet no service took.
-    fast_route(cx, b, route, ep, dst, total, len, flags)
+    fast_route(
+        cx,
+        b,
+        route,
+        ep,
+        dst,
+        total,
+        len,
+        flags,
+        ttl_decremented(ip.word(2)),
+    )
 }
 
-/// The fast paths' GRE redirect (as `redirect`) of a packet that service `fs` takes, whose
-/// buckets are `primary` and `alt`, with IPv4 total length `total` in a frame of `len`
-/// octets: `None`, with nothing changed or counted, when the primary bucket's owner is not a
-/// GRE target of `fs` or the packet is too long, the buffer is shared or lacks headroom.
+/// The fast paths' GRE redirect (as `redirect`) of a packet that service `fs` (counted in
+/// `ctr`, its slot's counters) takes, whose buckets are `primary` and `alt`, with IPv4 total
+/// length `total` in a frame of `len` octets and the header's third word after the TTL
+/// decrement `ttl_word` ([`ttl_decremented`]): `None`, with nothing changed or counted, when
+/// the primary bucket's owner is not a GRE target of `fs` or the packet is too long, the
+/// buffer is shared or lacks headroom.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fast_gre<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     b: &mut B,
     fs: &FastService,
+    ctr: &ServiceCounters,
     primary: u8,
     alt: u8,
     total: usize,
     len: usize,
+    ttl_word: u32,
 ) -> Option<Action> {
     // A bucket with another kind of owner holds DECLINE, beyond the end of `gre`.
     let g = fs.gre.get(usize::from(fs.owners[usize::from(primary)]))?;
@@ -480,7 +505,7 @@ pub(crate) fn fast_gre<B: PacketBuf>(
         .as_mut()
         .first_chunk_mut::<{ GRE_FRAME_HDR + 20 }>()?
         .split_at_mut(GRE_FRAME_HDR);
-    decrement_ttl(inner);
+    inner[8..12].copy_from_slice(&ttl_word.to_le_bytes());
     hd.copy_from_slice(&g.header);
     let outer_total = (total + wire::gre::WCCP_ENCAP_LEN) as u16;
     let csum = gre_checksum(g.csum_base, outer_total);
@@ -490,7 +515,6 @@ pub(crate) fn fast_gre<B: PacketBuf>(
     hd[REDIRECT_HDR + 2] = alt;
     hd[REDIRECT_HDR + 3] = primary;
     b.reset_offloads();
-    let ctr = cx.counters.service_below_max(fs.slot);
     ctr.redirected.inc();
     ctr.buckets[usize::from(primary)].inc();
     let ti = usize::from(g.target) % crate::counters::MAX_TARGETS;
@@ -501,8 +525,9 @@ pub(crate) fn fast_gre<B: PacketBuf>(
 }
 
 /// The fast paths' routing (as `forward` for a packet no service took) of a packet to `dst`
-/// by `route`, with IPv4 total length `total` in a frame of `len` octets and TCP flags
-/// `flags` (0 for UDP): `None`, with nothing changed or counted, under the conditions of
+/// by `route`, with IPv4 total length `total` in a frame of `len` octets, TCP flags `flags`
+/// (0 for UDP) and the header's third word after the TTL decrement `ttl_word`
+/// ([`ttl_decremented`]): `None`, with nothing changed or counted, under the conditions of
 /// [`fast_next_hop`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -515,6 +540,7 @@ pub(crate) fn fast_route<B: PacketBuf>(
     total: usize,
     len: usize,
     flags: u8,
+    ttl_word: u32,
 ) -> Option<Action> {
     let t = cx.tables;
     let mac = fast_next_hop(t, b, route, ep, dst, total, flags)?;
@@ -522,8 +548,11 @@ pub(crate) fn fast_route<B: PacketBuf>(
     if tail > 0 && !b.trim_back(tail) {
         return None;
     }
-    let f = b.as_mut();
-    decrement_ttl(&mut f[ethernet::HEADER_LEN..]);
+    // Ethernet and the IPv4 header's first three words: one length check.
+    let f = b
+        .as_mut()
+        .first_chunk_mut::<{ ethernet::HEADER_LEN + 12 }>()?;
+    f[ethernet::HEADER_LEN + 8..].copy_from_slice(&ttl_word.to_le_bytes());
     ethernet::write_header(f, mac, ep.mac, ETHERTYPE_IPV4);
     b.reset_offloads();
     cx.counters.count(Reason::Routed);
@@ -1060,6 +1089,12 @@ impl HeaderWords {
         HeaderWords([w(0), w(4), w(8), w(12), w(16)])
     }
 
+    /// Word `i` (octets `4i` to `4i + 3`).
+    #[inline(always)]
+    fn word(&self, i: usize) -> u32 {
+        self.0[i % 5]
+    }
+
     /// Version and IHL (octet 0).
     #[inline(always)]
     fn version_ihl(&self) -> u8 {
@@ -1456,6 +1491,22 @@ mod tests {
                     prop_assert!(!HeaderWords::read(&bad).checksum_ok());
                 }
             }
+        }
+
+        /// The TTL decrement's incremental checksum update gives a header that checks, with
+        /// every other octet unchanged (TTL 1 to 255, any other content).
+        #[test]
+        fn ttl_decrement_keeps_the_checksum_valid(mut h in any::<[u8; 20]>(), ttl in 1u8..) {
+            h[0] = 0x45;
+            h[8] = ttl;
+            h[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum::finish(checksum::sum(0, &h));
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut d = h;
+            decrement_ttl(&mut d);
+            prop_assert_eq!(d[8], ttl - 1);
+            prop_assert_eq!(checksum::finish(checksum::sum(0, &d)), 0, "{:02x?}", d);
+            prop_assert_eq!((&d[..8], d[9], &d[12..]), (&h[..8], h[9], &h[12..]));
         }
     }
 }

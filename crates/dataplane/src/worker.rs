@@ -138,10 +138,10 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 // The arrival port's entry, once per burst.
                 let inp = InPort::of(tables, in_port as u16);
                 // The burst's header checks and hashes at once, when the tables allow.
-                let lane = lanes.read(tables, inp, rx.as_slice());
+                let lane = lanes.read(tables, counters, inp, rx.as_slice());
                 for (i, mut b) in rx.drain_all().enumerate() {
                     let decided = match lane {
-                        Some(fs) => lanes.decide(&mut cx, inp, fs, i, &mut b),
+                        Some(l) => lanes.decide(&mut cx, inp, l, i, &mut b),
                         None => None,
                     };
                     let a = match decided {
