@@ -146,7 +146,7 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                     };
                     let a = match decided {
                         Some(a) => a,
-                        None => process_received(&mut cx, in_port as u16, inp, &mut b),
+                        None => process_usual(&mut cx, in_port as u16, inp, &mut b),
                     };
                     match a {
                         Action::Tx(p) => push_tx(ports, tx, counters, p, b),
@@ -213,6 +213,18 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
     pub fn offline(&mut self) {
         self.reader.offline();
     }
+}
+
+/// [`process_received`] out of line, for the frames the burst pre-pass leaves (few): the
+/// per-packet loop stays small enough for its registers.
+#[inline(never)]
+fn process_usual<B: PacketBuf>(
+    cx: &mut Ctx<'_>,
+    in_port: u16,
+    inp: InPort<'_>,
+    b: &mut B,
+) -> Action {
+    process_received(cx, in_port, inp, b)
 }
 
 /// A frame the pipeline half-built for an unresolved next hop (zero destination MAC).
