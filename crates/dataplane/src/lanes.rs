@@ -125,6 +125,20 @@ impl Lanes {
         inp: InPort<'_>,
         bufs: &[B],
     ) -> Option<LaneCtx<'a>> {
+        self.read_with(t, counters, inp, bufs, compute)
+    }
+
+    /// [`Lanes::read`] with the pass `compute_with` ([`compute`] or, in tests,
+    /// [`compute_baseline`]).
+    #[inline(always)]
+    fn read_with<'a, B: PacketBuf>(
+        &mut self,
+        t: &'a Tables,
+        counters: &'a LcoreCounters,
+        inp: InPort<'_>,
+        bufs: &[B],
+        compute_with: fn(&mut Lanes, &Key<'_>),
+    ) -> Option<LaneCtx<'a>> {
         let lane = t.lane.as_ref()?;
         let fs = t.services.get(lane.index)?.fast.as_deref()?;
         for (i, b) in bufs.iter().enumerate() {
@@ -153,7 +167,7 @@ impl Lanes {
             lane,
             lpm: &t.lpm,
         };
-        compute(self, &key);
+        compute_with(self, &key);
         Some(LaneCtx {
             fs,
             ctr: counters.service_below_max(fs.slot),
@@ -206,19 +220,23 @@ impl Lanes {
 /// One burst as the worker handles it, for tests: `bufs` (at most [`BURST`] frames, the rest
 /// are ignored), received on `in_port`, counted as received at once, through the pre-pass
 /// and, for each frame it leaves, the pipeline (`pipeline::process` without counting `rx`
-/// again). Per frame: its action, whether the pre-pass decided it, and the frame.
+/// again). Per frame: its action, whether the pre-pass decided it, and the frame. With
+/// `baseline`, the pass is compiled for the build's baseline CPU instead of the version the
+/// CPU at hand selects.
 #[doc(hidden)]
 pub fn process_burst<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     in_port: u16,
     bufs: Vec<B>,
+    baseline: bool,
 ) -> Vec<(Action, bool, B)> {
     let t = cx.tables;
     let inp = InPort::of(t, in_port);
     let mut lanes = Box::<Lanes>::default();
     let bufs: Vec<B> = bufs.into_iter().take(BURST).collect();
     cx.counters.add(Reason::Rx, bufs.len() as u64);
-    let lane = lanes.read(t, cx.counters, inp, &bufs);
+    let pass = if baseline { compute_baseline } else { compute };
+    let lane = lanes.read_with(t, cx.counters, inp, &bufs, pass);
     bufs.into_iter()
         .enumerate()
         .map(|(i, mut b)| {
@@ -238,6 +256,14 @@ pub fn process_burst<B: PacketBuf>(
 /// time for the CPU at hand (`multiversion`).
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2", "x86_64+sse4.1",))]
 fn compute(l: &mut Lanes, key: &Key<'_>) {
+    compute_baseline(l, key);
+}
+
+/// [`compute`]'s body, compiled for the build's baseline CPU (SSE2 on x86-64) wherever it is
+/// not inlined into one of `compute`'s versions: the tests run it as well as the version the
+/// CPU at hand selects.
+#[inline(always)]
+fn compute_baseline(l: &mut Lanes, key: &Key<'_>) {
     let syn = u32::from(l4::TCP_SYN);
     // The destination port as its octets read in the high half of the ports word.
     let dport = u32::from(key.lane.port.swap_bytes());

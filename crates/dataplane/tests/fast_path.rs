@@ -248,8 +248,22 @@ proptest! {
 
 /// A burst through the worker's pre-pass (`lanes`) and, for the frames it leaves, the
 /// pipeline, against each frame through the general path alone: the same actions, the same
-/// frames and the same counters. Returns which frames the pre-pass decided.
+/// frames and the same counters, with the pass the CPU selects (AVX-512, AVX2, SSE4.1) and
+/// with the one compiled for the baseline CPU. Returns which frames the pre-pass decided.
 fn burst_agrees(t: &Tables, port: u16, frames: &[Vec<u8>]) -> Result<Vec<bool>, TestCaseError> {
+    let decided = burst_agrees_with(t, port, frames, false)?;
+    // The pass compiled for the baseline CPU decides the same frames the same way.
+    prop_assert_eq!(&burst_agrees_with(t, port, frames, true)?, &decided);
+    Ok(decided)
+}
+
+/// [`burst_agrees`] with the pass the CPU selects, or with `baseline` the baseline one.
+fn burst_agrees_with(
+    t: &Tables,
+    port: u16,
+    frames: &[Vec<u8>],
+    baseline: bool,
+) -> Result<Vec<bool>, TestCaseError> {
     let counters = LcoreCounters::default();
     let mut icmp = RateLimit::new(1000, 100, 1_000_000);
     let mut cx = Ctx {
@@ -259,7 +273,7 @@ fn burst_agrees(t: &Tables, port: u16, frames: &[Vec<u8>]) -> Result<Vec<bool>, 
         now: 1,
     };
     let bufs = frames.iter().map(|f| VecBuf::new(port, f)).collect();
-    let out = process_burst(&mut cx, port, bufs);
+    let out = process_burst(&mut cx, port, bufs, baseline);
     let general = LcoreCounters::default();
     let mut icmp = RateLimit::new(1000, 100, 1_000_000);
     let mut gx = Ctx {
