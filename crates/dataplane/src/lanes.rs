@@ -25,7 +25,7 @@ use wire::l4;
 use crate::buf::{PacketBuf, BURST};
 use crate::counters::{LcoreCounters, Reason, ServiceCounters};
 use crate::pipeline::{
-    fast_gre, fast_route, process_received, ttl_decremented, Action, Ctx, InPort,
+    fast_gre, fast_route, process_received, ttl_decremented, Action, Ctx, InPort, MAC_BITS,
 };
 use crate::tables::{FastService, LaneService, Lpm, Tables};
 
@@ -141,6 +141,12 @@ impl Lanes {
     ) -> Option<LaneCtx<'a>> {
         let lane = t.lane.as_ref()?;
         let fs = t.services.get(lane.index)?.fast.as_deref()?;
+        // A burst whose first frame is not for this port's MAC (a flood of other stations'
+        // frames, say) skips the pass, which would only cost: the usual path drops them.
+        let first = bufs.first()?.as_ref().first_chunk::<8>()?;
+        if u64::from_le_bytes(*first) & MAC_BITS != inp.mac {
+            return None;
+        }
         for (i, b) in bufs.iter().enumerate() {
             let i = i % BURST;
             let d = b.as_ref();

@@ -215,7 +215,7 @@ pub fn process_general<B: PacketBuf>(cx: &mut Ctx<'_>, in_port: u16, b: &mut B) 
 }
 
 /// The low 48 bits of a little-endian word: a MAC address read with the two octets after it.
-const MAC_BITS: u64 = (1 << 48) - 1;
+pub(crate) const MAC_BITS: u64 = (1 << 48) - 1;
 
 /// The arrival port for [`fast`], with its MAC as the fast path compares it (once per burst in
 /// the worker).

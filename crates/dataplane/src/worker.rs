@@ -146,7 +146,12 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                     };
                     let a = match decided {
                         Some(a) => a,
-                        None => process_usual(&mut cx, in_port as u16, inp, &mut b),
+                        // The frames the pass left: out of line. Without the pass (no lane
+                        // service, or a burst it skipped), every frame: inline.
+                        None if lane.is_some() => {
+                            process_usual(&mut cx, in_port as u16, inp, &mut b)
+                        }
+                        None => process_received(&mut cx, in_port as u16, inp, &mut b),
                     };
                     match a {
                         Action::Tx(p) => push_tx(ports, tx, counters, p, b),

@@ -342,6 +342,11 @@ fn the_pre_pass_decides_the_common_cases_of_a_burst() {
         );
         let cache: Vec<Vec<u8>> = (19..22).map(|i| s[i].1.clone()).collect();
         assert_eq!(burst_agrees(t, CACHE, &cache).unwrap(), [false; 3]);
+        // A burst whose first frame is for another station skips the pass altogether.
+        let mut foreign = s[0].1.clone();
+        foreign[5] ^= 1;
+        let frames = [foreign, s[0].1.clone()];
+        assert_eq!(burst_agrees(t, CLIENT, &frames).unwrap(), [false, false]);
     }
 }
 
