@@ -6,9 +6,9 @@
 //! without a branch, whether it has the shape the fast path takes (to this port's MAC, IPv4
 //! without options or fragmentation, a good header checksum, TTL above 1, TCP or UDP with the
 //! whole header, from a unicast source), whether the tables' one lane service
-//! ([`LaneService`](crate::tables::LaneService)) matches it, and its two buckets. Those
-//! checks and the hashes are most of what the per-packet fast path (`pipeline::fast`) spends
-//! on a packet; here they cost a few vector instructions per frame (docs/BENCHMARKS.md).
+//! ([`LaneService`]) matches it, and its two buckets. Those checks and the hashes are most of
+//! what the per-packet fast path (`pipeline::fast`) spends on a packet; here they cost a few
+//! vector instructions per frame (docs/BENCHMARKS.md).
 //!
 //! The per-packet loop then asks `Lanes::decide` first. For a frame the pre-pass found
 //! redirectable or routable, it does the rest (special destinations, the route, the redirect
