@@ -7,6 +7,7 @@ mod support;
 
 use std::sync::OnceLock;
 
+use ipnet::Ipv4Net;
 use proptest::prelude::*;
 use support::*;
 use wccp_dataplane::counters::MAX_SERVICES;
@@ -34,6 +35,8 @@ fn tables() -> &'static [Tables] {
                 .port(SERVER, |p| p.mtu = 1400)
                 .port(CLIENT, |p| p.redirect_in = false)
                 .tables(),
+            // More routes than the DIR-8 table takes: the hashed lookup by prefix length.
+            many_routes(web_only()).tables(),
         ]
     })
 }
@@ -44,6 +47,18 @@ fn web_only() -> Lab {
         .table(S_MASK, None)
         .table(S_FALLBACK, None)
         .table(S_L2, None)
+}
+
+/// `lab` with 20 more static routes (more than `Lpm::LINEAR_MAX`), one of them a /25 inside
+/// 198.51.100.0/24 that `DST_A` and `DST_B` fall into.
+fn many_routes(mut lab: Lab) -> Lab {
+    for i in 0..19u8 {
+        let net = format!("203.0.{i}.0/24").parse::<Ipv4Net>().expect("net");
+        lab.topo.routes.push((net, GW_IP));
+    }
+    let net = "198.51.100.0/25".parse::<Ipv4Net>().expect("net");
+    lab.topo.routes.push((net, GW_IP));
+    lab
 }
 
 fn seeds() -> &'static [(u16, Vec<u8>)] {
@@ -225,7 +240,7 @@ proptest! {
     #[test]
     fn mutations_agree(
         which in 0usize..64,
-        table in 0usize..5,
+        table in 0usize..6,
         edits in proptest::collection::vec((0usize..80, any::<u8>()), 0..4),
         cut in proptest::option::of(0usize..120),
         pad in 0usize..8,
@@ -302,16 +317,19 @@ fn the_pre_pass_runs_for_one_single_port_service() {
     let t = tables();
     assert_eq!(t[0].lane, None, "four services, one with an L2 target");
     assert_eq!(t[2].lane, None, "a redirect list");
-    let lane = t[3].lane.expect("web-cache alone");
+    let lane = t[3].lane.as_ref().expect("web-cache alone");
     assert_eq!((lane.protocol, lane.port), (6, 80));
     assert!(t[4].lane.is_some());
+    assert!(t[5].lane.is_some() && !t[5].lpm.is_dir8());
 }
 
 /// The pre-pass itself decides the common cases in a mixed burst, with the general path's
 /// results: TCP/80 redirected to each GRE cache, TCP/8080 and UDP/80 routed, both with and
 /// without a redirect-in port (the second tables redirect on the egress port instead). A
 /// SYN, an echo request to our own address, a UDP frame shorter than the 50 octets the
-/// pre-pass reads (unpadded) and GRE returns are left to the pipeline.
+/// pre-pass reads (unpadded), a member cache's own traffic and GRE returns are left to the
+/// pipeline; so is the whole burst when its first frame is for another station. Under every
+/// lane tables variant, the hashed route lookup included.
 #[test]
 fn the_pre_pass_decides_the_common_cases_of_a_burst() {
     let s = seeds();
@@ -332,11 +350,17 @@ fn the_pre_pass_decides_the_common_cases_of_a_burst() {
             udp(4),
             s[18].1.clone(),
             s[0].1.clone(),
+            // A member cache's own TCP/80 traffic (never redirected: the usual path routes it).
+            to_port(
+                CLIENT,
+                CLIENT_MAC,
+                &Tcp::new(CACHE_A, DST_A, 40000, 80).ip(),
+            ),
         ];
         let decided = burst_agrees(t, CLIENT, &frames).unwrap();
         assert_eq!(
             decided,
-            [true, true, false, true, true, false, false, true],
+            [true, true, false, true, true, false, false, true, false],
             "{:?}",
             t.ports[1]
         );
