@@ -25,9 +25,10 @@ use wire::l4;
 use crate::buf::{PacketBuf, BURST};
 use crate::counters::{LcoreCounters, Reason, ServiceCounters};
 use crate::pipeline::{
-    fast_gre, fast_route, process_received, ttl_decremented, Action, Ctx, InPort, MAC_BITS,
+    fast_gre, fast_route, le_word, process_received, ttl_decremented, Action, Ctx, HeaderWords,
+    InPort, MAC_BITS,
 };
-use crate::tables::{FastService, LaneService, Lpm, Tables};
+use crate::tables::{AddrFilter, FastService, LaneService, Lpm, Tables};
 
 /// [`Lanes::verdict`]: the frame takes the usual path.
 const USUAL: u8 = 0;
@@ -100,16 +101,12 @@ struct Key<'t> {
     /// The arrival port's MAC: octets 0-3 and 4-5 as read.
     mac_lo: u32,
     mac_hi: u32,
-    /// The lane service, with its hash masks and the address filters.
+    /// The lane service, with its hash masks and member test.
     lane: &'t LaneService,
+    /// [`Tables::dst_special`].
+    special: &'t AddrFilter,
     /// The routes (`Lpm::first`).
     lpm: &'t Lpm,
-}
-
-/// A little-endian word of four octets of `h` from `at`.
-#[inline(always)]
-fn word(h: &[u8; READ], at: usize) -> u32 {
-    u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]])
 }
 
 impl Lanes {
@@ -152,14 +149,14 @@ impl Lanes {
             let d = b.as_ref();
             match d.first_chunk::<READ>() {
                 Some(h) => {
-                    self.mac[0][i] = word(h, 0);
-                    self.mac[1][i] = word(h, 4);
-                    self.eth[i] = word(h, 12);
+                    self.mac[0][i] = le_word(h, 0);
+                    self.mac[1][i] = le_word(h, 4);
+                    self.eth[i] = le_word(h, 12);
                     for (k, w) in self.ip.iter_mut().enumerate() {
-                        w[i] = word(h, 14 + 4 * k);
+                        w[i] = le_word(h, 14 + 4 * k);
                     }
-                    self.ports[i] = word(h, 34);
-                    self.tcp[i] = word(h, 46);
+                    self.ports[i] = le_word(h, 34);
+                    self.tcp[i] = le_word(h, 46);
                     self.len[i] = d.len() as u32;
                 }
                 None => self.len[i] = 0,
@@ -171,6 +168,7 @@ impl Lanes {
             mac_lo: inp.mac as u32,
             mac_hi: (inp.mac >> 32) as u32,
             lane,
+            special: &t.dst_special,
             lpm: &t.lpm,
         };
         compute_with(self, &key);
@@ -275,36 +273,29 @@ fn compute_baseline(l: &mut Lanes, key: &Key<'_>) {
     let dport = u32::from(key.lane.port.swap_bytes());
     for i in 0..BURST {
         let [e0, e1, e2, e3, e4] = [l.ip[0][i], l.ip[1][i], l.ip[2][i], l.ip[3][i], l.ip[4][i]];
+        let h = HeaderWords([e0, e1, e2, e3, e4]);
         let ok_mac = (l.mac[0][i] == key.mac_lo) & ((l.mac[1][i] & 0xffff) == key.mac_hi);
         // Ethertype IPv4 (08 00), version 4 with a 20-octet header (45).
         let ok_eth = l.eth[i] & 0x00ff_ffff == 0x0045_0008;
-        // The header checksum: the ones' complement sum of its ten 16-bit words is all
-        // ones (summed in either byte order, RFC 1071 2(B)).
-        let half = |w: u32| (w & 0xffff) + (w >> 16);
-        let s = half(e0) + half(e1) + half(e2) + half(e3) + half(e4);
-        let s = (s & 0xffff) + (s >> 16);
-        let s = (s & 0xffff) + (s >> 16);
-        let ok_sum = s == 0xffff;
-        let total = ((e0 >> 8) & 0xff00) | (e0 >> 24);
-        let p = (e2 >> 8) & 0xff;
+        let ok_sum = h.checksum_ok();
+        let total = h.total() as u32;
+        let p = u32::from(h.protocol());
         let tcp = p == u32::from(PROTOCOL_TCP);
         let udp = p == u32::from(PROTOCOL_UDP);
         // A whole TCP or UDP header, and the packet within the frame.
         let least = 24 + 16 * u32::from(tcp);
         let ok_len = (total >= least) & (total + ethernet::HEADER_LEN as u32 <= l.len[i]);
-        // No MF flag, no fragment offset.
-        let ok_frag = e1 & 0xff3f_0000 == 0;
-        let ok_ttl = e2 & 0xff > 1;
+        let ok_frag = !h.fragment();
+        let ok_ttl = h.ttl() > 1;
         // A source outside 224.0.0.0/4.
         let ok_src = e3 & 0xf0 != 0xe0;
         // Destinations whose first octet some group, broadcast or own address has (the
         // usual path checks them), as a filter; sources that are member caches (the usual
         // path routes their packets), exactly when there are few, else by a filter.
-        let bit = |f: &[u32; 8], o: u32| (f[(o >> 5) as usize] >> (o & 31)) & 1 != 0;
         let o = e4 & 0xff;
-        let special = bit(&key.lane.special, o);
+        let special = key.special.has_octet(o);
         let member = key.lane.members.iter().fold(false, |a, &m| a | (m == e3))
-            | bit(&key.lane.member_filter, e3 >> 24);
+            | key.lane.member_filter.has_octet(e3 >> 24);
         // The DIR-8 table's first candidate holds the destination: its route is the one.
         let (net, mask) = key.lpm.first(o as u8);
         let routed = e4.swap_bytes() & mask == net;

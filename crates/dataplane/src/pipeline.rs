@@ -1075,17 +1075,24 @@ fn lookup_flow(
     }
 }
 
+/// The octets `at..at + 4` of `h` as a little-endian word (the byte order every header word
+/// of the fast paths is read in).
+#[inline(always)]
+pub(crate) fn le_word<const N: usize>(h: &[u8; N], at: usize) -> u32 {
+    u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]])
+}
+
 /// An option-less IPv4 header as five little-endian 32-bit words: one load each, the fields
 /// taken out by shifts, and the header checksum summed from the same words. (Read octet by
 /// octet, the compiler reassembles the checksum's words from the octets it already loaded,
 /// which costs more than the sum.)
 #[derive(Clone, Copy)]
-struct HeaderWords([u32; 5]);
+pub(crate) struct HeaderWords(pub(crate) [u32; 5]);
 
 impl HeaderWords {
     #[inline(always)]
     fn read(h: &[u8; 20]) -> HeaderWords {
-        let w = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let w = |at| le_word(h, at);
         HeaderWords([w(0), w(4), w(8), w(12), w(16)])
     }
 
@@ -1097,19 +1104,19 @@ impl HeaderWords {
 
     /// Version and IHL (octet 0).
     #[inline(always)]
-    fn version_ihl(&self) -> u8 {
+    pub(crate) fn version_ihl(&self) -> u8 {
         self.0[0] as u8
     }
 
     /// Total length (octets 2-3).
     #[inline(always)]
-    fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         usize::from(((self.0[0] >> 16) as u16).swap_bytes())
     }
 
     /// MF or a fragment offset (octets 6-7): a fragment.
     #[inline(always)]
-    fn fragment(&self) -> bool {
+    pub(crate) fn fragment(&self) -> bool {
         ((self.0[1] >> 16) as u16).swap_bytes()
             & (wire::ipv4::FLAG_MF | wire::ipv4::FRAG_OFFSET_MASK)
             != 0
@@ -1117,13 +1124,13 @@ impl HeaderWords {
 
     /// TTL (octet 8).
     #[inline(always)]
-    fn ttl(&self) -> u8 {
+    pub(crate) fn ttl(&self) -> u8 {
         self.0[2] as u8
     }
 
     /// Protocol (octet 9).
     #[inline(always)]
-    fn protocol(&self) -> u8 {
+    pub(crate) fn protocol(&self) -> u8 {
         (self.0[2] >> 8) as u8
     }
 
@@ -1139,21 +1146,19 @@ impl HeaderWords {
         self.0[4].swap_bytes()
     }
 
-    /// Is the header checksum right? RFC 1071: the ones' complement sum of the header is all
-    /// ones. The five words are added into 64 bits, then folded to 16 with end-around carries:
-    /// a ones' complement sum does not depend on byte order (RFC 1071 2(B); all ones reads
-    /// the same both ways), and 2^32 - 1 is a multiple of 2^16 - 1, so the folds keep its
-    /// value. It is all ones exactly when the big-endian 16-bit sum is (both are zero only
-    /// for an all-zero header).
+    /// Is the header checksum right? RFC 1071: the ones' complement sum of the header's ten
+    /// 16-bit words is all ones. Each word's two halves are added in 32 bits, then folded
+    /// twice with end-around carries: a ones' complement sum does not depend on byte order
+    /// (RFC 1071 2(B); all ones reads the same both ways). Only 32-bit operations, so that the
+    /// burst pre-pass (`lanes`) computes it for many headers at once with this same code.
+    /// (Zero, the sum of an all-zero header, is not all ones.)
     #[inline(always)]
-    fn checksum_ok(&self) -> bool {
-        let s = self.0.iter().map(|&w| u64::from(w)).sum::<u64>();
-        // At most 5 * (2^32 - 1): the high half is at most 4, so one end-around carry of
-        // the two halves cannot carry again.
-        let (s, carry) = (s as u32).overflowing_add((s >> 32) as u32);
-        let s = s + u32::from(carry);
-        let (s, carry) = (s as u16).overflowing_add((s >> 16) as u16);
-        let s = s + u16::from(carry);
+    pub(crate) fn checksum_ok(&self) -> bool {
+        let half = |w: u32| (w & 0xffff) + (w >> 16);
+        // At most 10 * 0xffff: after one fold at most 0xffff + 9, after two at most 0xffff.
+        let s = self.0.iter().fold(0, |s, &w| s + half(w));
+        let s = (s & 0xffff) + (s >> 16);
+        let s = (s & 0xffff) + (s >> 16);
         s == 0xffff
     }
 }

@@ -430,17 +430,15 @@ pub struct LaneService {
     pub port: u16,
     /// Its hash masks for keys read from the frame ([`BucketHash::wire_masks`]).
     pub hash: [[u32; 3]; 2],
-    /// [`Tables::dst_special`] as words ([`AddrFilter::words`]).
-    pub special: [u32; 8],
     /// Sources the pre-pass leaves to the usual path, which decides whether their packets
     /// are redirected ([`Tables::is_member`]): those equal to one of `members` (addresses as
     /// read from the frame, `u32::from_le_bytes` of their octets) or whose last octet is in
-    /// `member_filter` (as words). With at most [`AddrSet::FEW`] member caches, `members`
+    /// `member_filter`. With at most [`AddrSet::FEW`] member caches, `members`
     /// holds them all (padded with copies) and the filter is empty, so the test is exact;
     /// with more, the filter is the members' last-octet filter.
     pub members: [u32; AddrSet::FEW],
     /// See [`LaneService::members`].
-    pub member_filter: [u32; 8],
+    pub member_filter: AddrFilter,
 }
 
 impl LaneService {
@@ -464,15 +462,14 @@ impl LaneService {
             protocol,
             port,
             hash: s.fast.as_ref()?.hash.wire_masks(),
-            special: t.dst_special.words(),
             // Exact with few members (the filter then passes everything); with many, the
             // filter, and the limited broadcast (never a source we redirect) for `members`.
             members: t.sets[2]
                 .few()
                 .map_or([u32::MAX; AddrSet::FEW], |m| m.map(u32::swap_bytes)),
             member_filter: match t.sets[2].few() {
-                Some(_) => [0; 8],
-                None => t.sets[2].filter().words(),
+                Some(_) => AddrFilter::default(),
+                None => t.sets[2].filter(),
             },
         })
     }
@@ -759,9 +756,10 @@ impl Lpm {
 }
 
 /// A 256-bit set of last octets: a one-load pre-check before searching a set of addresses
-/// (most packets' addresses are in none of the router's small sets).
+/// (most packets' addresses are in none of the router's small sets). Eight 32-bit words, so
+/// that the burst pre-pass (`lanes`) tests it for many frames at once with the same code.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AddrFilter([u64; 4]);
+pub struct AddrFilter([u32; 8]);
 
 impl AddrFilter {
     /// The filter of `set`.
@@ -769,21 +767,22 @@ impl AddrFilter {
         let mut f = AddrFilter::default();
         for a in set {
             let o = (a & 0xff) as usize;
-            f.0[o >> 6] |= 1 << (o & 63);
+            f.0[o >> 5] |= 1 << (o & 31);
         }
         f
-    }
-
-    /// The filter as eight 32-bit words: octet `o` is bit `o % 32` of word `o / 32`.
-    pub fn words(&self) -> [u32; 8] {
-        std::array::from_fn(|i| (self.0[i / 2] >> (32 * (i % 2))) as u32)
     }
 
     /// `false`: `ip` is certainly not in the set.
     #[inline(always)]
     pub fn may_contain(&self, ip: u32) -> bool {
-        let o = (ip & 0xff) as usize;
-        self.0[o >> 6] >> (o & 63) & 1 != 0
+        self.has_octet(ip & 0xff)
+    }
+
+    /// Is octet `o` (at most 255) in the filter?
+    #[inline(always)]
+    pub fn has_octet(&self, o: u32) -> bool {
+        let o = o & 0xff;
+        (self.0[(o >> 5) as usize] >> (o & 31)) & 1 != 0
     }
 }
 
