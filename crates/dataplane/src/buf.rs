@@ -35,6 +35,10 @@ pub trait BatchOps<B>: Default {
     fn as_slice(&self) -> &[B];
     /// Takes every packet, in order (the batch is empty afterwards).
     fn drain_all(&mut self) -> impl Iterator<Item = B> + '_;
+    /// Takes every packet, in order, into `f` with its index (the batch is empty afterwards):
+    /// the packet loop's form of [`BatchOps::drain_all`]. If `f` panics, the packets not yet
+    /// passed may be leaked.
+    fn drain_each(&mut self, f: impl FnMut(usize, B));
     /// Frees every packet (DPDK: one bulk call instead of one per packet).
     fn clear(&mut self);
 }
@@ -63,6 +67,12 @@ impl<B> BatchOps<B> for ArrayVec<B, BURST> {
     #[inline]
     fn drain_all(&mut self) -> impl Iterator<Item = B> + '_ {
         self.drain(..)
+    }
+    #[inline]
+    fn drain_each(&mut self, mut f: impl FnMut(usize, B)) {
+        for (i, b) in self.drain(..).enumerate() {
+            f(i, b);
+        }
     }
     #[inline]
     fn clear(&mut self) {

@@ -117,6 +117,10 @@ impl BatchOps<Mbuf> for Burst<BURST> {
         Burst::drain(self)
     }
     #[inline(always)]
+    fn drain_each(&mut self, f: impl FnMut(usize, Mbuf)) {
+        Burst::drain_each(self, f);
+    }
+    #[inline(always)]
     fn clear(&mut self) {
         self.free_all();
     }

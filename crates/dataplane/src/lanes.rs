@@ -76,6 +76,11 @@ pub struct Lanes {
 pub(crate) struct LaneCtx<'a> {
     fs: &'a FastService,
     ctr: &'a ServiceCounters,
+    /// The arrival port redirects what arrives on it and the routes are the DIR-8 table: a
+    /// frame the pass found redirectable is redirected whatever its route
+    /// (`pipeline::redirect_applies`), which the pass found to exist and to have an egress
+    /// port ([`Lpm::first`]).
+    direct: bool,
 }
 
 impl Default for Lanes {
@@ -175,6 +180,7 @@ impl Lanes {
         Some(LaneCtx {
             fs,
             ctr: counters.service_below_max(fs.slot),
+            direct: inp.info.redirect_in && t.lpm.is_dir8(),
         })
     }
 
@@ -196,6 +202,13 @@ impl Lanes {
         if v == USUAL {
             return None;
         }
+        let total = self.total[i] as usize;
+        let len = self.len[i] as usize;
+        let ttl = self.ttl[i];
+        if v == REDIRECT && lane.direct {
+            let (p, a) = (self.primary[i], self.alt[i]);
+            return fast_gre(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
+        }
         let t = cx.tables;
         let e4 = self.ip[4][i];
         let dst = e4.swap_bytes();
@@ -206,9 +219,6 @@ impl Lanes {
             t.lpm.lookup(dst)?
         };
         let ep = route.egress.as_ref()?;
-        let total = self.total[i] as usize;
-        let len = self.len[i] as usize;
-        let ttl = self.ttl[i];
         let info = inp.info;
         // As `redirect_applies` (the source is no member: the pre-pass's filter said so).
         if v == REDIRECT && (info.redirect_in || (ep.redirect_out && !info.exclude_in)) {

@@ -559,6 +559,8 @@ pub struct Lpm {
     /// With more than [`Lpm::LINEAR_MAX`] prefixes: per prefix length present, longest first,
     /// its mask and its networks (index into `hits`).
     by_len: Vec<(u32, FxHashMap<u32, u32>)>,
+    /// Per first octet, [`Lpm::first`]: compact, for the burst pre-pass's loads.
+    first: Box<[(u32, u32); 256]>,
 }
 
 /// One first octet's candidates in [`Lpm`]: the longest inline (for most octets the only
@@ -621,6 +623,7 @@ impl Default for Lpm {
             prefixes: Vec::new(),
             hits: Vec::new(),
             by_len: Vec::new(),
+            first: Box::new([(Octet::EMPTY.net, Octet::EMPTY.mask); 256]),
         }
     }
 }
@@ -638,13 +641,13 @@ impl Lpm {
 
     /// A network and mask for destinations whose first octet is `o`, for the burst pre-pass
     /// (`lanes`): a destination outside it needs [`Lpm::lookup`]. With [`Lpm::is_dir8`] it is
-    /// the longest candidate prefix (a network outside its mask when there is none), and a
-    /// destination within it is routed by [`Lpm::first_hit`]`(o)`, exactly as `lookup` routes
-    /// it; otherwise every destination is within it and `lookup` decides.
+    /// the longest candidate prefix when its route has an egress port (a network outside its
+    /// mask otherwise), and a destination within it is routed by [`Lpm::first_hit`]`(o)`,
+    /// exactly as `lookup` routes it, to a port that exists; otherwise every destination is
+    /// within it and `lookup` decides.
     #[inline(always)]
     pub fn first(&self, o: u8) -> (u32, u32) {
-        let e = &self.octets[usize::from(o)];
-        (e.net, e.mask)
+        self.first[usize::from(o)]
     }
 
     /// The route of [`Lpm::first`]`(o)`.
@@ -723,11 +726,18 @@ impl Lpm {
                     rest: (start, lpm.scan.len() as u16),
                 };
             }
+            for (f, e) in lpm.first.iter_mut().zip(lpm.octets.iter()) {
+                *f = match e.hit.egress {
+                    Some(_) => (e.net, e.mask),
+                    None => (Octet::EMPTY.net, Octet::EMPTY.mask),
+                };
+            }
         } else {
             // `lookup` does not read `octets` then; `first` lets every destination through.
             for entry in lpm.octets.iter_mut() {
                 entry.net = 0;
             }
+            lpm.first.fill((0, 0));
         }
         lpm
     }
@@ -1295,14 +1305,42 @@ mod tests {
             prefixes in proptest::collection::vec((any::<u32>(), 0u8..=32, any::<u16>()), 0..24),
             probes in proptest::collection::vec(any::<u32>(), 16),
         ) {
+            // Ports 0 and 1 exist; routes out of others have no egress port.
+            let prefixes: Vec<_> = prefixes.into_iter().map(|(a, l, p)| (a, l, p % 3)).collect();
             let fib = fib_of(&prefixes);
-            let lpm = Lpm::build(&fib, &FxHashMap::default(), &[]);
+            let port = PortInfo {
+                name: String::new(),
+                mac: [2, 0, 0, 0, 0, 1],
+                addrs: Vec::new(),
+                mtu: 1500,
+                redirect_in: false,
+                redirect_out: false,
+                exclude_in: false,
+            };
+            let ports = vec![port; 2];
+            let lpm = Lpm::build(&fib, &FxHashMap::default(), &ports);
             let near = prefixes.iter().flat_map(|&(a, _, _)| [a, a ^ 1, a ^ 0x0100_0000, !a]);
             for dst in probes.into_iter().chain(near) {
                 let want = fib
                     .get_lpm(&Ipv4Net::from(Ipv4Addr::from(dst)))
                     .map(|(_, e)| *e);
                 prop_assert_eq!(lpm.lookup(dst).map(|h| h.entry), want, "{:#x}", dst);
+                // The pre-pass's contract: a destination within `first` is routed by
+                // `first_hit`, to a port that exists (DIR-8); any destination is within it
+                // otherwise.
+                let o = (dst >> 24) as u8;
+                let (net, mask) = lpm.first(o);
+                if lpm.is_dir8() {
+                    let hit = lpm.first_hit(o);
+                    let by_first = lpm.lookup(dst).is_some_and(|h| std::ptr::eq(h, hit));
+                    let exists = want.is_some_and(|e| e.port < 2);
+                    prop_assert_eq!(dst & mask == net, by_first && exists, "{:#x}", dst);
+                    if by_first {
+                        prop_assert_eq!(hit.egress.is_some(), hit.entry.port < 2);
+                    }
+                } else {
+                    prop_assert_eq!((net, mask), (0, 0));
+                }
             }
         }
 

@@ -139,7 +139,7 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 let inp = InPort::of(tables, in_port as u16);
                 // The burst's header checks and hashes at once, when the tables allow.
                 let lane = lanes.read(tables, counters, inp, rx.as_slice());
-                for (i, mut b) in rx.drain_all().enumerate() {
+                rx.drain_each(|i, mut b| {
                     let decided = match lane {
                         Some(l) => lanes.decide(&mut cx, inp, l, i, &mut b),
                         None => None,
@@ -171,7 +171,7 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                             dropped.push(b);
                         }
                     }
-                }
+                });
                 if !dropped.is_empty() {
                     dropped.clear();
                 }

@@ -176,6 +176,22 @@ impl<const N: usize> Burst<N> {
         }
     }
 
+    /// Moves all mbufs out, in order, into `f` with their index, leaving the burst empty: the
+    /// packet loop's form of [`Burst::drain`], whose position lives in a register rather than
+    /// in an iterator that unwinding must find in memory. If `f` panics, the mbufs not yet
+    /// passed to it are leaked, not freed (a panicking packet loop stops the data plane).
+    #[inline(always)]
+    pub fn drain_each(&mut self, mut f: impl FnMut(usize, Mbuf)) {
+        let end = self.len;
+        self.len = 0;
+        for i in 0..end {
+            // SAFETY: slots `0..end` were initialised (type invariant) and the burst no longer
+            // owns them (`len` is 0): each is read once, here; `i < end <= N`, so the slot
+            // exists (unchecked: this runs once per packet).
+            f(i, unsafe { self.slots.get_unchecked(i).assume_init_read() });
+        }
+    }
+
     /// Frees all mbufs held with one `rte_pktmbuf_free_bulk` call; the burst is empty
     /// afterwards. Same as [`Burst::clear`] and [`crate::mbuf::free_bulk`].
     #[inline]

@@ -280,6 +280,16 @@ fn bulk_alloc_and_free(pool: &Mempool) {
         baseline,
         "after retain_mut and a partial drain"
     );
+    // drain_each hands every mbuf over once, in order, and leaves the burst empty.
+    fill(pool, &mut b, 5, 40);
+    let mut seen = Vec::new();
+    b.drain_each(|i, m| seen.push((i, m.data().to_vec())));
+    assert!(b.is_empty());
+    let want: Vec<_> = (0..5)
+        .map(|i| (i, common::frame(40 + i as u32, 64)))
+        .collect();
+    assert_eq!(seen, want);
+    assert_eq!(pool.in_use(), baseline, "after drain_each");
 }
 
 fn fill<const N: usize>(pool: &Mempool, burst: &mut Burst<N>, n: usize, seed: u32) {
