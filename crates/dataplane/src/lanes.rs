@@ -19,16 +19,16 @@
 
 use multiversion::multiversion;
 use wire::ethernet;
-use wire::ipv4::{PROTOCOL_TCP, PROTOCOL_UDP};
+use wire::ipv4::{PROTOCOL_GRE, PROTOCOL_TCP, PROTOCOL_UDP};
 use wire::l4;
 
 use crate::buf::{PacketBuf, BURST};
 use crate::counters::{LcoreCounters, Reason, ServiceCounters};
 use crate::pipeline::{
-    fast_gre, fast_route, le_word, process_received, ttl_decremented, Action, Ctx, HeaderWords,
-    InPort, MAC_BITS,
+    fast_gre, fast_return, fast_route, le_word, process_received, ttl_decremented, Action, Ctx,
+    HeaderWords, InPort, MAC_BITS,
 };
-use crate::tables::{AddrFilter, FastService, LaneService, Lpm, Tables};
+use crate::tables::{AddrFilter, AddrSet, FastService, LaneService, Lpm, Tables};
 
 /// [`Lanes::verdict`]: the frame takes the usual path.
 const USUAL: u8 = 0;
@@ -36,6 +36,10 @@ const USUAL: u8 = 0;
 const ROUTE: u8 = 1;
 /// [`Lanes::verdict`]: the shape the fast path takes, the lane service's and not a SYN.
 const REDIRECT: u8 = 2;
+
+/// [`Lanes::verdict`]: the shape the fast path takes of a packet to one of our addresses,
+/// GRE: a cache's return, for `pipeline::fast_return`.
+const RETURN: u8 = 3;
 
 /// Octets of a frame the pre-pass reads: Ethernet, IPv4 without options, and TCP up to its
 /// flags and window. Shorter frames take the usual path.
@@ -59,7 +63,7 @@ pub struct Lanes {
     tcp: [u32; BURST],
     /// The frame's length; 0 for a frame shorter than [`READ`].
     len: [u32; BURST],
-    /// [`USUAL`], [`ROUTE`] or [`REDIRECT`].
+    /// [`USUAL`], [`ROUTE`], [`REDIRECT`] or [`RETURN`].
     verdict: [u8; BURST],
     /// The lane service's primary bucket.
     primary: [u8; BURST],
@@ -112,6 +116,9 @@ struct Key<'t> {
     special: &'t AddrFilter,
     /// The routes (`Lpm::first`).
     lpm: &'t Lpm,
+    /// [`LaneService::locals`], and whether there are any.
+    locals: [u32; AddrSet::FEW],
+    returns: bool,
 }
 
 impl Lanes {
@@ -175,6 +182,8 @@ impl Lanes {
             lane,
             special: &t.dst_special,
             lpm: &t.lpm,
+            locals: lane.locals.unwrap_or_default(),
+            returns: lane.locals.is_some(),
         };
         compute_with(self, &key);
         Some(LaneCtx {
@@ -208,6 +217,9 @@ impl Lanes {
         if v == REDIRECT && lane.direct {
             let (p, a) = (self.primary[i], self.alt[i]);
             return fast_gre(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
+        }
+        if v == RETURN {
+            return fast_return(cx, b, total, self.ip[3][i].swap_bytes());
         }
         let t = cx.tables;
         let e4 = self.ip[4][i];
@@ -323,7 +335,13 @@ fn compute_baseline(l: &mut Lanes, key: &Key<'_>) {
         let svc = (p == u32::from(key.lane.protocol)) & (ports >> 16 == dport);
         let is_syn = tcp & ((l.tcp[i] >> 8) & syn != 0);
         let v = u8::from(shape) * (ROUTE + u8::from(svc));
-        l.verdict[i] = v & (u8::from(svc & (is_syn | member)).wrapping_sub(1));
+        let v = v & (u8::from(svc & (is_syn | member)).wrapping_sub(1));
+        // A cache's GRE return: the checks the fast path makes before `fast_return` (which
+        // tests the rest). Our addresses are special destinations, so `v` is USUAL then.
+        let local = key.locals.iter().fold(false, |a, &m| a | (m == e4)) & key.returns;
+        let gre = p == u32::from(PROTOCOL_GRE);
+        let ret = ok_mac & ok_eth & ok_sum & ok_len & ok_frag & ok_src & gre & local;
+        l.verdict[i] = v | (RETURN * u8::from(ret));
         let bucket = |m: [u32; 3]| {
             let k = (e3 & m[0]) ^ (e4 & m[1]) ^ (ports & m[2]);
             let k = k ^ (k >> 16);

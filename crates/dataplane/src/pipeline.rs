@@ -592,7 +592,7 @@ fn fast_next_hop<B: PacketBuf>(
 /// TCP/UDP packet that is routed to a resolved next hop. Anything else: `None`, nothing
 /// changed or counted.
 #[inline]
-fn fast_return<B: PacketBuf>(
+pub(crate) fn fast_return<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     b: &mut B,
     total: usize,

@@ -439,6 +439,11 @@ pub struct LaneService {
     pub members: [u32; AddrSet::FEW],
     /// See [`LaneService::members`].
     pub member_filter: AddrFilter,
+    /// Our addresses (as read from the frame), for the pre-pass to find the caches' GRE
+    /// returns: all of them, padded with copies, when there are one to [`AddrSet::FEW`] and
+    /// none is also a group, broadcast or directed broadcast address (which the usual path
+    /// tests first); `None` otherwise, and every return takes the usual path.
+    pub locals: Option<[u32; AddrSet::FEW]>,
 }
 
 impl LaneService {
@@ -471,6 +476,15 @@ impl LaneService {
                 Some(_) => AddrFilter::default(),
                 None => t.sets[2].filter(),
             },
+            // An empty set's `few` holds zeros, which it does not contain.
+            locals: t.sets[0]
+                .few()
+                .filter(|l| t.sets[0].contains(l[0]))
+                .filter(|l| {
+                    l.iter()
+                        .all(|&a| a >> 28 != 0xe && a != u32::MAX && !t.is_directed_broadcast(a))
+                })
+                .map(|l| l.map(u32::swap_bytes)),
         })
     }
 }
