@@ -6,15 +6,18 @@
 //! without a branch, whether it has the shape the fast path takes (to this port's MAC, IPv4
 //! without options or fragmentation, a good header checksum, TTL above 1, TCP or UDP with the
 //! whole header, from a unicast source), whether the tables' one lane service
-//! ([`LaneService`]) matches it, and its two buckets. Those checks and the hashes are most of
-//! what the per-packet fast path (`pipeline::fast`) spends on a packet; here they cost a few
-//! vector instructions per frame (docs/BENCHMARKS.md).
+//! ([`LaneService`]) matches it, and its two buckets; or whether it has the shape of a
+//! cache's GRE return (WCCP's GRE to one of our few addresses). Those checks and the hashes
+//! are most of what the per-packet fast path (`pipeline::fast`) spends on a packet; here they
+//! cost a few vector instructions per frame (docs/BENCHMARKS.md).
 //!
 //! The per-packet loop then asks `Lanes::decide` first. For a frame the pre-pass found
-//! redirectable or routable, it does the rest (special destinations, the route, the redirect
-//! direction, the bucket's owner) and the same rewrite as the fast path (`pipeline::fast_gre`,
-//! `pipeline::fast_route`); for any other frame, or when one of those steps declines, it
-//! returns `None` with nothing changed or counted, and the frame takes the usual path. So a
+//! redirectable or routable, it does the rest (the route unless the arrival port redirects
+//! in, the redirect direction, the bucket's owner) and the same rewrite as the fast path
+//! (`pipeline::fast_gre`, `pipeline::fast_route`); a return goes to the fast path's
+//! decapsulation (`pipeline::fast_return`). For any other frame, or when one of those steps
+//! declines, it returns `None` with nothing changed or counted, and the frame takes the
+//! usual path. So a
 //! frame ends exactly as `pipeline::process` would end it (`tests/fast_path.rs`).
 
 use multiversion::multiversion;
