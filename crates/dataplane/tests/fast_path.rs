@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 
 use ipnet::Ipv4Net;
@@ -321,6 +322,31 @@ fn the_pre_pass_runs_for_one_single_port_service() {
     assert_eq!((lane.protocol, lane.port), (6, 80));
     assert!(t[4].lane.is_some());
     assert!(t[5].lane.is_some() && !t[5].lpm.is_dir8());
+    // Our three addresses, exactly (as read from a frame), padded with copies: the pass
+    // finds returns to them.
+    let mut locals = lane.locals.expect("three addresses").to_vec();
+    locals.sort_unstable();
+    locals.dedup();
+    let mut ours: Vec<u32> = PORT_IP
+        .iter()
+        .map(|a| u32::from_le_bytes(a.octets()))
+        .collect();
+    ours.sort_unstable();
+    assert_eq!(locals, ours);
+    // More than eight addresses, or one that is also a directed broadcast: every return
+    // takes the usual path.
+    let many = web_only().port(SERVER, |p| {
+        p.addrs
+            .extend((2..10).map(|i| (Ipv4Addr::new(10, 0, 2, i), 24)));
+    });
+    let lane = many.tables().lane.expect("web-cache alone");
+    assert_eq!(lane.locals, None, "eleven addresses");
+    let bcast = web_only().port(SERVER, |p| p.addrs.push((Ipv4Addr::new(10, 0, 1, 255), 32)));
+    let lane = bcast.tables().lane.expect("web-cache alone");
+    assert_eq!(
+        lane.locals, None,
+        "10.0.1.255 is the client subnet's broadcast"
+    );
 }
 
 /// The pre-pass itself decides the common cases in a mixed burst, with the general path's
