@@ -76,6 +76,10 @@ pub struct Lanes {
     total: [u32; BURST],
     /// The IPv4 header's third word after the TTL decrement (`pipeline::ttl_decremented`).
     ttl: [u32; BURST],
+    /// Frames of the burst with [`REDIRECT`], from the pass; with [`LaneCtx::direct`], then
+    /// those of them redirected so far or still to come: counted once per burst
+    /// ([`Lanes::finish`]).
+    redirects: u32,
 }
 
 /// What [`Lanes::decide`] needs of the burst's lane service: its fast form and its counters.
@@ -104,6 +108,7 @@ impl Default for Lanes {
             alt: [0; BURST],
             total: [0; BURST],
             ttl: [0; BURST],
+            redirects: 0,
         }
     }
 }
@@ -122,6 +127,8 @@ struct Key<'t> {
     /// [`LaneService::locals`], and whether there are any.
     locals: [u32; AddrSet::FEW],
     returns: bool,
+    /// Frames in the burst (the slots after them are stale).
+    n: usize,
 }
 
 impl Lanes {
@@ -187,6 +194,7 @@ impl Lanes {
             lpm: &t.lpm,
             locals: lane.locals.unwrap_or_default(),
             returns: lane.locals.is_some(),
+            n: bufs.len(),
         };
         compute_with(self, &key);
         Some(LaneCtx {
@@ -196,10 +204,11 @@ impl Lanes {
         })
     }
 
-    /// Frame `i` of the burst read last, `b`, received on `inp`, with the lane service's fast
-    /// form `fs` that [`Lanes::read`] returned: `Some` with the action, counted as the fast
-    /// path counts it, when the pre-pass and the tables let this decide it; `None`, with
-    /// nothing changed or counted, for the usual path.
+    /// Frame `i` of the burst read last, `b`, received on `inp`, with what [`Lanes::read`]
+    /// returned: `Some` with the port to send it on, counted as the fast path counts it (a
+    /// direct redirect in [`Lanes::finish`]), when the pre-pass and the tables let this decide
+    /// it; `None`, with nothing changed or counted, for the usual path, and the caller calls
+    /// [`Lanes::declined`].
     #[inline(always)]
     pub(crate) fn decide<B: PacketBuf>(
         &self,
@@ -208,7 +217,7 @@ impl Lanes {
         lane: LaneCtx<'_>,
         i: usize,
         b: &mut B,
-    ) -> Option<Action> {
+    ) -> Option<u16> {
         let i = i % BURST;
         let v = self.verdict[i];
         if v == USUAL {
@@ -219,7 +228,7 @@ impl Lanes {
         let ttl = self.ttl[i];
         if v == REDIRECT && lane.direct {
             let (p, a) = (self.primary[i], self.alt[i]);
-            return fast_gre(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
+            return fast_gre::<_, false>(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
         }
         if v == RETURN {
             return fast_return(cx, b, total, self.ip[3][i].swap_bytes());
@@ -238,11 +247,30 @@ impl Lanes {
         // As `redirect_applies` (the source is no member: the pre-pass's filter said so).
         if v == REDIRECT && (info.redirect_in || (ep.redirect_out && !info.exclude_in)) {
             let (p, a) = (self.primary[i], self.alt[i]);
-            return fast_gre(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
+            return fast_gre::<_, true>(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
         }
         let tcp = (self.ip[2][i] >> 8) & 0xff == u32::from(PROTOCOL_TCP);
         let flags = if tcp { (self.tcp[i] >> 8) as u8 } else { 0 };
         fast_route(cx, b, route, ep, dst, total, len, flags, ttl)
+    }
+
+    /// [`Lanes::decide`] returned `None` for frame `i`: it takes the usual path, which counts
+    /// it.
+    #[inline(always)]
+    pub(crate) fn declined(&mut self, lane: LaneCtx<'_>, i: usize) {
+        if lane.direct && self.verdict[i % BURST] == REDIRECT {
+            self.redirects -= 1;
+        }
+    }
+
+    /// Counts the burst's direct redirects (see [`Lanes::decide`]), after its last frame.
+    #[inline(always)]
+    pub(crate) fn finish(&self, counters: &LcoreCounters, lane: LaneCtx<'_>) {
+        if lane.direct && self.redirects > 0 {
+            let n = u64::from(self.redirects);
+            counters.add(Reason::RedirectedGre, n);
+            lane.ctr.redirected.add(n);
+        }
     }
 }
 
@@ -266,17 +294,26 @@ pub fn process_burst<B: PacketBuf>(
     cx.counters.add(Reason::Rx, bufs.len() as u64);
     let pass = if baseline { compute_baseline } else { compute };
     let lane = lanes.read_with(t, cx.counters, inp, &bufs, pass);
-    bufs.into_iter()
+    let out = bufs
+        .into_iter()
         .enumerate()
         .map(|(i, mut b)| {
             let decided = lane.and_then(|l| lanes.decide(cx, inp, l, i, &mut b));
-            let a = match decided {
-                Some(a) => a,
-                None => process_received(cx, in_port, inp, &mut b),
+            let a = match (decided, lane) {
+                (Some(p), _) => Action::Tx(p),
+                (None, Some(l)) => {
+                    lanes.declined(l, i);
+                    process_received(cx, in_port, inp, &mut b)
+                }
+                (None, None) => process_received(cx, in_port, inp, &mut b),
             };
             (a, decided.is_some(), b)
         })
-        .collect()
+        .collect();
+    if let Some(l) = lane {
+        lanes.finish(cx.counters, l);
+    }
+    out
 }
 
 /// The verdicts and buckets of every slot of `l`, from the fields [`Lanes::read`] stored: one
@@ -296,6 +333,7 @@ fn compute_baseline(l: &mut Lanes, key: &Key<'_>) {
     let syn = u32::from(l4::TCP_SYN);
     // The destination port as its octets read in the high half of the ports word.
     let dport = u32::from(key.lane.port.swap_bytes());
+    let mut redirects = 0;
     for i in 0..BURST {
         let [e0, e1, e2, e3, e4] = [l.ip[0][i], l.ip[1][i], l.ip[2][i], l.ip[3][i], l.ip[4][i]];
         let h = HeaderWords([e0, e1, e2, e3, e4]);
@@ -344,7 +382,9 @@ fn compute_baseline(l: &mut Lanes, key: &Key<'_>) {
         let local = key.locals.iter().fold(false, |a, &m| a | (m == e4)) & key.returns;
         let gre = p == u32::from(PROTOCOL_GRE);
         let ret = ok_mac & ok_eth & ok_sum & ok_len & ok_frag & ok_src & gre & local;
-        l.verdict[i] = v | (RETURN * u8::from(ret));
+        let v = v | (RETURN * u8::from(ret));
+        l.verdict[i] = v;
+        redirects += u32::from(v == REDIRECT) & u32::from(i < key.n);
         let bucket = |m: [u32; 3]| {
             let k = (e3 & m[0]) ^ (e4 & m[1]) ^ (ports & m[2]);
             let k = k ^ (k >> 16);
@@ -355,4 +395,5 @@ fn compute_baseline(l: &mut Lanes, key: &Key<'_>) {
         l.primary[i] = bucket(key.lane.hash[0]);
         l.alt[i] = bucket(key.lane.hash[1]);
     }
+    l.redirects = redirects;
 }

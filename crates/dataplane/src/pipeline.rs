@@ -405,7 +405,7 @@ fn fast<B: PacketBuf>(
         }
         if t.is_local(dst) {
             return if proto == PROTOCOL_GRE {
-                fast_return(cx, b, total, src)
+                fast_return(cx, b, total, src).map(Action::Tx)
             } else {
                 None
             };
@@ -452,7 +452,8 @@ fn fast<B: PacketBuf>(
             let (primary, alt) = fs.hash.buckets(src, dst, sport, dport);
             let ctr = cx.counters.service_below_max(fs.slot);
             let ttl = ttl_decremented(ip.word(2));
-            return fast_gre(cx, b, fs, ctr, primary, alt, total, len, ttl);
+            return fast_gre::<_, true>(cx, b, fs, ctr, primary, alt, total, len, ttl)
+                .map(Action::Tx);
         }
     }
     // Routed: as `forward` for a packet no service took.
@@ -467,17 +468,20 @@ fn fast<B: PacketBuf>(
         flags,
         ttl_decremented(ip.word(2)),
     )
+    .map(Action::Tx)
 }
 
 /// The fast paths' GRE redirect (as `redirect`) of a packet that service `fs` (counted in
 /// `ctr`, its slot's counters) takes, whose buckets are `primary` and `alt`, with IPv4 total
 /// length `total` in a frame of `len` octets and the header's third word after the TTL
-/// decrement `ttl_word` ([`ttl_decremented`]): `None`, with nothing changed or counted, when
-/// the primary bucket's owner is not a GRE target of `fs` or the packet is too long, the
-/// buffer is shared or lacks headroom.
+/// decrement `ttl_word` ([`ttl_decremented`]): the egress port, or `None`, with nothing
+/// changed or counted, when the primary bucket's owner is not a GRE target of `fs` or the
+/// packet is too long, the buffer is shared or lacks headroom. Without `TOTALS`, the caller
+/// counts the redirect in `redirected_gre` and the service's `redirected` (the burst
+/// pre-pass does, once per burst).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn fast_gre<B: PacketBuf>(
+pub(crate) fn fast_gre<B: PacketBuf, const TOTALS: bool>(
     cx: &mut Ctx<'_>,
     b: &mut B,
     fs: &FastService,
@@ -487,7 +491,7 @@ pub(crate) fn fast_gre<B: PacketBuf>(
     total: usize,
     len: usize,
     ttl_word: u32,
-) -> Option<Action> {
+) -> Option<u16> {
     // A bucket with another kind of owner holds DECLINE, beyond the end of `gre`.
     let g = fs.gre.get(usize::from(fs.owners[usize::from(primary)]))?;
     let room = GRE_FRAME_HDR - ethernet::HEADER_LEN;
@@ -515,20 +519,22 @@ pub(crate) fn fast_gre<B: PacketBuf>(
     hd[REDIRECT_HDR + 2] = alt;
     hd[REDIRECT_HDR + 3] = primary;
     b.reset_offloads();
-    ctr.redirected.inc();
+    if TOTALS {
+        ctr.redirected.inc();
+        cx.counters.count(Reason::RedirectedGre);
+    }
     ctr.buckets[usize::from(primary)].inc();
     let ti = usize::from(g.target) % crate::counters::MAX_TARGETS;
     ctr.target_packets[ti].inc();
     ctr.target_bytes[ti].add(total as u64);
-    cx.counters.count(Reason::RedirectedGre);
-    Some(Action::Tx(g.port))
+    Some(g.port)
 }
 
 /// The fast paths' routing (as `forward` for a packet no service took) of a packet to `dst`
 /// by `route`, with IPv4 total length `total` in a frame of `len` octets, TCP flags `flags`
 /// (0 for UDP) and the header's third word after the TTL decrement `ttl_word`
-/// ([`ttl_decremented`]): `None`, with nothing changed or counted, under the conditions of
-/// [`fast_next_hop`].
+/// ([`ttl_decremented`]): the egress port, or `None`, with nothing changed or counted, under
+/// the conditions of [`fast_next_hop`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fast_route<B: PacketBuf>(
@@ -541,7 +547,7 @@ pub(crate) fn fast_route<B: PacketBuf>(
     len: usize,
     flags: u8,
     ttl_word: u32,
-) -> Option<Action> {
+) -> Option<u16> {
     let t = cx.tables;
     let mac = fast_next_hop(t, b, route, ep, dst, total, flags)?;
     let tail = len - ethernet::HEADER_LEN - total;
@@ -556,7 +562,7 @@ pub(crate) fn fast_route<B: PacketBuf>(
     ethernet::write_header(f, mac, ep.mac, ETHERTYPE_IPV4);
     b.reset_offloads();
     cx.counters.count(Reason::Routed);
-    Some(Action::Tx(route.entry.port))
+    Some(route.entry.port)
 }
 
 /// The fast paths' routing conditions: the packet fits the egress MTU, is not a SYN-ACK (which
@@ -589,15 +595,15 @@ fn fast_next_hop<B: PacketBuf>(
 
 /// `fast` for a GRE return (`local` -> `gre_return` -> `forward` in `Mode::Returned`): WCCP GRE
 /// (0x883E, no flags) with a redirect header from a member cache, around an option-less
-/// TCP/UDP packet that is routed to a resolved next hop. Anything else: `None`, nothing
-/// changed or counted.
+/// TCP/UDP packet that is routed to a resolved next hop: the egress port. Anything else:
+/// `None`, nothing changed or counted.
 #[inline]
 pub(crate) fn fast_return<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     b: &mut B,
     total: usize,
     src: u32,
-) -> Option<Action> {
+) -> Option<u16> {
     const GRE_AT: usize = ethernet::HEADER_LEN + 20;
     const INNER_AT: usize = GRE_AT + 8;
     let t = cx.tables;
@@ -652,7 +658,7 @@ pub(crate) fn fast_return<B: PacketBuf>(
     if let Some(s) = t.service_by_key(key) {
         cx.counters.service(s.slot).returned.inc();
     }
-    Some(Action::Tx(eport))
+    Some(eport)
 }
 
 /// A packet addressed to one of our addresses.

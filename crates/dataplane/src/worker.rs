@@ -139,39 +139,35 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 let inp = InPort::of(tables, in_port as u16);
                 // The burst's header checks and hashes at once, when the tables allow.
                 let lane = lanes.read(tables, counters, inp, rx.as_slice());
-                rx.drain_each(|i, mut b| {
-                    let decided = match lane {
-                        Some(l) => lanes.decide(&mut cx, inp, l, i, &mut b),
-                        None => None,
-                    };
-                    let a = match decided {
-                        Some(a) => a,
-                        // The frames the pass left: out of line. Without the pass (no lane
-                        // service, or a burst it skipped), every frame: inline.
-                        None if lane.is_some() => {
-                            process_usual(&mut cx, in_port as u16, inp, &mut b)
-                        }
-                        None => process_received(&mut cx, in_port as u16, inp, &mut b),
-                    };
-                    match a {
-                        Action::Tx(p) => push_tx(ports, tx, counters, p, b),
-                        Action::Punt => {
-                            // A held frame (next hop unresolved) already names its egress
-                            // port; everything else goes up with its arrival port.
-                            if !is_held(&b) {
-                                b.set_port(in_port as u16);
+                let in_port = in_port as u16;
+                let mut out = Out {
+                    ports,
+                    tx,
+                    counters,
+                    punt,
+                    punt_out,
+                    dropped: &mut dropped,
+                    in_port,
+                };
+                match lane {
+                    Some(l) => {
+                        rx.drain_each(|i, mut b| match lanes.decide(&mut cx, inp, l, i, &mut b) {
+                            Some(p) => out.tx(p, b),
+                            // The frames the pass left (few): out of line.
+                            None => {
+                                lanes.declined(l, i);
+                                let a = process_usual(&mut cx, in_port, inp, &mut b);
+                                out.emit(a, b);
                             }
-                            punt_out.push(b);
-                            if punt_out.is_full() {
-                                send_punts(punt, punt_out, counters);
-                            }
-                        }
-                        Action::Drop(_) => {
-                            // At most one burst is received at a time, so this never fills.
-                            dropped.push(b);
-                        }
+                        });
+                        lanes.finish(counters, l);
                     }
-                });
+                    // No lane service, or a burst the pass skipped: every frame inline.
+                    None => rx.drain_each(|_, mut b| {
+                        let a = process_received(&mut cx, in_port, inp, &mut b);
+                        out.emit(a, b);
+                    }),
+                }
                 if !dropped.is_empty() {
                     dropped.clear();
                 }
@@ -217,6 +213,50 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
     /// Takes the RCU reader offline (on exit, or on a panic's way out).
     pub fn offline(&mut self) {
         self.reader.offline();
+    }
+}
+
+/// Where the burst loop sends its frames: the TX batches, the punt channel, or the drop
+/// batch.
+struct Out<'a, P: PortQueue, C: Channel<Buf = P::Buf>> {
+    ports: &'a mut Vec<P>,
+    tx: &'a mut [Batch<P::Buf>],
+    counters: &'a LcoreCounters,
+    punt: &'a mut C,
+    punt_out: &'a mut Batch<P::Buf>,
+    dropped: &'a mut Batch<P::Buf>,
+    /// The burst's arrival port.
+    in_port: u16,
+}
+
+impl<P: PortQueue, C: Channel<Buf = P::Buf>> Out<'_, P, C> {
+    /// Sends `b` on `port` (buffered).
+    #[inline(always)]
+    fn tx(&mut self, port: u16, b: P::Buf) {
+        push_tx(self.ports, self.tx, self.counters, port, b);
+    }
+
+    /// Carries out `a` for `b`.
+    #[inline(always)]
+    fn emit(&mut self, a: Action, mut b: P::Buf) {
+        match a {
+            Action::Tx(p) => self.tx(p, b),
+            Action::Punt => {
+                // A held frame (next hop unresolved) already names its egress port;
+                // everything else goes up with its arrival port.
+                if !is_held(&b) {
+                    b.set_port(self.in_port);
+                }
+                self.punt_out.push(b);
+                if self.punt_out.is_full() {
+                    send_punts(self.punt, self.punt_out, self.counters);
+                }
+            }
+            Action::Drop(_) => {
+                // At most one burst is received at a time, so this never fills.
+                self.dropped.push(b);
+            }
+        }
     }
 }
 
