@@ -31,7 +31,7 @@ use crate::pipeline::{
     fast_gre, fast_return, fast_route, le_word, process_received, ttl_decremented, Action, Ctx,
     HeaderWords, InPort, MAC_BITS,
 };
-use crate::tables::{AddrFilter, AddrSet, FastService, LaneService, Lpm, Tables};
+use crate::tables::{AddrFilter, AddrSet, FastService, LaneService, Tables};
 
 /// [`Lanes::verdict`]: the frame takes the usual path.
 const USUAL: u8 = 0;
@@ -90,7 +90,7 @@ pub(crate) struct LaneCtx<'a> {
     /// The arrival port redirects what arrives on it and the routes are the DIR-8 table: a
     /// frame the pass found redirectable is redirected whatever its route
     /// (`pipeline::redirect_applies`), which the pass found to exist and to have an egress
-    /// port ([`Lpm::first`]).
+    /// port ([`LaneService::first`]).
     direct: bool,
 }
 
@@ -120,10 +120,9 @@ struct Key<'t> {
     mac_hi: u32,
     /// The lane service, with its hash masks and member test.
     lane: &'t LaneService,
-    /// [`Tables::dst_special`].
-    special: &'t AddrFilter,
-    /// The routes (`Lpm::first`).
-    lpm: &'t Lpm,
+    /// Whether there are more member caches than [`LaneService::members`] holds (then the
+    /// pass tests [`LaneService::member_filter`] as well).
+    many: bool,
     /// [`LaneService::locals`], and whether there are any.
     locals: [u32; AddrSet::FEW],
     returns: bool,
@@ -190,8 +189,7 @@ impl Lanes {
             mac_lo: inp.mac as u32,
             mac_hi: (inp.mac >> 32) as u32,
             lane,
-            special: &t.dst_special,
-            lpm: &t.lpm,
+            many: lane.member_filter != AddrFilter::default(),
             locals: lane.locals.unwrap_or_default(),
             returns: lane.locals.is_some(),
             n: bufs.len(),
@@ -330,6 +328,17 @@ fn compute(l: &mut Lanes, key: &Key<'_>) {
 /// CPU at hand selects.
 #[inline(always)]
 fn compute_baseline(l: &mut Lanes, key: &Key<'_>) {
+    if key.many {
+        compute_body::<true>(l, key);
+    } else {
+        compute_body::<false>(l, key);
+    }
+}
+
+/// [`compute_baseline`]'s loop, with the member filter's lookup only when there are `MANY`
+/// members (table lookups are gathers in vector code, the pass's dearest instructions).
+#[inline(always)]
+fn compute_body<const MANY: bool>(l: &mut Lanes, key: &Key<'_>) {
     let syn = u32::from(l4::TCP_SYN);
     // The destination port as its octets read in the high half of the ports word.
     let dport = u32::from(key.lane.port.swap_bytes());
@@ -352,26 +361,17 @@ fn compute_baseline(l: &mut Lanes, key: &Key<'_>) {
         let ok_ttl = h.ttl() > 1;
         // A source outside 224.0.0.0/4.
         let ok_src = e3 & 0xf0 != 0xe0;
-        // Destinations whose first octet some group, broadcast or own address has (the
-        // usual path checks them), as a filter; sources that are member caches (the usual
-        // path routes their packets), exactly when there are few, else by a filter.
-        let o = e4 & 0xff;
-        let special = key.special.has_octet(o);
+        // Sources that are member caches (the usual path routes their packets), exactly when
+        // there are few, else by a filter.
         let member = key.lane.members.iter().fold(false, |a, &m| a | (m == e3))
-            | key.lane.member_filter.has_octet(e3 >> 24);
-        // The DIR-8 table's first candidate holds the destination: its route is the one.
-        let (net, mask) = key.lpm.first(o as u8);
+            | (MANY && key.lane.member_filter.has_octet(e3 >> 24));
+        // The DIR-8 table's first candidate holds the destination, so its route is the one,
+        // and the destination's first octet is none that some group, broadcast or own
+        // address has (the usual path checks those).
+        let (net, mask) = key.lane.first[(e4 & 0xff) as usize];
         let routed = e4.swap_bytes() & mask == net;
-        let shape = ok_mac
-            & ok_eth
-            & ok_sum
-            & ok_len
-            & ok_frag
-            & ok_ttl
-            & (tcp | udp)
-            & ok_src
-            & !special
-            & routed;
+        let shape =
+            ok_mac & ok_eth & ok_sum & ok_len & ok_frag & ok_ttl & (tcp | udp) & ok_src & routed;
         let ports = l.ports[i];
         let svc = (p == u32::from(key.lane.protocol)) & (ports >> 16 == dport);
         let is_syn = tcp & ((l.tcp[i] >> 8) & syn != 0);

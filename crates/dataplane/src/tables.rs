@@ -444,6 +444,11 @@ pub struct LaneService {
     /// none is also a group, broadcast or directed broadcast address (which the usual path
     /// tests first); `None` otherwise, and every return takes the usual path.
     pub locals: Option<[u32; AddrSet::FEW]>,
+    /// Per first octet of the destination, the network and mask within which a destination
+    /// is routed by [`Lpm::first_hit`] and is no special destination: [`Lpm::first`], or a
+    /// network outside its mask for the octets [`Tables::dst_special`] holds. The pass's one
+    /// table lookup for both tests.
+    pub first: [(u32, u32); 256],
 }
 
 impl LaneService {
@@ -485,6 +490,13 @@ impl LaneService {
                         .all(|&a| a >> 28 != 0xe && a != u32::MAX && !t.is_directed_broadcast(a))
                 })
                 .map(|l| l.map(u32::swap_bytes)),
+            first: std::array::from_fn(|o| {
+                if t.dst_special.has_octet(o as u32) {
+                    (Octet::EMPTY.net, Octet::EMPTY.mask)
+                } else {
+                    t.lpm.first(o as u8)
+                }
+            }),
         })
     }
 }
