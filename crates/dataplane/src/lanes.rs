@@ -165,8 +165,7 @@ impl Lanes {
         if u64::from_le_bytes(*first) & MAC_BITS != inp.mac {
             return None;
         }
-        for (i, b) in bufs.iter().enumerate() {
-            let i = i % BURST;
+        for (b, i) in bufs.iter().zip(0..BURST) {
             let d = b.as_ref();
             match d.first_chunk::<READ>() {
                 Some(h) => {
