@@ -275,6 +275,15 @@ pub fn pool_size(dp: &config::Dataplane, rx_desc: u16, tx_desc: u16) -> u32 {
     (need + 1).next_power_of_two() - 1
 }
 
+/// The control loop's first sleep when nothing arrived (punts, hook work); each further idle
+/// iteration doubles it, up to [`CONTROL_IDLE_MAX`], which bounds the delay a punted frame
+/// (ARP, WCCP, ICMP to us) waits when the control lcore was idle. An idle control lcore
+/// wakes 500 times a second instead of 5,000 (a fixed 200 µs); the workers' throughput moved
+/// by less than the host's noise (docs/BENCHMARKS.md, session 6).
+const CONTROL_IDLE_MIN: Duration = Duration::from_micros(200);
+/// See [`CONTROL_IDLE_MIN`].
+const CONTROL_IDLE_MAX: Duration = Duration::from_millis(2);
+
 const PUNT_RING: u32 = 1024;
 const INJECT_RING: u32 = 1024;
 const POOL_CACHE: u32 = 256;
@@ -596,6 +605,7 @@ pub fn run_with(
     let mut alloc = PoolAlloc(&pool);
     let mut batch = Batch::<Mbuf>::default();
     let mut next_tick = control::Instant(0);
+    let mut idle = CONTROL_IDLE_MIN;
     let worker_counters = &all_counters[1..];
     let window_start = started + opts.warmup;
     let window_end = opts.duration.map(|d| window_start + d);
@@ -662,9 +672,14 @@ pub fn run_with(
             // Frames the hook made the control plane build (none so far) go out too.
             inject(&mut cp, &mut injects, &control_counters);
         }
-        if !busy {
-            // The control lcore never spins flat out.
-            std::thread::sleep(Duration::from_micros(200));
+        if busy {
+            idle = CONTROL_IDLE_MIN;
+        } else {
+            // The control lcore never spins flat out, and the longer nothing arrives, the
+            // longer it sleeps (each wake-up may cost the workers too: on a VM, or beside a
+            // hyperthread sibling).
+            std::thread::sleep(idle);
+            idle = (idle * 2).min(CONTROL_IDLE_MAX);
         }
     }
     let total = Counts::take(worker_counters, &ports);
