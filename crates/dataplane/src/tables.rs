@@ -585,8 +585,6 @@ pub struct Lpm {
     /// With more than [`Lpm::LINEAR_MAX`] prefixes: per prefix length present, longest first,
     /// its mask and its networks (index into `hits`).
     by_len: Vec<(u32, FxHashMap<u32, u32>)>,
-    /// Per first octet, [`Lpm::first`]: compact, for the burst pre-pass's loads.
-    first: Box<[(u32, u32); 256]>,
 }
 
 /// One first octet's candidates in [`Lpm`]: the longest inline (for most octets the only
@@ -649,7 +647,6 @@ impl Default for Lpm {
             prefixes: Vec::new(),
             hits: Vec::new(),
             by_len: Vec::new(),
-            first: Box::new([(Octet::EMPTY.net, Octet::EMPTY.mask); 256]),
         }
     }
 }
@@ -666,14 +663,19 @@ impl Lpm {
     }
 
     /// A network and mask for destinations whose first octet is `o`, for the burst pre-pass
-    /// (`lanes`): a destination outside it needs [`Lpm::lookup`]. With [`Lpm::is_dir8`] it is
+    /// (its table, [`LaneService::first`]): a destination outside it needs [`Lpm::lookup`]. With [`Lpm::is_dir8`] it is
     /// the longest candidate prefix when its route has an egress port (a network outside its
     /// mask otherwise), and a destination within it is routed by [`Lpm::first_hit`]`(o)`,
     /// exactly as `lookup` routes it, to a port that exists; otherwise every destination is
     /// within it and `lookup` decides.
     #[inline(always)]
     pub fn first(&self, o: u8) -> (u32, u32) {
-        self.first[usize::from(o)]
+        let e = &self.octets[usize::from(o)];
+        match (self.is_dir8(), e.hit.egress) {
+            (false, _) => (0, 0),
+            (true, Some(_)) => (e.net, e.mask),
+            (true, None) => (Octet::EMPTY.net, Octet::EMPTY.mask),
+        }
     }
 
     /// The route of [`Lpm::first`]`(o)`.
@@ -752,19 +754,9 @@ impl Lpm {
                     rest: (start, lpm.scan.len() as u16),
                 };
             }
-            for (f, e) in lpm.first.iter_mut().zip(lpm.octets.iter()) {
-                *f = match e.hit.egress {
-                    Some(_) => (e.net, e.mask),
-                    None => (Octet::EMPTY.net, Octet::EMPTY.mask),
-                };
-            }
-        } else {
-            // `lookup` does not read `octets` then; `first` lets every destination through.
-            for entry in lpm.octets.iter_mut() {
-                entry.net = 0;
-            }
-            lpm.first.fill((0, 0));
         }
+        // With more prefixes, `lookup` does not read `octets`, and `first` lets every
+        // destination through.
         lpm
     }
 
