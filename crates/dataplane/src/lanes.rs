@@ -87,6 +87,9 @@ pub struct Lanes {
 pub(crate) struct LaneCtx<'a> {
     fs: &'a FastService,
     ctr: &'a ServiceCounters,
+    /// The pass tested a [`RETURN`]'s source against every member cache and its GRE word
+    /// (`pipeline::fast_return` need not).
+    returns_checked: bool,
     /// The arrival port redirects what arrives on it and the routes are the DIR-8 table: a
     /// frame the pass found redirectable is redirected whatever its route
     /// (`pipeline::redirect_applies`), which the pass found to exist and to have an egress
@@ -165,8 +168,9 @@ impl Lanes {
         if u64::from_le_bytes(*first) & MAC_BITS != inp.mac {
             return None;
         }
-        for (b, i) in bufs.iter().zip(0..BURST) {
-            let d = b.as_ref();
+        // Indexed up to a bound below both lengths: no bounds check per field.
+        for i in 0..bufs.len().min(BURST) {
+            let d = bufs[i].as_ref();
             match d.first_chunk::<READ>() {
                 Some(h) => {
                     self.mac[0][i] = le_word(h, 0);
@@ -197,6 +201,7 @@ impl Lanes {
         Some(LaneCtx {
             fs,
             ctr: counters.service_below_max(fs.slot),
+            returns_checked: lane.members_exact,
             direct: inp.info.redirect_in && t.lpm.is_dir8(),
         })
     }
@@ -228,7 +233,8 @@ impl Lanes {
             return fast_gre::<_, false>(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
         }
         if v == RETURN {
-            return fast_return(cx, b, total, self.ip[3][i].swap_bytes());
+            let src = self.ip[3][i].swap_bytes();
+            return fast_return(cx, b, total, src, lane.returns_checked);
         }
         let t = cx.tables;
         let e4 = self.ip[4][i];
@@ -362,8 +368,8 @@ fn compute_body<const MANY: bool>(l: &mut Lanes, key: &Key<'_>) {
         let ok_src = e3 & 0xf0 != 0xe0;
         // Sources that are member caches (the usual path routes their packets), exactly when
         // there are few, else by a filter.
-        let member = key.lane.members.iter().fold(false, |a, &m| a | (m == e3))
-            | (MANY && key.lane.member_filter.has_octet(e3 >> 24));
+        let few = key.lane.members.iter().fold(false, |a, &m| a | (m == e3));
+        let member = few | (MANY && key.lane.member_filter.has_octet(e3 >> 24));
         // The DIR-8 table's first candidate holds the destination, so its route is the one,
         // and the destination's first octet is none that some group, broadcast or own
         // address has (the usual path checks those).
@@ -380,7 +386,13 @@ fn compute_body<const MANY: bool>(l: &mut Lanes, key: &Key<'_>) {
         // tests the rest). Our addresses are special destinations, so `v` is USUAL then.
         let local = key.locals.iter().fold(false, |a, &m| a | (m == e4)) & key.returns;
         let gre = p == u32::from(PROTOCOL_GRE);
+        // From a member cache (exact when `LaneService::members_exact`, else `fast_return`
+        // tests it: `LaneCtx::returns_checked`) and WCCP's GRE without flags (00 00 88 3E,
+        // the ports word's octets).
+        let from_cache = few | MANY;
+        let wccp = ports == u32::from_le_bytes([0, 0, 0x88, 0x3e]);
         let ret = ok_mac & ok_eth & ok_sum & ok_len & ok_frag & ok_src & gre & local;
+        let ret = ret & from_cache & wccp;
         let v = v | (RETURN * u8::from(ret));
         l.verdict[i] = v;
         redirects += u32::from(v == REDIRECT) & u32::from(i < key.n);

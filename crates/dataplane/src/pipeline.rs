@@ -405,7 +405,7 @@ fn fast<B: PacketBuf>(
         }
         if t.is_local(dst) {
             return if proto == PROTOCOL_GRE {
-                fast_return(cx, b, total, src).map(Action::Tx)
+                fast_return(cx, b, total, src, false).map(Action::Tx)
             } else {
                 None
             };
@@ -492,8 +492,8 @@ pub(crate) fn fast_gre<B: PacketBuf, const TOTALS: bool>(
     len: usize,
     ttl_word: u32,
 ) -> Option<u16> {
-    // A bucket with another kind of owner holds DECLINE, beyond the end of `gre`.
-    let g = fs.gre.get(usize::from(fs.owners[usize::from(primary)]))?;
+    // A bucket with another kind of owner holds DECLINE, a declined entry (`max_inner` 0).
+    let g = &fs.gre[usize::from(fs.owners[usize::from(primary)])];
     let room = GRE_FRAME_HDR - ethernet::HEADER_LEN;
     if total > usize::from(g.max_inner) || !b.editable() || b.headroom() < room {
         return None;
@@ -596,25 +596,27 @@ fn fast_next_hop<B: PacketBuf>(
 /// `fast` for a GRE return (`local` -> `gre_return` -> `forward` in `Mode::Returned`): WCCP GRE
 /// (0x883E, no flags) with a redirect header from a member cache, around an option-less
 /// TCP/UDP packet that is routed to a resolved next hop: the egress port. Anything else:
-/// `None`, nothing changed or counted.
-#[inline]
+/// `None`, nothing changed or counted. With `checked`, the caller found the source a member
+/// cache and the GRE header's first word WCCP's without flags (the burst pre-pass).
+#[inline(always)]
 pub(crate) fn fast_return<B: PacketBuf>(
     cx: &mut Ctx<'_>,
     b: &mut B,
     total: usize,
     src: u32,
+    checked: bool,
 ) -> Option<u16> {
     const GRE_AT: usize = ethernet::HEADER_LEN + 20;
     const INNER_AT: usize = GRE_AT + 8;
     let t = cx.tables;
-    if !t.is_member(src) || total < 8 + 24 {
+    if (!checked && !t.is_member(src)) || total < 8 + 24 {
         return None;
     }
     let d = b.as_ref();
     let len = d.len();
     let f = d.first_chunk::<{ INNER_AT + 24 }>()?;
     // GRE without flags, WCCP protocol, a redirect header (the next nibble is not 4).
-    if f[GRE_AT..GRE_AT + 4] != [0, 0, 0x88, 0x3e] || f[GRE_AT + 4] >> 4 == 4 {
+    if (!checked && f[GRE_AT..GRE_AT + 4] != [0, 0, 0x88, 0x3e]) || f[GRE_AT + 4] >> 4 == 4 {
         return None;
     }
     let inner = HeaderWords::read(f[INNER_AT..INNER_AT + 20].try_into().ok()?);
@@ -652,7 +654,8 @@ pub(crate) fn fast_return<B: PacketBuf>(
     if (tail > 0 && !b.trim_back(tail)) || !b.trim_front(INNER_AT - ethernet::HEADER_LEN) {
         return None;
     }
-    ethernet::write_header(b.as_mut(), mac, ep.mac, ETHERTYPE_IPV4);
+    let h = b.as_mut().first_chunk_mut::<{ ethernet::HEADER_LEN }>()?;
+    ethernet::write_header(h, mac, ep.mac, ETHERTYPE_IPV4);
     b.reset_offloads();
     cx.counters.count(Reason::ReturnedGre);
     if let Some(s) = t.service_by_key(key) {

@@ -159,15 +159,17 @@ pub struct FastService {
     pub hash: BucketHash,
     /// Per primary bucket: the index into `gre` of its owner, or [`FastService::DECLINE`].
     pub owners: [u8; 256],
-    /// The GRE targets that own some bucket.
-    pub gre: Vec<GreTarget>,
+    /// The GRE targets that own some bucket, then [`GreTarget::DECLINED`] up to index 255
+    /// (so that `owners` indexes it without a bounds check; [`FastService::DECLINE`] finds a
+    /// declined entry).
+    pub gre: Box<[GreTarget; 256]>,
     /// The service's counter slot, below `MAX_SERVICES` (`LcoreCounters::service_below_max`).
     pub slot: u8,
 }
 
 /// A GRE target in [`FastService`]: [`Encap::Gre`] with the target's index (for its
 /// counters) and its largest inner packet precomputed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct GreTarget {
     /// The frame prefix ([`Encap::Gre`]).
     pub header: [u8; GRE_FRAME_HDR],
@@ -181,9 +183,22 @@ pub struct GreTarget {
     pub target: u8,
 }
 
+impl GreTarget {
+    /// No target: its largest inner packet is 0 octets, so the fast path declines every
+    /// packet.
+    pub const DECLINED: GreTarget = GreTarget {
+        header: [0; GRE_FRAME_HDR],
+        port: 0,
+        max_inner: 0,
+        csum_base: 0,
+        target: 0,
+    };
+}
+
 impl FastService {
-    /// In [`FastService::owners`]: the general path decides. Never a valid index into
-    /// `gre`, which holds at most `MAX_TARGETS` (128) entries.
+    /// In [`FastService::owners`]: the general path decides. Always a
+    /// [`GreTarget::DECLINED`] entry of `gre`, which holds at most `MAX_TARGETS` (128)
+    /// targets.
     pub const DECLINE: u8 = 0xFF;
 
     /// For `s`'s table when every packet of a bucket owned by a resolved GRE target can take
@@ -194,7 +209,8 @@ impl FastService {
         }
         // Only a hash table has one.
         let fast_hash = s.fast_hash.as_deref()?;
-        let mut gre: Vec<GreTarget> = Vec::new();
+        let mut gre = Box::new([GreTarget::DECLINED; 256]);
+        let mut used = 0;
         // Per target index: its place in `gre`, made on first use.
         let mut index: Vec<Option<u8>> = vec![None; s.targets.len()];
         let mut owners = [Self::DECLINE; 256];
@@ -212,16 +228,15 @@ impl FastService {
             *o = match index[ti] {
                 Some(i) => i,
                 None => {
-                    let i = u8::try_from(gre.len())
-                        .ok()
-                        .filter(|&i| i < Self::DECLINE)?;
-                    gre.push(GreTarget {
+                    let i = u8::try_from(used).ok().filter(|&i| i < Self::DECLINE)?;
+                    used += 1;
+                    gre[usize::from(i)] = GreTarget {
                         header: *header,
                         port: *port,
                         max_inner: mtu.saturating_sub(WCCP_ENCAP_LEN as u16),
                         csum_base: *csum_base,
                         target: u8::try_from(ti).ok()?,
-                    });
+                    };
                     index[ti] = Some(i);
                     i
                 }
@@ -437,6 +452,9 @@ pub struct LaneService {
     /// holds them all (padded with copies) and the filter is empty, so the test is exact;
     /// with more, the filter is the members' last-octet filter.
     pub members: [u32; AddrSet::FEW],
+    /// `members` holds every member cache and nothing else: there are one to
+    /// [`AddrSet::FEW`] (an empty set's padding is zeros, not a member).
+    pub members_exact: bool,
     /// See [`LaneService::members`].
     pub member_filter: AddrFilter,
     /// Our addresses (as read from the frame), for the pre-pass to find the caches' GRE
@@ -477,6 +495,7 @@ impl LaneService {
             members: t.sets[2]
                 .few()
                 .map_or([u32::MAX; AddrSet::FEW], |m| m.map(u32::swap_bytes)),
+            members_exact: t.sets[2].few().is_some_and(|m| t.sets[2].contains(m[0])),
             member_filter: match t.sets[2].few() {
                 Some(_) => AddrFilter::default(),
                 None => t.sets[2].filter(),

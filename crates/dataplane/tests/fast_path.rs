@@ -16,7 +16,7 @@ use wccp_dataplane::lanes::process_burst;
 use wccp_dataplane::pipeline::{
     process, process_fast_only, process_general, Action, Ctx, RateLimit,
 };
-use wccp_dataplane::tables::Tables;
+use wccp_dataplane::tables::{AddrSet, LaneService, Tables};
 use wccp_dataplane::{LcoreCounters, PacketBuf, VecBuf};
 
 fn tables() -> &'static [Tables] {
@@ -121,6 +121,17 @@ fn seeds() -> &'static [(u16, Vec<u8>)] {
             ),
             cache(CACHE_A_MAC, gre_return(CACHE_A, 0x0800, None, &inner)),
             cache(CACHE_A_MAC, gre_return(CACHE_A, 0x883e, None, &inner)),
+            // WCCP GRE from a host that is no member cache, and from a cache with GRE's key
+            // flag set: the pass must not find them returns.
+            cache(
+                CACHE_NET_HOST_MAC,
+                gre_return(CACHE_NET_HOST, 0x883e, Some([0, 0, 0, 7]), &inner),
+            ),
+            cache(CACHE_A_MAC, {
+                let mut f = gre_return(CACHE_A, 0x883e, Some([0, 0, 0, 7]), &inner);
+                f[20] = 0x20;
+                f
+            }),
             cache(
                 CACHE_A_MAC,
                 Tcp::new(DST_A, CLIENT_IP, 80, 40000).syn_ack(1460).ip(),
@@ -352,6 +363,13 @@ fn the_pre_pass_runs_for_one_single_port_service() {
     // Eleven members: more than the pass compares exactly, so it tests their last octets.
     let many = t[6].lane.as_ref().expect("web-cache alone");
     assert_ne!(many.member_filter, Default::default());
+    // The pass vouches for a return's source only when its member list is exact: not with
+    // eleven, nor with none (whose padding, 0.0.0.0, is no member).
+    assert!(lane.members_exact && !many.members_exact);
+    let mut none = web_only().tables();
+    none.sets[2] = AddrSet::of(&[]);
+    let lane_none = LaneService::of(&none).expect("web-cache alone");
+    assert!(!lane_none.members_exact);
     // Our three addresses, exactly (as read from a frame), padded with copies: the pass
     // finds returns to them.
     let mut locals = lane.locals.expect("three addresses").to_vec();
@@ -384,7 +402,8 @@ fn the_pre_pass_runs_for_one_single_port_service() {
 /// without a redirect-in port (the second tables redirect on the egress port instead), and
 /// the caches' GRE returns of TCP and UDP. A SYN, an echo request to our own address, a UDP
 /// frame shorter than the 50 octets the pre-pass reads (unpadded), a member cache's own
-/// traffic, GRE that is not WCCP's or lacks the redirect header are left to the pipeline; so
+/// traffic, GRE that is not WCCP's, lacks the redirect header, has flags or comes from a host
+/// that is no member cache are left to the pipeline; so
 /// is the whole burst when its first frame is for another station. Under every lane tables
 /// variant, the hashed route lookup included.
 #[test]
@@ -421,10 +440,10 @@ fn the_pre_pass_decides_the_common_cases_of_a_burst() {
             "{:?}",
             t.ports[1]
         );
-        let cache: Vec<Vec<u8>> = (19..24).map(|i| s[i].1.clone()).collect();
+        let cache: Vec<Vec<u8>> = (19..26).map(|i| s[i].1.clone()).collect();
         assert_eq!(
             burst_agrees(t, CACHE, &cache).unwrap(),
-            [true, true, true, false, false]
+            [true, true, true, false, false, false, false]
         );
         // A burst whose first frame is for another station skips the pass altogether.
         let mut foreign = s[0].1.clone();
