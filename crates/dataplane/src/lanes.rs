@@ -168,23 +168,17 @@ impl Lanes {
         if u64::from_le_bytes(*first) & MAC_BITS != inp.mac {
             return None;
         }
-        // Indexed up to a bound below both lengths: no bounds check per field.
-        for i in 0..bufs.len().min(BURST) {
-            let d = bufs[i].as_ref();
-            match d.first_chunk::<READ>() {
-                Some(h) => {
-                    self.mac[0][i] = le_word(h, 0);
-                    self.mac[1][i] = le_word(h, 4);
-                    self.eth[i] = le_word(h, 12);
-                    for (k, w) in self.ip.iter_mut().enumerate() {
-                        w[i] = le_word(h, 14 + 4 * k);
-                    }
-                    self.ports[i] = le_word(h, 34);
-                    self.tcp[i] = le_word(h, 46);
-                    self.len[i] = d.len() as u32;
-                }
-                None => self.len[i] = 0,
-            }
+        // Indexed up to a bound below both lengths (no bounds check per field), two frames
+        // per iteration (half the loop's own instructions).
+        let n = bufs.len().min(BURST);
+        let mut i = 0;
+        while i + 1 < n {
+            self.read_one(bufs[i].as_ref(), i);
+            self.read_one(bufs[i + 1].as_ref(), i + 1);
+            i += 2;
+        }
+        if i < n {
+            self.read_one(bufs[i].as_ref(), i);
         }
         // The port's MAC as the two words read above (all ones, which no 16 bits equal, when
         // frames to it take the usual path).
@@ -204,6 +198,26 @@ impl Lanes {
             returns_checked: lane.members_exact,
             direct: inp.info.redirect_in && t.lpm.is_dir8(),
         })
+    }
+
+    /// Copies frame `d`'s header words into slot `i` (below [`BURST`]), or marks it short.
+    #[inline(always)]
+    fn read_one(&mut self, d: &[u8], i: usize) {
+        let i = i % BURST;
+        match d.first_chunk::<READ>() {
+            Some(h) => {
+                self.mac[0][i] = le_word(h, 0);
+                self.mac[1][i] = le_word(h, 4);
+                self.eth[i] = le_word(h, 12);
+                for (k, w) in self.ip.iter_mut().enumerate() {
+                    w[i] = le_word(h, 14 + 4 * k);
+                }
+                self.ports[i] = le_word(h, 34);
+                self.tcp[i] = le_word(h, 46);
+                self.len[i] = d.len() as u32;
+            }
+            None => self.len[i] = 0,
+        }
     }
 
     /// Frame `i` of the burst read last, `b`, received on `inp`, with what [`Lanes::read`]
