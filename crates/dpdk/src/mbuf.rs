@@ -369,8 +369,15 @@ impl Mbuf {
             return false;
         }
         set_field!(self.data_off = have - n);
-        set_field!(self.data_len = field!(self.data_len).wrapping_add(n));
-        set_field!(self.pkt_len = field!(self.pkt_len).wrapping_add(u32::from(n)));
+        let len = field!(self.data_len).wrapping_add(n);
+        set_field!(self.data_len = len);
+        // One segment: the packet is the segment (and where the caller has just tested
+        // `is_contiguous`, the compiler drops this test and the read of `pkt_len`).
+        if self.is_contiguous() {
+            set_field!(self.pkt_len = u32::from(len));
+        } else {
+            set_field!(self.pkt_len = field!(self.pkt_len).wrapping_add(u32::from(n)));
+        }
         true
     }
 
