@@ -1,4 +1,4 @@
-//! The worker lcore's poll loop (l3fwd's shape): per port, RX a burst (up to four while they
+//! The worker lcore's poll loop (l3fwd's shape): per port, RX a burst (up to eight while they
 //! come full), run every packet through the pipeline
 //! ([`process`](crate::pipeline::process)), buffer TX per port (flushed when full or after a
 //! drain interval), hand punts to the control lcore in bursts, send the control lcore's
@@ -15,7 +15,7 @@ use crate::pipeline::{process_received, Action, Ctx, InPort, RateLimit};
 use crate::tables::Tables;
 
 /// RX bursts taken from one port in one poll at most, while they come full.
-const BURSTS_PER_POLL: usize = 4;
+const BURSTS_PER_POLL: usize = 8;
 
 /// One worker: owns one RX/TX queue pair on every port, its end of the punt and inject
 /// channels, an RCU reader and its counters.

@@ -150,13 +150,13 @@ fn full_tx_buffer_is_sent_at_once() {
     assert_eq!(r.tx(SERVER).len(), wccp_dataplane::BURST);
 }
 
-/// A port whose bursts come full is polled again, up to four bursts in one poll; then the
+/// A port whose bursts come full is polled again, up to eight bursts in one poll; then the
 /// other ports get their turn, and the rest waits for the next poll.
 #[test]
-fn a_busy_port_gives_up_to_four_bursts_per_poll() {
+fn a_busy_port_gives_up_to_eight_bursts_per_poll() {
     let burst = wccp_dataplane::BURST;
     let mut r = rig();
-    for _ in 0..5 * burst {
+    for _ in 0..9 * burst {
         r.rx(CLIENT, &to_port(CLIENT, CLIENT_MAC, &routed_input().ip()));
     }
     let reply = Tcp::new(SERVER_IP, CLIENT_IP, 22, 40000);
@@ -164,21 +164,21 @@ fn a_busy_port_gives_up_to_four_bursts_per_poll() {
     let s = r.worker.poll(0);
     assert_eq!(
         s.rx,
-        4 * burst + 1,
-        "four full bursts, then the server port's frame"
+        8 * burst + 1,
+        "eight full bursts, then the server port's frame"
     );
     assert_eq!(
         r.tx(SERVER).len(),
-        4 * burst,
+        8 * burst,
         "each full TX burst sent at once"
     );
     assert_eq!(
         r.worker.poll(1).rx,
         burst,
-        "the fifth burst, in the next poll"
+        "the ninth burst, in the next poll"
     );
-    assert_eq!(r.count(Reason::Rx), 5 * burst as u64 + 1);
-    assert_eq!(r.count(Reason::Routed), 5 * burst as u64 + 1);
+    assert_eq!(r.count(Reason::Rx), 9 * burst as u64 + 1);
+    assert_eq!(r.count(Reason::Routed), 9 * burst as u64 + 1);
 }
 
 #[test]
