@@ -1,8 +1,8 @@
 //! The fast path's burst pre-pass: the header checks and bucket hashes of a whole RX burst at
 //! once, as array arithmetic the compiler turns into SIMD, before the per-packet loop.
 //!
-//! Per frame, `Lanes::read` copies the 50 octets the decision needs into per-field arrays
-//! (a word per field, in wire order). One loop over the burst then computes, for every frame
+//! Per frame, `Lanes::read` copies the 50 octets the decision needs into arrays of field
+//! pairs (a word per field, in wire order; a pair per 8-octet store). One loop over the burst then computes, for every frame
 //! without a branch, whether it has the shape the fast path takes (to this port's MAC, IPv4
 //! without options or fragmentation, a good header checksum, TTL above 1, TCP or UDP with the
 //! whole header, from a unicast source), whether the tables' one lane service
@@ -48,24 +48,25 @@ const RETURN: u8 = 3;
 /// flags and window. Shorter frames take the usual path.
 const READ: usize = 50;
 
-/// The pre-pass's per-burst state: the fields of each frame of the burst, one array per field
-/// (each word `u32::from_le_bytes` of four octets of the frame), and the results. Lives in
-/// the worker, so that nothing is cleared per burst; entries beyond the burst are stale and
-/// never used.
+/// The pre-pass's per-burst state: the fields of each frame of the burst, one array per pair
+/// of fields (each field `u32::from_le_bytes` of four octets of the frame), and the results.
+/// Lives in the worker, so that nothing is cleared per burst; entries beyond the burst are
+/// stale and never used.
+///
+/// Fields are stored in pairs, one 8-octet store per pair: the read loop is bound by its
+/// stores (one per cycle to different cache lines on the reference host), and five stores per
+/// frame cost half of what ten fields and the length did (docs/BENCHMARKS.md, session 8). The
+/// pass loads each pair array as two vectors and separates the halves.
 #[derive(Clone, Debug)]
 pub struct Lanes {
-    /// Octets 0-3 and 4-7: the destination MAC and the source MAC's first two octets.
-    mac: [[u32; BURST]; 2],
-    /// Octets 12-15: ethertype, version/IHL, TOS.
-    eth: [u32; BURST],
-    /// Octets 14-33: the IPv4 header's five words.
-    ip: [[u32; BURST]; 5],
-    /// Octets 34-37: source and destination port.
-    ports: [u32; BURST],
-    /// Octets 46-49: TCP data offset, flags and window.
-    tcp: [u32; BURST],
-    /// The frame's length; 0 for a frame shorter than [`READ`].
-    len: [u32; BURST],
+    /// Octets 0-3, and octets 4-5 with the frame's length in the high half: the destination
+    /// MAC and the length (0 for a frame shorter than [`READ`] or longer than 65,535 octets).
+    mac_len: [[u32; 2]; BURST],
+    /// Octets 46-49 (TCP data offset, flags and window) and 12-15 (ethertype, version/IHL,
+    /// TOS).
+    tcp_eth: [[u32; 2]; BURST],
+    /// Octets 14-37: the IPv4 header's five words and the ports word, in pairs.
+    ip: [[[u32; 2]; BURST]; 3],
     /// [`USUAL`], [`ROUTE`], [`REDIRECT`] or [`RETURN`].
     verdict: [u8; BURST],
     /// The lane service's primary bucket.
@@ -100,12 +101,9 @@ pub(crate) struct LaneCtx<'a> {
 impl Default for Lanes {
     fn default() -> Self {
         Lanes {
-            mac: [[0; BURST]; 2],
-            eth: [0; BURST],
-            ip: [[0; BURST]; 5],
-            ports: [0; BURST],
-            tcp: [0; BURST],
-            len: [0; BURST],
+            mac_len: [[0; 2]; BURST],
+            tcp_eth: [[0; 2]; BURST],
+            ip: [[[0; 2]; BURST]; 3],
             verdict: [USUAL; BURST],
             primary: [0; BURST],
             alt: [0; BURST],
@@ -205,18 +203,17 @@ impl Lanes {
     fn read_one(&mut self, d: &[u8], i: usize) {
         let i = i % BURST;
         match d.first_chunk::<READ>() {
-            Some(h) => {
-                self.mac[0][i] = le_word(h, 0);
-                self.mac[1][i] = le_word(h, 4);
-                self.eth[i] = le_word(h, 12);
+            // (An mbuf's segment is never longer: only a test's buffer may be.)
+            Some(h) if d.len() <= 0xffff => {
+                let len = d.len() as u32;
+                // Each pair to one 8-octet slot ([`Lanes`]).
+                self.mac_len[i] = [le_word(h, 0), (le_word(h, 4) & 0xffff) | len << 16];
+                self.tcp_eth[i] = [le_word(h, 46), le_word(h, 12)];
                 for (k, w) in self.ip.iter_mut().enumerate() {
-                    w[i] = le_word(h, 14 + 4 * k);
+                    w[i] = [le_word(h, 14 + 8 * k), le_word(h, 18 + 8 * k)];
                 }
-                self.ports[i] = le_word(h, 34);
-                self.tcp[i] = le_word(h, 46);
-                self.len[i] = d.len() as u32;
             }
-            None => self.len[i] = 0,
+            _ => self.mac_len[i] = [0, 0],
         }
     }
 
@@ -240,18 +237,18 @@ impl Lanes {
             return None;
         }
         let total = self.total[i] as usize;
-        let len = self.len[i] as usize;
+        let len = (self.mac_len[i][1] >> 16) as usize;
         let ttl = self.ttl[i];
+        // IPv4 words 2 and 3 (protocol, source) and 4 (destination).
+        let ([e2, e3], [e4, _]) = (self.ip[1][i], self.ip[2][i]);
         if v == REDIRECT && lane.direct {
             let (p, a) = (self.primary[i], self.alt[i]);
             return fast_gre::<_, false>(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
         }
         if v == RETURN {
-            let src = self.ip[3][i].swap_bytes();
-            return fast_return(cx, b, total, src, lane.returns_checked);
+            return fast_return(cx, b, total, e3.swap_bytes(), lane.returns_checked);
         }
         let t = cx.tables;
-        let e4 = self.ip[4][i];
         let dst = e4.swap_bytes();
         let route = if t.lpm.is_dir8() {
             // The pre-pass found the destination in its first octet's longest prefix.
@@ -266,8 +263,8 @@ impl Lanes {
             let (p, a) = (self.primary[i], self.alt[i]);
             return fast_gre::<_, true>(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
         }
-        let tcp = (self.ip[2][i] >> 8) & 0xff == u32::from(PROTOCOL_TCP);
-        let flags = if tcp { (self.tcp[i] >> 8) as u8 } else { 0 };
+        let tcp = (e2 >> 8) & 0xff == u32::from(PROTOCOL_TCP);
+        let flags = if tcp { (self.tcp_eth[i][0] >> 8) as u8 } else { 0 };
         fast_route(cx, b, route, ep, dst, total, len, flags, ttl)
     }
 
@@ -363,11 +360,13 @@ fn compute_body<const MANY: bool>(l: &mut Lanes, key: &Key<'_>) {
     let dport = u32::from(key.lane.port.swap_bytes());
     let mut redirects = 0;
     for i in 0..BURST {
-        let [e0, e1, e2, e3, e4] = [l.ip[0][i], l.ip[1][i], l.ip[2][i], l.ip[3][i], l.ip[4][i]];
+        let ([e0, e1], [e2, e3], [e4, ports]) = (l.ip[0][i], l.ip[1][i], l.ip[2][i]);
+        let ([m0, m1], [tcpw, eth]) = (l.mac_len[i], l.tcp_eth[i]);
+        let len = m1 >> 16;
         let h = HeaderWords([e0, e1, e2, e3, e4]);
-        let ok_mac = (l.mac[0][i] == key.mac_lo) & ((l.mac[1][i] & 0xffff) == key.mac_hi);
+        let ok_mac = (m0 == key.mac_lo) & ((m1 & 0xffff) == key.mac_hi);
         // Ethertype IPv4 (08 00), version 4 with a 20-octet header (45).
-        let ok_eth = l.eth[i] & 0x00ff_ffff == 0x0045_0008;
+        let ok_eth = eth & 0x00ff_ffff == 0x0045_0008;
         let ok_sum = h.checksum_ok();
         let total = h.total() as u32;
         let p = u32::from(h.protocol());
@@ -375,7 +374,7 @@ fn compute_body<const MANY: bool>(l: &mut Lanes, key: &Key<'_>) {
         let udp = p == u32::from(PROTOCOL_UDP);
         // A whole TCP or UDP header, and the packet within the frame.
         let least = 24 + 16 * u32::from(tcp);
-        let ok_len = (total >= least) & (total + ethernet::HEADER_LEN as u32 <= l.len[i]);
+        let ok_len = (total >= least) & (total + ethernet::HEADER_LEN as u32 <= len);
         let ok_frag = !h.fragment();
         let ok_ttl = h.ttl() > 1;
         // A source outside 224.0.0.0/4.
@@ -391,9 +390,8 @@ fn compute_body<const MANY: bool>(l: &mut Lanes, key: &Key<'_>) {
         let routed = e4.swap_bytes() & mask == net;
         let shape =
             ok_mac & ok_eth & ok_sum & ok_len & ok_frag & ok_ttl & (tcp | udp) & ok_src & routed;
-        let ports = l.ports[i];
         let svc = (p == u32::from(key.lane.protocol)) & (ports >> 16 == dport);
-        let is_syn = tcp & ((l.tcp[i] >> 8) & syn != 0);
+        let is_syn = tcp & ((tcpw >> 8) & syn != 0);
         let v = u8::from(shape) * (ROUTE + u8::from(svc));
         let v = v & (u8::from(svc & (is_syn | member)).wrapping_sub(1));
         // A cache's GRE return: the checks the fast path makes before `fast_return` (which
