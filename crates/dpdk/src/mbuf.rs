@@ -135,6 +135,14 @@ macro_rules! field {
     };
 }
 
+/// Offset of `pkt_len` in `rte_mbuf`, followed by `data_len` and `vlan_tci`: the 8 octets
+/// [`Mbuf::grow_front`] updates with one add.
+const LENS_AT: usize = std::mem::offset_of!(dpdk_sys::rte_mbuf, pkt_len);
+const _: () = {
+    assert!(std::mem::offset_of!(dpdk_sys::rte_mbuf, data_len) == LENS_AT + 4);
+    assert!(std::mem::offset_of!(dpdk_sys::rte_mbuf, vlan_tci) == LENS_AT + 6);
+};
+
 /// Writes one field of the mbuf behind `$self` (which must be borrowed mutably).
 macro_rules! set_field {
     ($self:ident . $f:ident = $v:expr) => {{
@@ -369,14 +377,23 @@ impl Mbuf {
             return false;
         }
         set_field!(self.data_off = have - n);
-        let len = field!(self.data_len).wrapping_add(n);
-        set_field!(self.data_len = len);
-        // One segment: the packet is the segment (and where the caller has just tested
-        // `is_contiguous`, the compiler drops this test and the read of `pkt_len`).
-        if self.is_contiguous() {
-            set_field!(self.pkt_len = u32::from(len));
-        } else {
-            set_field!(self.pkt_len = field!(self.pkt_len).wrapping_add(u32::from(n)));
+        // `pkt_len` and `data_len` grow by `n` together, as one 64-bit add over them and
+        // `vlan_tci` (`LENS_AT`): one store instead of two, for the packet path is bound by
+        // its stores. No sum carries out of its field: `data_len + n` stays within `buf_len`
+        // (`n <= data_off`, and `data_off + data_len <= buf_len` in every mbuf), and
+        // `pkt_len + n` within 2^32 (at most 65,535 segments of at most 65,535 octets, plus
+        // `n`). Built from native-order bytes, so the fields line up on either byte order.
+        let mut inc = [0u8; 8];
+        inc[..4].copy_from_slice(&u32::from(n).to_ne_bytes());
+        inc[4..6].copy_from_slice(&n.to_ne_bytes());
+        let inc = u64::from_ne_bytes(inc);
+        // SAFETY: `ptr` is a valid mbuf (constructor contract) and `&mut self` gives this
+        // handle exclusive access to the header fields other than `refcnt`; `LENS_AT..+8` is
+        // `pkt_len`, `data_len` and `vlan_tci` (asserted at `LENS_AT`), plain integers inside
+        // the header, read and written unaligned through a raw pointer (no reference made).
+        unsafe {
+            let lens = self.ptr.as_ptr().cast::<u8>().add(LENS_AT).cast::<u64>();
+            lens.write_unaligned(lens.read_unaligned().wrapping_add(inc));
         }
         true
     }

@@ -43,6 +43,19 @@ fn rust_view(m: &Mbuf) -> (u16, u16, u32, u16) {
     )
 }
 
+/// `m`'s `vlan_tci`, which no length edit may change (`Mbuf::grow_front` adds to the 8 octets
+/// that hold it with `pkt_len` and `data_len`).
+fn vlan_tci(m: &Mbuf) -> u16 {
+    // SAFETY: reads the `vlan_tci` field of the valid mbuf owned by `m`.
+    unsafe { (*m.as_ptr()).vlan_tci }
+}
+
+/// Sets `m`'s `vlan_tci`.
+fn set_vlan_tci(m: &mut Mbuf, v: u16) {
+    // SAFETY: writes the `vlan_tci` field of the valid mbuf owned exclusively by `m`.
+    unsafe { (*m.as_ptr()).vlan_tci = v }
+}
+
 /// Start address of `m`'s data buffer.
 fn buf_base(m: &Mbuf) -> usize {
     // SAFETY: reads the `buf_addr` field of the valid mbuf owned by `m`.
@@ -141,8 +154,12 @@ fn mbuf_edits_match_dpdk(pool: &Mempool) {
         let mut r = pool.alloc_with(&start).unwrap();
         let mut d = pool.alloc_with(&start).unwrap();
         assert_eq!(rust_view(&r), dpdk_view(&d));
+        let tci = rng.next() as u16 | 0x8001;
+        set_vlan_tci(&mut r, tci);
+        set_vlan_tci(&mut d, tci);
         for _ in 0..40 {
             random_edit(&mut rng, &mut r, &mut d);
+            assert_eq!((vlan_tci(&r), vlan_tci(&d)), (tci, tci));
         }
     }
 
@@ -158,6 +175,7 @@ fn mbuf_edits_match_dpdk(pool: &Mempool) {
                 dpdk_sys::dpdk_shim_pktmbuf_chain(head.as_ptr(), tail.into_raw().as_ptr())
             };
             assert_eq!(rc, 0);
+            set_vlan_tci(head, 0xffff);
         }
         assert_eq!((r.nb_segs(), r.pkt_len(), r.len()), (2, 180, 100));
         assert!(!r.is_contiguous() && !r.is_editable() && r.is_direct());
@@ -178,6 +196,7 @@ fn mbuf_edits_match_dpdk(pool: &Mempool) {
                 // SAFETY: `dp` is the valid head of the chain owned by `d`.
                 let p = unsafe { dpdk_sys::dpdk_shim_pktmbuf_prepend(dp, n) };
                 assert_eq!(r.prepend(n).is_ok(), !p.is_null(), "chain prepend {n}");
+                assert_eq!((vlan_tci(&r), vlan_tci(&d)), (0xffff, 0xffff));
             } else {
                 // SAFETY: as above.
                 let p = unsafe { dpdk_sys::dpdk_shim_pktmbuf_adj(dp, n) };
