@@ -181,10 +181,18 @@ pub struct ServiceCounters {
     /// alternate one when its flag sent the packet there (hash); bucket 0 under mask
     /// assignment.
     pub buckets: [Counter; 256],
-    /// Packets per target index of the current table.
-    pub target_packets: [Counter; MAX_TARGETS],
-    /// Octets (inner IPv4 length) per target index.
-    pub target_bytes: [Counter; MAX_TARGETS],
+    /// Per target index of the current table: its packets and octets, side by side (a
+    /// redirect updates both in one cache line).
+    pub targets: [TargetCounters; MAX_TARGETS],
+}
+
+/// [`ServiceCounters::targets`]: one target's counters.
+#[derive(Debug, Default)]
+pub struct TargetCounters {
+    /// Packets redirected to the target.
+    pub packets: Counter,
+    /// Their octets (inner IPv4 length).
+    pub bytes: Counter,
 }
 
 impl Default for ServiceCounters {
@@ -196,8 +204,7 @@ impl Default for ServiceCounters {
             closed_drop: Counter::default(),
             denied: Counter::default(),
             buckets: std::array::from_fn(|_| Counter::default()),
-            target_packets: std::array::from_fn(|_| Counter::default()),
-            target_bytes: std::array::from_fn(|_| Counter::default()),
+            targets: std::array::from_fn(|_| TargetCounters::default()),
         }
     }
 }

@@ -69,10 +69,9 @@ pub struct Lanes {
     ip: [[[u32; 2]; BURST]; 3],
     /// [`USUAL`], [`ROUTE`], [`REDIRECT`] or [`RETURN`].
     verdict: [u8; BURST],
-    /// The lane service's primary bucket.
-    primary: [u8; BURST],
-    /// Its alternate bucket.
-    alt: [u8; BURST],
+    /// The lane service's buckets as `pipeline::fast_gre` takes them: the alternate in the
+    /// low octet, the primary in the high one.
+    buckets: [u16; BURST],
     /// The IPv4 total length.
     total: [u32; BURST],
     /// The IPv4 header's third word after the TTL decrement (`pipeline::ttl_decremented`).
@@ -105,8 +104,7 @@ impl Default for Lanes {
             tcp_eth: [[0; 2]; BURST],
             ip: [[[0; 2]; BURST]; 3],
             verdict: [USUAL; BURST],
-            primary: [0; BURST],
-            alt: [0; BURST],
+            buckets: [0; BURST],
             total: [0; BURST],
             ttl: [0; BURST],
             redirects: 0,
@@ -242,8 +240,8 @@ impl Lanes {
         // IPv4 words 2 and 3 (protocol, source) and 4 (destination).
         let ([e2, e3], [e4, _]) = (self.ip[1][i], self.ip[2][i]);
         if v == REDIRECT && lane.direct {
-            let (p, a) = (self.primary[i], self.alt[i]);
-            return fast_gre::<_, false>(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
+            let k = self.buckets[i];
+            return fast_gre::<_, false>(cx, b, lane.fs, lane.ctr, k, total, len, ttl);
         }
         if v == RETURN {
             return fast_return(cx, b, total, e3.swap_bytes(), lane.returns_checked);
@@ -260,8 +258,8 @@ impl Lanes {
         let info = inp.info;
         // As `redirect_applies` (the source is no member: the pre-pass's filter said so).
         if v == REDIRECT && (info.redirect_in || (ep.redirect_out && !info.exclude_in)) {
-            let (p, a) = (self.primary[i], self.alt[i]);
-            return fast_gre::<_, true>(cx, b, lane.fs, lane.ctr, p, a, total, len, ttl);
+            let k = self.buckets[i];
+            return fast_gre::<_, true>(cx, b, lane.fs, lane.ctr, k, total, len, ttl);
         }
         let tcp = (e2 >> 8) & 0xff == u32::from(PROTOCOL_TCP);
         let flags = if tcp { (self.tcp_eth[i][0] >> 8) as u8 } else { 0 };
@@ -415,8 +413,7 @@ fn compute_body<const MANY: bool>(l: &mut Lanes, key: &Key<'_>) {
         };
         l.total[i] = total;
         l.ttl[i] = ttl_decremented(e2);
-        l.primary[i] = bucket(key.lane.hash[0]);
-        l.alt[i] = bucket(key.lane.hash[1]);
+        l.buckets[i] = u16::from_le_bytes([bucket(key.lane.hash[1]), bucket(key.lane.hash[0])]);
     }
     l.redirects = redirects;
 }

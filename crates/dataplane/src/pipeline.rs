@@ -452,7 +452,8 @@ fn fast<B: PacketBuf>(
             let (primary, alt) = fs.hash.buckets(src, dst, sport, dport);
             let ctr = cx.counters.service_below_max(fs.slot);
             let ttl = ttl_decremented(ip.word(2));
-            return fast_gre::<_, true>(cx, b, fs, ctr, primary, alt, total, len, ttl)
+            let buckets = u16::from_le_bytes([alt, primary]);
+            return fast_gre::<_, true>(cx, b, fs, ctr, buckets, total, len, ttl)
                 .map(Action::Tx);
         }
     }
@@ -472,13 +473,14 @@ fn fast<B: PacketBuf>(
 }
 
 /// The fast paths' GRE redirect (as `redirect`) of a packet that service `fs` (counted in
-/// `ctr`, its slot's counters) takes, whose buckets are `primary` and `alt`, with IPv4 total
-/// length `total` in a frame of `len` octets and the header's third word after the TTL
-/// decrement `ttl_word` ([`ttl_decremented`]): the egress port, or `None`, with nothing
-/// changed or counted, when the primary bucket's owner is not a GRE target of `fs` or the
-/// packet is too long, the buffer is shared or lacks headroom. Without `TOTALS`, the caller
-/// counts the redirect in `redirected_gre` and the service's `redirected` (the burst
-/// pre-pass does, once per burst).
+/// `ctr`, its slot's counters) takes, whose buckets are `buckets` (the alternate bucket in
+/// the low octet, the primary in the high one: the redirect header's last two octets as a
+/// little-endian word), with IPv4 total length `total` in a frame of `len` octets and the
+/// header's third word after the TTL decrement `ttl_word` ([`ttl_decremented`]): the egress
+/// port, or `None`, with nothing changed or counted, when the primary bucket's owner is not a
+/// GRE target of `fs` or the packet is too long, the buffer is shared or lacks headroom.
+/// Without `TOTALS`, the caller counts the redirect in `redirected_gre` and the service's
+/// `redirected` (the burst pre-pass does, once per burst).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fast_gre<B: PacketBuf, const TOTALS: bool>(
@@ -486,14 +488,14 @@ pub(crate) fn fast_gre<B: PacketBuf, const TOTALS: bool>(
     b: &mut B,
     fs: &FastService,
     ctr: &ServiceCounters,
-    primary: u8,
-    alt: u8,
+    buckets: u16,
     total: usize,
     len: usize,
     ttl_word: u32,
 ) -> Option<u16> {
+    let primary = usize::from(buckets >> 8);
     // A bucket with another kind of owner holds DECLINE, a declined entry (`max_inner` 0).
-    let g = &fs.gre[usize::from(fs.owners[usize::from(primary)])];
+    let g = &fs.gre[usize::from(fs.owners[primary])];
     let room = GRE_FRAME_HDR - ethernet::HEADER_LEN;
     if total > usize::from(g.max_inner) || !b.editable() || b.headroom() < room {
         return None;
@@ -510,23 +512,30 @@ pub(crate) fn fast_gre<B: PacketBuf, const TOTALS: bool>(
         .first_chunk_mut::<{ GRE_FRAME_HDR + 20 }>()?
         .split_at_mut(GRE_FRAME_HDR);
     inner[8..12].copy_from_slice(&ttl_word.to_le_bytes());
-    hd.copy_from_slice(&g.header);
+    // The template's first and last 16 octets as they are, the 16 between as two words with
+    // the outer total length and checksum filled in, then the buckets: five stores, where
+    // copying the template and writing each field took seven (the loop is bound by its
+    // stores: docs/BENCHMARKS.md, session 8).
     let outer_total = (total + wire::gre::WCCP_ENCAP_LEN) as u16;
     let csum = gre_checksum(g.csum_base, outer_total);
-    hd[OUTER_IP + 2..OUTER_IP + 4].copy_from_slice(&outer_total.to_be_bytes());
-    hd[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_ne_bytes());
+    let total_word = u64::from(u16::from_le_bytes(outer_total.to_be_bytes()));
+    let csum_word = u64::from(u16::from_le_bytes(csum.to_ne_bytes()));
+    let last = GRE_FRAME_HDR - 16;
+    hd[..16].copy_from_slice(&g.header[..16]);
+    hd[last..].copy_from_slice(&g.header[last..]);
+    hd[OUTER_IP + 2..OUTER_IP + 10].copy_from_slice(&(g.middle[0] | total_word).to_le_bytes());
+    hd[OUTER_IP + 10..OUTER_IP + 18].copy_from_slice(&(g.middle[1] | csum_word).to_le_bytes());
     // The primary bucket's owner took it: the alternate-bucket flag stays clear.
-    hd[REDIRECT_HDR + 2] = alt;
-    hd[REDIRECT_HDR + 3] = primary;
+    hd[REDIRECT_HDR + 2..REDIRECT_HDR + 4].copy_from_slice(&buckets.to_le_bytes());
     b.reset_offloads();
     if TOTALS {
         ctr.redirected.inc();
         cx.counters.count(Reason::RedirectedGre);
     }
-    ctr.buckets[usize::from(primary)].inc();
-    let ti = usize::from(g.target) % crate::counters::MAX_TARGETS;
-    ctr.target_packets[ti].inc();
-    ctr.target_bytes[ti].add(total as u64);
+    ctr.buckets[primary].inc();
+    let tc = &ctr.targets[usize::from(g.target) % crate::counters::MAX_TARGETS];
+    tc.packets.inc();
+    tc.bytes.add(total as u64);
     Some(g.port)
 }
 
@@ -1269,8 +1278,9 @@ fn redirect<B: PacketBuf>(
     let ctr = cx.counters.service(slot);
     ctr.redirected.inc();
     ctr.buckets[usize::from(if used_alt { alt } else { primary })].inc();
-    ctr.target_packets[usize::from(target) % crate::counters::MAX_TARGETS].inc();
-    ctr.target_bytes[usize::from(target) % crate::counters::MAX_TARGETS].add(ip.total as u64);
+    let tc = &ctr.targets[usize::from(target) % crate::counters::MAX_TARGETS];
+    tc.packets.inc();
+    tc.bytes.add(ip.total as u64);
     cx.counters.count(reason);
     Action::Tx(port)
 }

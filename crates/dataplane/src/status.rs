@@ -205,8 +205,8 @@ pub fn collect<B: PacketBuf>(
                             },
                             resolved: s.targets.get(i).is_some_and(Option::is_some),
                             drained: tg.drained,
-                            packets: sum(&|c| c.service(slot).target_packets[i].get()),
-                            bytes: sum(&|c| c.service(slot).target_bytes[i].get()),
+                            packets: sum(&|c| c.service(slot).targets[i].packets.get()),
+                            bytes: sum(&|c| c.service(slot).targets[i].bytes.get()),
                         })
                         .collect()
                 })

@@ -173,6 +173,10 @@ pub struct FastService {
 pub struct GreTarget {
     /// The frame prefix ([`Encap::Gre`]).
     pub header: [u8; GRE_FRAME_HDR],
+    /// Octets 16-23 and 24-31 of `header` (`u64::from_le_bytes`) with the outer IPv4 total
+    /// length (16-17) and checksum (24-25) zeroed, for the fast path to fill them in with one
+    /// store per word ([`GreTarget::middle`]).
+    pub middle: [u64; 2],
     /// Egress port.
     pub port: u16,
     /// The largest inner IPv4 packet (egress MTU minus the GRE encapsulation).
@@ -188,11 +192,24 @@ impl GreTarget {
     /// packet.
     pub const DECLINED: GreTarget = GreTarget {
         header: [0; GRE_FRAME_HDR],
+        middle: [0; 2],
         port: 0,
         max_inner: 0,
         csum_base: 0,
         target: 0,
     };
+}
+
+impl GreTarget {
+    /// [`GreTarget::middle`] of `header`.
+    pub fn middle(header: &[u8; GRE_FRAME_HDR]) -> [u64; 2] {
+        let word = |at: usize| {
+            let mut w = [0; 8];
+            w.copy_from_slice(&header[at..at + 8]);
+            u64::from_le_bytes(w) & !0xffff
+        };
+        [word(OUTER_IP + 2), word(OUTER_IP + 10)]
+    }
 }
 
 impl FastService {
@@ -232,6 +249,7 @@ impl FastService {
                     used += 1;
                     gre[usize::from(i)] = GreTarget {
                         header: *header,
+                        middle: GreTarget::middle(header),
                         port: *port,
                         max_inner: mtu.saturating_sub(WCCP_ENCAP_LEN as u16),
                         csum_base: *csum_base,

@@ -191,8 +191,8 @@ fn counters_of(c: &LcoreCounters) -> (Vec<u64>, Vec<Vec<u64>>) {
                 s.denied.get(),
             ];
             v.extend(s.buckets.iter().map(|x| x.get()));
-            v.extend(s.target_packets.iter().map(|x| x.get()));
-            v.extend(s.target_bytes.iter().map(|x| x.get()));
+            v.extend(s.targets.iter().map(|x| x.packets.get()));
+            v.extend(s.targets.iter().map(|x| x.bytes.get()));
             v
         })
         .collect();

@@ -64,7 +64,7 @@ fn gre_redirect_golden() {
     assert_eq!(check_gre(out, CACHE_A), (63, None));
     let svc = r.counters.service(SLOT_WEB);
     assert_eq!(svc.redirected.get(), 1);
-    assert_eq!(svc.target_packets[0].get(), 1);
+    assert_eq!(svc.targets[0].packets.get(), 1);
     assert_eq!(
         svc.buckets[usize::from(web_bucket(CLIENT_IP, DST_A))].get(),
         1
@@ -85,7 +85,7 @@ fn gre_redirect_follows_the_bucket_to_the_second_cache() {
     ];
     let want = gre_frame(PORT_IP[2], CACHE_B, CACHE_B_MAC, rh, &input.ttl(63).ip());
     assert_eq!(out, &want[..]);
-    assert_eq!(r.counters.service(SLOT_WEB).target_packets[1].get(), 1);
+    assert_eq!(r.counters.service(SLOT_WEB).targets[1].packets.get(), 1);
 }
 
 #[test]
