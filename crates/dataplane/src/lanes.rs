@@ -44,6 +44,10 @@ const REDIRECT: u8 = 2;
 /// GRE: a cache's return, for `pipeline::fast_return`.
 const RETURN: u8 = 3;
 
+/// In [`Lanes::tcp_eth`]'s first word: the destination is routed by the DIR-8 table's first
+/// candidate and is no special destination ([`LaneService::first`]).
+const ROUTED_BIT: u32 = 16;
+
 /// Octets of a frame the pre-pass reads: Ethernet, IPv4 without options, and TCP up to its
 /// flags and window. Shorter frames take the usual path.
 const READ: usize = 50;
@@ -62,8 +66,8 @@ pub struct Lanes {
     /// Octets 0-3, and octets 4-5 with the frame's length in the high half: the destination
     /// MAC and the length (0 for a frame shorter than [`READ`] or longer than 65,535 octets).
     mac_len: [[u32; 2]; BURST],
-    /// Octets 46-49 (TCP data offset, flags and window) and 12-15 (ethertype, version/IHL,
-    /// TOS).
+    /// Octets 46-47 (TCP data offset and flags) with [`ROUTED_BIT`] above them, and octets
+    /// 12-15 (ethertype, version/IHL, TOS).
     tcp_eth: [[u32; 2]; BURST],
     /// Octets 14-37: the IPv4 header's five words and the ports word, in pairs.
     ip: [[[u32; 2]; BURST]; 3],
@@ -167,14 +171,15 @@ impl Lanes {
         // Indexed up to a bound below both lengths (no bounds check per field), two frames
         // per iteration (half the loop's own instructions).
         let n = bufs.len().min(BURST);
+        let first = &lane.first;
         let mut i = 0;
         while i + 1 < n {
-            self.read_one(bufs[i].as_ref(), i);
-            self.read_one(bufs[i + 1].as_ref(), i + 1);
+            self.read_one(bufs[i].as_ref(), i, first);
+            self.read_one(bufs[i + 1].as_ref(), i + 1, first);
             i += 2;
         }
         if i < n {
-            self.read_one(bufs[i].as_ref(), i);
+            self.read_one(bufs[i].as_ref(), i, first);
         }
         // The port's MAC as the two words read above (all ones, which no 16 bits equal, when
         // frames to it take the usual path).
@@ -196,17 +201,25 @@ impl Lanes {
         })
     }
 
-    /// Copies frame `d`'s header words into slot `i` (below [`BURST`]), or marks it short.
+    /// Copies frame `d`'s header words into slot `i` (below [`BURST`]) with the route test
+    /// of its destination in `first` ([`LaneService::first`]), or marks it short.
     #[inline(always)]
-    fn read_one(&mut self, d: &[u8], i: usize) {
+    fn read_one(&mut self, d: &[u8], i: usize, first: &[(u32, u32); 256]) {
         let i = i % BURST;
         match d.first_chunk::<READ>() {
             // (An mbuf's segment is never longer: only a test's buffer may be.)
             Some(h) if d.len() <= 0xffff => {
                 let len = d.len() as u32;
+                // The destination's route test ([`LaneService::first`]): a table lookup,
+                // cheap here and dear in the pass, where it is a vector gather (about 28
+                // cycles per 16 frames on the reference host: docs/BENCHMARKS.md, session 8).
+                let e4 = le_word(h, 30);
+                let (net, mask) = first[(e4 & 0xff) as usize];
+                let routed = u32::from(e4 & mask == net);
                 // Each pair to one 8-octet slot ([`Lanes`]).
                 self.mac_len[i] = [le_word(h, 0), (le_word(h, 4) & 0xffff) | len << 16];
-                self.tcp_eth[i] = [le_word(h, 46), le_word(h, 12)];
+                let tcp = (le_word(h, 46) & 0xffff) | routed << ROUTED_BIT;
+                self.tcp_eth[i] = [tcp, le_word(h, 12)];
                 for (k, w) in self.ip.iter_mut().enumerate() {
                     w[i] = [le_word(h, 14 + 8 * k), le_word(h, 18 + 8 * k)];
                 }
@@ -383,9 +396,8 @@ fn compute_body<const MANY: bool>(l: &mut Lanes, key: &Key<'_>) {
         let member = few | (MANY && key.lane.member_filter.has_octet(e3 >> 24));
         // The DIR-8 table's first candidate holds the destination, so its route is the one,
         // and the destination's first octet is none that some group, broadcast or own
-        // address has (the usual path checks those).
-        let (net, mask) = key.lane.first[(e4 & 0xff) as usize];
-        let routed = e4.swap_bytes() & mask == net;
+        // address has (the usual path checks those): tested as the frame was read.
+        let routed = tcpw >> ROUTED_BIT != 0;
         let shape =
             ok_mac & ok_eth & ok_sum & ok_len & ok_frag & ok_ttl & (tcp | udp) & ok_src & routed;
         let svc = (p == u32::from(key.lane.protocol)) & (ports >> 16 == dport);

@@ -482,8 +482,9 @@ pub struct LaneService {
     pub locals: Option<[u32; AddrSet::FEW]>,
     /// Per first octet of the destination, the network and mask within which a destination
     /// is routed by [`Lpm::first_hit`] and is no special destination: [`Lpm::first`], or a
-    /// network outside its mask for the octets [`Tables::dst_special`] holds. The pass's one
-    /// table lookup for both tests.
+    /// network outside its mask for the octets [`Tables::dst_special`] holds; both as read
+    /// from the frame (`u32::from_le_bytes` of their octets, like the destination word the
+    /// pre-pass tests against them). The pre-pass's one table lookup for both tests.
     pub first: [(u32, u32); 256],
 }
 
@@ -528,11 +529,12 @@ impl LaneService {
                 })
                 .map(|l| l.map(u32::swap_bytes)),
             first: std::array::from_fn(|o| {
-                if t.dst_special.has_octet(o as u32) {
+                let (net, mask) = if t.dst_special.has_octet(o as u32) {
                     (Octet::EMPTY.net, Octet::EMPTY.mask)
                 } else {
                     t.lpm.first(o as u8)
-                }
+                };
+                (net.swap_bytes(), mask.swap_bytes())
             }),
         })
     }
