@@ -216,10 +216,15 @@ impl Lanes {
                 let e4 = le_word(h, 30);
                 let (net, mask) = first[(e4 & 0xff) as usize];
                 let routed = u32::from(e4 & mask == net);
-                // Each pair to one 8-octet slot ([`Lanes`]).
-                self.mac_len[i] = [le_word(h, 0), (le_word(h, 4) & 0xffff) | len << 16];
+                // Each pair as one 8-octet store ([`Lanes`]): the pair built as one value (a
+                // pair of separately computed words compiles to two stores).
+                let pair = |lo: u32, hi: u32| -> [u32; 2] {
+                    let w = u64::from(lo) | u64::from(hi) << 32;
+                    zerocopy::transmute!(w.to_ne_bytes())
+                };
+                self.mac_len[i] = pair(le_word(h, 0), (le_word(h, 4) & 0xffff) | len << 16);
                 let tcp = (le_word(h, 46) & 0xffff) | routed << ROUTED_BIT;
-                self.tcp_eth[i] = [tcp, le_word(h, 12)];
+                self.tcp_eth[i] = pair(tcp, le_word(h, 12));
                 for (k, w) in self.ip.iter_mut().enumerate() {
                     w[i] = [le_word(h, 14 + 8 * k), le_word(h, 18 + 8 * k)];
                 }
