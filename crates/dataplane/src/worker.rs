@@ -163,11 +163,14 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                             rx.drain_each(|i, mut b| {
                                 match lanes.decide(&mut cx, inp, l, i, &mut b) {
                                     Some(p) => out.tx(p, b),
-                                    // The frames the pass left (few): out of line.
+                                    // The frames the pass left (few): out of line, on a
+                                    // binding of their own, so that only they are stored
+                                    // for the call (`b` above stays in a register).
                                     None => {
                                         lanes.declined(l, i);
-                                        let a = process_usual(&mut cx, in_port, inp, &mut b);
-                                        out.emit(a, b);
+                                        let mut usual = b;
+                                        let a = process_usual(&mut cx, in_port, inp, &mut usual);
+                                        out.emit(a, usual);
                                     }
                                 }
                             });
