@@ -280,7 +280,11 @@ impl Lanes {
             return fast_gre::<_, true>(cx, b, lane.fs, lane.ctr, k, total, len, ttl);
         }
         let tcp = (e2 >> 8) & 0xff == u32::from(PROTOCOL_TCP);
-        let flags = if tcp { (self.tcp_eth[i][0] >> 8) as u8 } else { 0 };
+        let flags = if tcp {
+            (self.tcp_eth[i][0] >> 8) as u8
+        } else {
+            0
+        };
         fast_route(cx, b, route, ep, dst, total, len, flags, ttl)
     }
 

@@ -453,8 +453,7 @@ fn fast<B: PacketBuf>(
             let ctr = cx.counters.service_below_max(fs.slot);
             let ttl = ttl_decremented(ip.word(2));
             let buckets = u16::from_le_bytes([alt, primary]);
-            return fast_gre::<_, true>(cx, b, fs, ctr, buckets, total, len, ttl)
-                .map(Action::Tx);
+            return fast_gre::<_, true>(cx, b, fs, ctr, buckets, total, len, ttl).map(Action::Tx);
         }
     }
     // Routed: as `forward` for a packet no service took.

@@ -458,7 +458,11 @@ fn the_pre_pass_decides_the_common_cases_of_a_burst() {
             f.resize(n, 0);
             f
         };
-        let frames = [padded(65_535), padded(65_536 + s[0].1.len()), s[0].1.clone()];
+        let frames = [
+            padded(65_535),
+            padded(65_536 + s[0].1.len()),
+            s[0].1.clone(),
+        ];
         assert_eq!(
             burst_agrees(t, CLIENT, &frames).unwrap(),
             [true, false, true]
