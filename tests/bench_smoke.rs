@@ -24,6 +24,7 @@ const KEYS: &[&str] = &[
     "swap_missent_packets",
     "swap_duplicated_packets",
     "imix_gbps",
+    "imix_ratio_vs_io",
     "null_pipeline_mpps",
     "null_testpmd_io_mpps",
     "nohuge_pipeline_mpps",
@@ -63,6 +64,18 @@ fn bench_reports_every_figure_and_exact_swaps() {
     assert_eq!(n("swap_missent_packets"), 0, "{v:#}");
     assert_eq!(n("swap_duplicated_packets"), 0, "{v:#}");
     assert_eq!(n("swap_dropped_packets"), 0, "{v:#}");
+    // Every round measured both IMIX figures, and the reported IMIX rate is their median (one
+    // round here: the sample itself).
+    let rounds = n("rounds") as usize;
+    for k in ["pipeline", "testpmd_io", "pipeline_imix", "testpmd_io_imix"] {
+        let samples = v["rounds_mpps"][k]
+            .as_array()
+            .unwrap_or_else(|| panic!("rounds_mpps.{k} missing: {v:#}"));
+        assert_eq!(samples.len(), rounds, "rounds_mpps.{k}: {v:#}");
+    }
+    let sample = v["rounds_mpps"]["pipeline_imix"][0].as_f64().unwrap();
+    let reported = v["imix_mpps"].as_f64().unwrap();
+    assert!((sample - reported).abs() < 1e-3, "{v:#}");
     // The replayed traffic is the advertised mix: 80 % redirected, 5 % GRE returns.
     if let Some(r) = v["pipeline_verdicts"].as_object() {
         let get = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(0.0);
