@@ -7,7 +7,9 @@
 //! child process, one after the other: `wccpd bench-run` (hidden subcommand: the router's
 //! data plane, `dataplane::dpdk_impl::run_with`, on one worker lcore with a generated
 //! configuration) and `dpdk-testpmd` (`--forward-mode=io`, then `5tswap`) on the same vdev
-//! (`net_pcap0,rx_pcap=FILE,infinite_rx=1`), with the same mbuf count and the same lcores.
+//! (`net_pcap0,rx_pcap=FILE,infinite_rx=1`), with the same mbuf count and the same lcores;
+//! and, as a reference for the drivers' share, testpmd io from that vdev to a `net_null` port
+//! (`--port-topology=paired`), the pipeline's own port layout.
 //!
 //! * Pipeline figures: the worker's received-packet counter over a window that starts after a
 //!   warm-up, divided by the window's length.
@@ -685,7 +687,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         lcores,
         cpus: cpus.len(),
         phase: 0,
-        phases: 5 * rounds + 6,
+        phases: 6 * rounds + 6,
     };
     let load_start = loadavg();
     eprintln!("bench: writing pcaps ({FLOWS} flows) to {}", dir.display());
@@ -718,6 +720,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     let mut pipe = Vec::new();
     let mut io = Vec::new();
     let mut tswap = Vec::new();
+    let mut io_null = Vec::new();
     let mut main_detail = Value::Null;
     for r in 0..rounds {
         let name = format!("pipeline-r{r}");
@@ -746,18 +749,35 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         if main_detail.is_null() {
             main_detail = o.detail.clone();
         }
-        for (mode, store) in [("io", &mut io), ("5tswap", &mut tswap)] {
-            let name = format!("testpmd-{mode}-r{r}");
-            b.progress(&format!(
-                "testpmd {mode} on {} (round {})",
-                flows.display(),
-                r + 1
-            ));
+        // io and 5tswap with the replay port looped (the baselines), then io from
+        // the replay to a `net_null` port: the pipeline's own port layout, which tells the
+        // drivers' share of any difference from ours.
+        let cases = [
+            ("io", "loop", &mut io),
+            ("5tswap", "loop", &mut tswap),
+            ("io", "paired", &mut io_null),
+        ];
+        for (mode, topology, store) in cases {
+            let looped = topology == "loop";
+            let name = if looped {
+                format!("testpmd-{mode}-r{r}")
+            } else {
+                format!("testpmd-{mode}-null-egress-r{r}")
+            };
+            let what = if looped {
+                format!("testpmd {mode} on {}", flows.display())
+            } else {
+                "testpmd io, the replay to net_null1".to_owned()
+            };
+            b.progress(&format!("{what} (round {})", r + 1));
             let o = match b.hugepages_ok() {
                 Ok(()) => {
                     let mut eal = b.memory(&name, true, 0);
                     eal.extend(["--vdev".to_owned(), replay(&flows)]);
-                    b.testpmd(&name, mode, &eal, "loop", REPLAY_MBUFS)
+                    if !looped {
+                        eal.extend(["--vdev".to_owned(), nulls.0.clone()]);
+                    }
+                    b.testpmd(&name, mode, &eal, topology, REPLAY_MBUFS)
                 }
                 Err(e) => skipped(&e),
             };
@@ -925,6 +945,8 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         "testpmd_5tswap_ns_per_packet": round(ns_per_packet(tswap_mpps), 1),
         "ratio_vs_io": round(ratio(pipeline_mpps, io_mpps), 3),
         "ratio_vs_5tswap": round(ratio(pipeline_mpps, tswap_mpps), 3),
+        "testpmd_io_null_egress_mpps": round(median(&io_null), 3),
+        "ratio_vs_io_null_egress": round(ratio(pipeline_mpps, median(&io_null)), 3),
         "imix_gbps": round(median(&imix_pipe_gbps), 3),
         "imix_mpps": round(median(&imix_pipe_mpps), 3),
         "testpmd_io_imix_gbps": round(median(&imix_io_gbps), 3),
@@ -956,6 +978,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
             "pipeline": pipe,
             "testpmd_io": io,
             "testpmd_5tswap": tswap,
+            "testpmd_io_null_egress": io_null,
             "pipeline_imix": imix_pipe_mpps,
             "testpmd_io_imix": imix_io_mpps,
         },
@@ -1009,6 +1032,10 @@ pub fn render(v: &Value) -> String {
         ("pipeline (net_pcap replay)", "pipeline_mpps"),
         ("testpmd io (same replay)", "testpmd_io_mpps"),
         ("testpmd 5tswap (same replay)", "testpmd_5tswap_mpps"),
+        (
+            "testpmd io, replay -> net_null (our ports)",
+            "testpmd_io_null_egress_mpps",
+        ),
         ("pipeline, no hugepages", "nohuge_pipeline_mpps"),
         ("testpmd io, no hugepages", "nohuge_testpmd_io_mpps"),
         ("pipeline on net_null (drop path)", "null_pipeline_mpps"),
@@ -1046,6 +1073,11 @@ pub fn render(v: &Value) -> String {
         s,
         "ratio pipeline / testpmd 5tswap: {}   (target >= 0.9)",
         num(f("ratio_vs_5tswap"), 3)
+    );
+    let _ = writeln!(
+        s,
+        "ratio pipeline / testpmd io to net_null (the pipeline's port layout): {}",
+        num(f("ratio_vs_io_null_egress"), 3)
     );
     let _ = writeln!(
         s,

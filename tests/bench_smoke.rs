@@ -19,6 +19,8 @@ const KEYS: &[&str] = &[
     "testpmd_5tswap_mpps",
     "ratio_vs_io",
     "ratio_vs_5tswap",
+    "testpmd_io_null_egress_mpps",
+    "ratio_vs_io_null_egress",
     "swaps",
     "swap_lost_packets",
     "swap_missent_packets",
@@ -67,7 +69,14 @@ fn bench_reports_every_figure_and_exact_swaps() {
     // Every round measured both IMIX figures, and the reported IMIX rate is their median (one
     // round here: the sample itself).
     let rounds = n("rounds") as usize;
-    for k in ["pipeline", "testpmd_io", "pipeline_imix", "testpmd_io_imix"] {
+    for k in [
+        "pipeline",
+        "testpmd_io",
+        "testpmd_5tswap",
+        "testpmd_io_null_egress",
+        "pipeline_imix",
+        "testpmd_io_imix",
+    ] {
         let samples = v["rounds_mpps"][k]
             .as_array()
             .unwrap_or_else(|| panic!("rounds_mpps.{k} missing: {v:#}"));
