@@ -320,6 +320,25 @@ struct Outcome {
     command: String,
 }
 
+impl Outcome {
+    /// A phase that did not run, and why.
+    fn skipped(reason: &str) -> Self {
+        Outcome {
+            error: Some(reason.to_owned()),
+            ..Outcome::default()
+        }
+    }
+}
+
+/// The client port of a replay: `pcap` read into the pool once, then received forever.
+fn replay_vdev(pcap: &Path) -> String {
+    format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display())
+}
+
+/// The pipeline's server and cache ports (and testpmd's egress in the `net_null` reference).
+const NULL_SERVER: &str = "net_null1,no-rx=1";
+const NULL_CACHE: &str = "net_null2,no-rx=1";
+
 struct Bench {
     args: BenchArgs,
     dir: PathBuf,
@@ -366,6 +385,41 @@ impl Bench {
         } else {
             Ok(())
         }
+    }
+
+    /// `wccpd bench-run` with `pcap` replayed as the client port (server and cache ports
+    /// `net_null`), one worker, on hugepages; skipped when too few are free.
+    fn replay_pipeline(&mut self, name: &str, pcap: &Path) -> Outcome {
+        if let Err(e) = self.hugepages_ok() {
+            return Outcome::skipped(&e);
+        }
+        let setup = PipelineSetup {
+            client: replay_vdev(pcap),
+            server: NULL_SERVER.to_owned(),
+            cache: NULL_CACHE.to_owned(),
+            eal: self.memory(name, true, 0),
+            mbufs: REPLAY_MBUFS,
+            workers: 1,
+        };
+        let yaml = pipeline_yaml(&self.dir, name, &setup);
+        self.pipeline(name, &yaml, None)
+    }
+
+    /// testpmd `mode` on `pcap` replayed on hugepages: the port looped, or with `to_null`
+    /// forwarded to a `net_null` port (`paired`); skipped when too few hugepages are free.
+    fn replay_testpmd(&mut self, name: &str, mode: &str, pcap: &Path, to_null: bool) -> Outcome {
+        if let Err(e) = self.hugepages_ok() {
+            return Outcome::skipped(&e);
+        }
+        let mut eal = self.memory(name, true, 0);
+        eal.extend(["--vdev".to_owned(), replay_vdev(pcap)]);
+        let topology = if to_null {
+            eal.extend(["--vdev".to_owned(), NULL_SERVER.to_owned()]);
+            "paired"
+        } else {
+            "loop"
+        };
+        self.testpmd(name, mode, &eal, topology, REPLAY_MBUFS)
     }
 
     /// Runs `wccpd bench-run` on a configuration; returns its JSON.
@@ -695,11 +749,6 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     let imix = dir.join("imix.pcap");
     traffic::write_pcap(&flows, FLOWS, |_| 64).context("flows.pcap")?;
     traffic::write_pcap(&imix, FLOWS, traffic::imix_size).context("imix.pcap")?;
-    let replay = |f: &Path| format!("net_pcap0,rx_pcap={},infinite_rx=1", f.display());
-    let nulls = (
-        "net_null1,no-rx=1".to_owned(),
-        "net_null2,no-rx=1".to_owned(),
-    );
     let mut errors = Map::new();
     let mut commands = Map::new();
     let mut record = |name: &str, o: &Outcome, errors: &mut Map<String, Value>| {
@@ -710,10 +759,6 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         } else if let Some(m) = o.mpps {
             eprintln!("bench:   {name}: {m:.2} Mpps");
         }
-    };
-    let skipped = |reason: &str| Outcome {
-        error: Some(reason.to_owned()),
-        ..Outcome::default()
     };
 
     // The main comparison, interleaved per round.
@@ -729,21 +774,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
             flows.display(),
             r + 1
         ));
-        let o = match b.hugepages_ok() {
-            Ok(()) => {
-                let setup = PipelineSetup {
-                    client: replay(&flows),
-                    server: nulls.0.clone(),
-                    cache: nulls.1.clone(),
-                    eal: b.memory(&name, true, 0),
-                    mbufs: REPLAY_MBUFS,
-                    workers: 1,
-                };
-                let yaml = pipeline_yaml(&dir, &name, &setup);
-                b.pipeline(&name, &yaml, None)
-            }
-            Err(e) => skipped(&e),
-        };
+        let o = b.replay_pipeline(&name, &flows);
         record(&name, &o, &mut errors);
         pipe.extend(o.mpps);
         if main_detail.is_null() {
@@ -753,12 +784,11 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         // the replay to a `net_null` port: the pipeline's own port layout, which tells the
         // drivers' share of any difference from ours.
         let cases = [
-            ("io", "loop", &mut io),
-            ("5tswap", "loop", &mut tswap),
-            ("io", "paired", &mut io_null),
+            ("io", true, &mut io),
+            ("5tswap", true, &mut tswap),
+            ("io", false, &mut io_null),
         ];
-        for (mode, topology, store) in cases {
-            let looped = topology == "loop";
+        for (mode, looped, store) in cases {
             let name = if looped {
                 format!("testpmd-{mode}-r{r}")
             } else {
@@ -770,17 +800,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
                 "testpmd io, the replay to net_null1".to_owned()
             };
             b.progress(&format!("{what} (round {})", r + 1));
-            let o = match b.hugepages_ok() {
-                Ok(()) => {
-                    let mut eal = b.memory(&name, true, 0);
-                    eal.extend(["--vdev".to_owned(), replay(&flows)]);
-                    if !looped {
-                        eal.extend(["--vdev".to_owned(), nulls.0.clone()]);
-                    }
-                    b.testpmd(&name, mode, &eal, topology, REPLAY_MBUFS)
-                }
-                Err(e) => skipped(&e),
-            };
+            let o = b.replay_testpmd(&name, mode, &flows, !looped);
             record(&name, &o, &mut errors);
             store.extend(o.mpps);
         }
@@ -797,33 +817,12 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
             imix.display(),
             r + 1
         ));
-        let o = match b.hugepages_ok() {
-            Ok(()) => {
-                let setup = PipelineSetup {
-                    client: replay(&imix),
-                    server: nulls.0.clone(),
-                    cache: nulls.1.clone(),
-                    eal: b.memory(&name, true, 0),
-                    mbufs: REPLAY_MBUFS,
-                    workers: 1,
-                };
-                let yaml = pipeline_yaml(&dir, &name, &setup);
-                b.pipeline(&name, &yaml, None)
-            }
-            Err(e) => skipped(&e),
-        };
+        let o = b.replay_pipeline(&name, &imix);
         record(&name, &o, &mut errors);
         imix_pipe.extend(o.mpps.zip(o.gbps));
         let name = format!("testpmd-io-imix-r{r}");
         b.progress(&format!("testpmd io on the IMIX pcap (round {})", r + 1));
-        let o = match b.hugepages_ok() {
-            Ok(()) => {
-                let mut eal = b.memory(&name, true, 0);
-                eal.extend(["--vdev".to_owned(), replay(&imix)]);
-                b.testpmd(&name, "io", &eal, "loop", REPLAY_MBUFS)
-            }
-            Err(e) => skipped(&e),
-        };
+        let o = b.replay_testpmd(&name, "io", &imix, false);
         record(&name, &o, &mut errors);
         imix_io.extend(o.mpps.zip(o.gbps));
     }
@@ -857,9 +856,9 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     // No hugepages.
     b.progress("pipeline on the replay without hugepages");
     let setup = PipelineSetup {
-        client: replay(&flows),
-        server: nulls.0.clone(),
-        cache: nulls.1.clone(),
+        client: replay_vdev(&flows),
+        server: NULL_SERVER.to_owned(),
+        cache: NULL_CACHE.to_owned(),
         eal: b.memory("nohuge", false, 512),
         mbufs: REPLAY_MBUFS,
         workers: 1,
@@ -869,7 +868,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     record("pipeline-nohuge", &nohuge_pipe, &mut errors);
     b.progress("testpmd io on the replay without hugepages");
     let mut eal = b.memory("nohuge-io", false, 512);
-    eal.extend(["--vdev".to_owned(), replay(&flows)]);
+    eal.extend(["--vdev".to_owned(), replay_vdev(&flows)]);
     let nohuge_io = b.testpmd("testpmd-io-nohuge", "io", &eal, "loop", REPLAY_MBUFS);
     record("testpmd-io-nohuge", &nohuge_io, &mut errors);
 
@@ -877,9 +876,9 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     let workers = args.workers.max(1);
     b.progress(&format!("pipeline with {workers} workers"));
     let multi = if workers < 2 {
-        skipped("--workers below 2")
+        Outcome::skipped("--workers below 2")
     } else if b.cpus < usize::from(workers) + 1 {
-        skipped(&format!(
+        Outcome::skipped(&format!(
             "{} CPUs: the main lcore and {workers} workers would share CPUs (need {})",
             b.cpus,
             usize::from(workers) + 1
@@ -895,8 +894,8 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
                 dev.push_str(",infinite_rx=1");
                 let setup = PipelineSetup {
                     client: dev,
-                    server: nulls.0.clone(),
-                    cache: nulls.1.clone(),
+                    server: NULL_SERVER.to_owned(),
+                    cache: NULL_CACHE.to_owned(),
                     eal: b.memory("multi", true, 0),
                     mbufs: REPLAY_MBUFS * u32::from(workers),
                     workers,
@@ -904,7 +903,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
                 let yaml = pipeline_yaml(&dir, "multi", &setup);
                 b.pipeline("pipeline-multi", &yaml, None)
             }
-            Err(e) => skipped(&e),
+            Err(e) => Outcome::skipped(&e),
         }
     };
     if multi.command.is_empty() {
