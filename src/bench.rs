@@ -3,7 +3,7 @@
 //!
 //! The orchestrating process never initialises EAL. It writes two pcaps (65,536 distinct
 //! flows of 64-octet frames: 80 % redirected, 15 % routed, 5 % GRE returns; and the same
-//! traffic in a 7:4:1 IMIX of 64/570/1518 octets), then runs every measurement as its own
+//! traffic in a 7:4:1 IMIX of 64/570/1514 octets), then runs every measurement as its own
 //! child process, one after the other: `wccpd bench-run` (hidden subcommand: the router's
 //! data plane, `dataplane::dpdk_impl::run_with`, on one worker lcore with a generated
 //! configuration) and `dpdk-testpmd` (`--forward-mode=io`, then `5tswap`) on the same vdev
