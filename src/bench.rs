@@ -810,6 +810,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     // memory bandwidth (copying 355 octets a frame from a 23 MB replay) by a factor of two.
     let mut imix_pipe = Vec::new();
     let mut imix_io = Vec::new();
+    let mut imix_detail = Value::Null;
     for r in 0..rounds {
         let name = format!("pipeline-imix-r{r}");
         b.progress(&format!(
@@ -819,6 +820,9 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         ));
         let o = b.replay_pipeline(&name, &imix);
         record(&name, &o, &mut errors);
+        if imix_detail.is_null() {
+            imix_detail = o.detail.clone();
+        }
         imix_pipe.extend(o.mpps.zip(o.gbps));
         let name = format!("testpmd-io-imix-r{r}");
         b.progress(&format!("testpmd io on the IMIX pcap (round {})", r + 1));
@@ -930,11 +934,15 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     let pipeline_mpps = median(&pipe);
     let io_mpps = median(&io);
     let tswap_mpps = median(&tswap);
-    let verdicts: Map<String, Value> = main_detail
-        .get("reasons")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let reasons = |detail: &Value| -> Map<String, Value> {
+        detail
+            .get("reasons")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let verdicts = reasons(&main_detail);
+    let imix_verdicts = reasons(&imix_detail);
     let v = json!({
         "pipeline_mpps": round(pipeline_mpps, 3),
         "pipeline_ns_per_packet": round(ns_per_packet(pipeline_mpps), 1),
@@ -972,6 +980,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         "swap_foreign_packets": swap_field("foreign"),
         "swap_max_generation_span": swap_field("max_generation_span"),
         "pipeline_verdicts": verdicts,
+        "imix_pipeline_verdicts": imix_verdicts,
         "rounds": rounds,
         "rounds_mpps": {
             "pipeline": pipe,

@@ -85,6 +85,22 @@ fn bench_reports_every_figure_and_exact_swaps() {
     let sample = v["rounds_mpps"]["pipeline_imix"][0].as_f64().unwrap();
     let reported = v["imix_mpps"].as_f64().unwrap();
     assert!((sample - reported).abs() < 1e-3, "{v:#}");
+    // The IMIX replay is traffic a router forwards whole: every frame is redirected, returned
+    // or routed, none refused (until session 11 its 1518-octet frames held packets larger
+    // than the server port's MTU: `frag_needed`).
+    let imix = v["imix_pipeline_verdicts"]
+        .as_object()
+        .unwrap_or_else(|| panic!("imix_pipeline_verdicts missing: {v:#}"));
+    assert!(
+        imix.get("rx").and_then(Value::as_u64).unwrap_or(0) > 0,
+        "{imix:?}"
+    );
+    for k in imix.keys() {
+        assert!(
+            ["rx", "redirected_gre", "returned_gre", "routed"].contains(&k.as_str()),
+            "IMIX verdict {k}: {imix:?}"
+        );
+    }
     // The replayed traffic is the advertised mix: 80 % redirected, 5 % GRE returns.
     if let Some(r) = v["pipeline_verdicts"].as_object() {
         let get = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(0.0);
