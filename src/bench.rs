@@ -767,6 +767,10 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     let mut tswap = Vec::new();
     let mut io_null = Vec::new();
     let mut main_detail = Value::Null;
+    // Each round's ratios (pipeline over testpmd io, over 5tswap), from the round's own pair:
+    // their spread is the run's uncertainty.
+    let mut round_ratio_io = Vec::new();
+    let mut round_ratio_tswap = Vec::new();
     for r in 0..rounds {
         let name = format!("pipeline-r{r}");
         b.progress(&format!(
@@ -777,6 +781,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         let o = b.replay_pipeline(&name, &flows);
         record(&name, &o, &mut errors);
         pipe.extend(o.mpps);
+        let round_pipe = o.mpps;
         if main_detail.is_null() {
             main_detail = o.detail.clone();
         }
@@ -784,11 +789,11 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         // the replay to a `net_null` port: the pipeline's own port layout, which tells the
         // drivers' share of any difference from ours.
         let cases = [
-            ("io", true, &mut io),
-            ("5tswap", true, &mut tswap),
-            ("io", false, &mut io_null),
+            ("io", true, &mut io, Some(&mut round_ratio_io)),
+            ("5tswap", true, &mut tswap, Some(&mut round_ratio_tswap)),
+            ("io", false, &mut io_null, None),
         ];
-        for (mode, looped, store) in cases {
+        for (mode, looped, store, ratios) in cases {
             let name = if looped {
                 format!("testpmd-{mode}-r{r}")
             } else {
@@ -803,6 +808,9 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
             let o = b.replay_testpmd(&name, mode, &flows, !looped);
             record(&name, &o, &mut errors);
             store.extend(o.mpps);
+            if let Some(ratios) = ratios {
+                ratios.extend(ratio(round_pipe, o.mpps));
+            }
         }
     }
 
@@ -952,6 +960,8 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         "testpmd_5tswap_ns_per_packet": round(ns_per_packet(tswap_mpps), 1),
         "ratio_vs_io": round(ratio(pipeline_mpps, io_mpps), 3),
         "ratio_vs_5tswap": round(ratio(pipeline_mpps, tswap_mpps), 3),
+        "ratio_vs_io_rounds": round_ratio_io.iter().map(|&x| round(Some(x), 3)).collect::<Vec<_>>(),
+        "ratio_vs_5tswap_rounds": round_ratio_tswap.iter().map(|&x| round(Some(x), 3)).collect::<Vec<_>>(),
         "testpmd_io_null_egress_mpps": round(median(&io_null), 3),
         "ratio_vs_io_null_egress": round(ratio(pipeline_mpps, median(&io_null)), 3),
         "imix_gbps": round(median(&imix_pipe_gbps), 3),
@@ -1072,15 +1082,30 @@ pub fn render(v: &Value) -> String {
             .unwrap_or_default()
     );
     let _ = writeln!(s);
+    // The spread of a ratio over the rounds, each from its own round's pair.
+    let spread = |key: &str| {
+        let r: Vec<f64> = v[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        let lo = r.iter().copied().reduce(f64::min);
+        let hi = r.iter().copied().reduce(f64::max);
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => format!(" (rounds {lo:.3}-{hi:.3})"),
+            _ => String::new(),
+        }
+    };
     let _ = writeln!(
         s,
-        "ratio pipeline / testpmd io:     {}   (target >= 0.8)",
-        num(f("ratio_vs_io"), 3)
+        "ratio pipeline / testpmd io:     {}{}   (target >= 0.8)",
+        num(f("ratio_vs_io"), 3),
+        spread("ratio_vs_io_rounds")
     );
     let _ = writeln!(
         s,
-        "ratio pipeline / testpmd 5tswap: {}   (target >= 0.9)",
-        num(f("ratio_vs_5tswap"), 3)
+        "ratio pipeline / testpmd 5tswap: {}{}   (target >= 0.9)",
+        num(f("ratio_vs_5tswap"), 3),
+        spread("ratio_vs_5tswap_rounds")
     );
     let _ = writeln!(
         s,

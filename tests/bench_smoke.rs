@@ -82,6 +82,21 @@ fn bench_reports_every_figure_and_exact_swaps() {
             .unwrap_or_else(|| panic!("rounds_mpps.{k} missing: {v:#}"));
         assert_eq!(samples.len(), rounds, "rounds_mpps.{k}: {v:#}");
     }
+    // One ratio per round, from that round's own pair.
+    for k in ["ratio_vs_io_rounds", "ratio_vs_5tswap_rounds"] {
+        let r = v[k]
+            .as_array()
+            .unwrap_or_else(|| panic!("{k} missing: {v:#}"));
+        assert_eq!(r.len(), rounds, "{k}: {v:#}");
+        assert!(
+            r.iter().all(|x| x.as_f64().is_some_and(|x| x > 0.0)),
+            "{k}: {v:#}"
+        );
+    }
+    let one = v["rounds_mpps"]["pipeline"][0].as_f64().unwrap()
+        / v["rounds_mpps"]["testpmd_io"][0].as_f64().unwrap();
+    let got = v["ratio_vs_io_rounds"][0].as_f64().unwrap();
+    assert!((one - got).abs() < 2e-3, "{one} {got}: {v:#}");
     let sample = v["rounds_mpps"]["pipeline_imix"][0].as_f64().unwrap();
     let reported = v["imix_mpps"].as_f64().unwrap();
     assert!((sample - reported).abs() < 1e-3, "{v:#}");
