@@ -22,6 +22,10 @@
 //!   the same frames on two ports and drops them at the first check (destination MAC not ours):
 //!   the cost of RX, the drop path and the bulk free.
 //! * `nohuge_*`: the pcap replay with `--no-huge -m 512 --no-shconf`.
+//! * `multi_*`: the pipeline with `--workers N` workers and testpmd io with N forwarding cores,
+//!   one replay queue each, forwarded to `net_null`; each worker has a CPU of its own, and the
+//!   main lcore too when the machine has N + 1 CPUs, else it shares the first CPU with the
+//!   last worker (`multi_main_lcore_shares_cpu`, with a note). Skipped with fewer than N CPUs.
 //! * Swaps: [`swap`], through a `net_ring` pair in the measured process.
 //!
 //! Progress goes to stderr (a line per phase); the result to stdout as a table or, with
@@ -63,8 +67,8 @@ pub struct BenchArgs {
     /// Warm-up seconds per phase before the measured window.
     #[arg(long, default_value_t = 1)]
     pub warmup: u64,
-    /// Workers of the multi-worker phase (skipped when the machine has fewer than workers + 1
-    /// CPUs).
+    /// Workers of the multi-worker phase (skipped when the machine has fewer CPUs than
+    /// workers; with exactly as many, the main lcore shares a CPU with a worker).
     #[arg(long, default_value_t = 2)]
     pub workers: u16,
     /// Rounds of the main comparison (pipeline, testpmd io, testpmd 5tswap, interleaved) and
@@ -344,7 +348,8 @@ struct Bench {
     dir: PathBuf,
     exe: PathBuf,
     lcores: String,
-    cpus: usize,
+    /// The CPUs this process may run on (the lcores are placed on them in turn).
+    cpus: Vec<u32>,
     phase: usize,
     phases: usize,
 }
@@ -377,14 +382,28 @@ impl Bench {
     }
 
     fn hugepages_ok(&self) -> Result<(), String> {
+        self.hugepages_for(1)
+    }
+
+    /// Enough free hugepages for `replays` preloaded replays (one per RX queue).
+    fn hugepages_for(&self, replays: u64) -> Result<(), String> {
         let free = dpdk::eal::free_hugepages();
-        if free < REPLAY_HUGEPAGES {
-            Err(format!(
-                "only {free} free 2 MiB hugepages ({REPLAY_HUGEPAGES} needed)"
-            ))
+        let need = REPLAY_HUGEPAGES * replays;
+        if free < need {
+            Err(format!("only {free} free 2 MiB hugepages ({need} needed)"))
         } else {
             Ok(())
         }
+    }
+
+    /// The EAL lcore list for `n` lcores, placed on the allowed CPUs in turn (as the data
+    /// plane's own `auto_lcores` places them): with fewer CPUs than lcores, the main lcore
+    /// shares the first CPU with the last worker.
+    fn lcores_for(&self, n: usize) -> String {
+        (0..n)
+            .map(|i| format!("{i}@{}", self.cpus[i % self.cpus.len()]))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// `wccpd bench-run` with `pcap` replayed as the client port (server and cache ports
@@ -495,7 +514,8 @@ impl Bench {
         out
     }
 
-    /// Runs testpmd until it printed enough one-second samples; averages the measured ones.
+    /// Runs testpmd with one forwarding core until it printed enough one-second samples;
+    /// averages the measured ones.
     fn testpmd(
         &mut self,
         name: &str,
@@ -504,16 +524,33 @@ impl Bench {
         topology: &str,
         mbufs: u32,
     ) -> Outcome {
+        let lcores = self.lcores.clone();
+        self.testpmd_cores(name, mode, eal, topology, mbufs, &lcores, 1)
+    }
+
+    /// [`Bench::testpmd`] on the lcores `lcores` with `cores` forwarding cores, each with its
+    /// own RX and TX queue on every port.
+    #[allow(clippy::too_many_arguments)]
+    fn testpmd_cores(
+        &mut self,
+        name: &str,
+        mode: &str,
+        eal: &[String],
+        topology: &str,
+        mbufs: u32,
+        lcores: &str,
+        cores: u16,
+    ) -> Outcome {
         let log = self.dir.join(format!("{name}.log"));
-        let mut argv: Vec<String> = vec!["--lcores".into(), self.lcores.clone(), "--no-pci".into()];
+        let mut argv: Vec<String> = vec!["--lcores".into(), lcores.to_owned(), "--no-pci".into()];
         argv.extend(eal.iter().cloned());
         argv.extend([
             "--".to_owned(),
             format!("--forward-mode={mode}"),
             format!("--port-topology={topology}"),
-            "--nb-cores=1".into(),
-            "--rxq=1".into(),
-            "--txq=1".into(),
+            format!("--nb-cores={cores}"),
+            format!("--rxq={cores}"),
+            format!("--txq={cores}"),
             "--burst=32".into(),
             format!("--total-num-mbufs={mbufs}"),
             "--mbcache=256".into(),
@@ -739,9 +776,9 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         dir: dir.clone(),
         exe: std::env::current_exe().context("own executable")?,
         lcores,
-        cpus: cpus.len(),
+        cpus,
         phase: 0,
-        phases: 6 * rounds + 6,
+        phases: 6 * rounds + 7,
     };
     let load_start = loadavg();
     eprintln!("bench: writing pcaps ({FLOWS} flows) to {}", dir.display());
@@ -884,48 +921,87 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     let nohuge_io = b.testpmd("testpmd-io-nohuge", "io", &eal, "loop", REPLAY_MBUFS);
     record("testpmd-io-nohuge", &nohuge_io, &mut errors);
 
-    // More workers, where the machine has a CPU for each and one for the main lcore.
+    // More workers, each on a CPU of its own; the main (control) lcore has one too where the
+    // machine has a CPU to spare, else it shares the first CPU with the last worker (it
+    // sleeps while nothing arrives for it). testpmd io runs the same layout: as many
+    // forwarding cores, one RX queue each on the replay, forwarded to a `net_null` port.
     let workers = args.workers.max(1);
-    b.progress(&format!("pipeline with {workers} workers"));
-    let multi = if workers < 2 {
-        Outcome::skipped("--workers below 2")
-    } else if b.cpus < usize::from(workers) + 1 {
-        Outcome::skipped(&format!(
-            "{} CPUs: the main lcore and {workers} workers would share CPUs (need {})",
-            b.cpus,
-            usize::from(workers) + 1
+    let nw = usize::from(workers);
+    let shared = b.cpus.len() < nw + 1;
+    let multi_lcores = b.lcores_for(nw + 1);
+    let multi_ready = if workers < 2 {
+        Err("--workers below 2".to_owned())
+    } else if b.cpus.len() < nw {
+        Err(format!(
+            "{} CPUs: {workers} workers would share CPUs (need {nw}, and {} for the main lcore \
+             to have its own)",
+            b.cpus.len(),
+            nw + 1
         ))
     } else {
-        match b.hugepages_ok() {
-            Ok(()) => {
-                // One RX queue per worker, each replaying the whole pcap.
-                let mut dev = String::from("net_pcap0");
-                for _ in 0..workers {
-                    let _ = write!(dev, ",rx_pcap={}", flows.display());
-                }
-                dev.push_str(",infinite_rx=1");
-                let setup = PipelineSetup {
-                    client: dev,
-                    server: NULL_SERVER.to_owned(),
-                    cache: NULL_CACHE.to_owned(),
-                    eal: b.memory("multi", true, 0),
-                    mbufs: REPLAY_MBUFS * u32::from(workers),
-                    workers,
-                };
-                let yaml = pipeline_yaml(&dir, "multi", &setup);
-                b.pipeline("pipeline-multi", &yaml, None)
-            }
-            Err(e) => Outcome::skipped(&e),
-        }
+        b.hugepages_for(u64::from(workers))
     };
-    if multi.command.is_empty() {
-        eprintln!(
-            "bench:   skipped: {}",
-            multi.error.clone().unwrap_or_default()
-        );
-    } else {
-        record("pipeline-multi", &multi, &mut errors);
+    // One RX queue per worker, each replaying the whole pcap.
+    let mut multi_dev = String::from("net_pcap0");
+    for _ in 0..workers {
+        let _ = write!(multi_dev, ",rx_pcap={}", flows.display());
     }
+    multi_dev.push_str(",infinite_rx=1");
+    let multi_mbufs = REPLAY_MBUFS * u32::from(workers);
+    b.progress(&format!("pipeline with {workers} workers"));
+    let multi = match &multi_ready {
+        Ok(()) => {
+            let setup = PipelineSetup {
+                client: multi_dev.clone(),
+                server: NULL_SERVER.to_owned(),
+                cache: NULL_CACHE.to_owned(),
+                eal: b.memory("multi", true, 0),
+                mbufs: multi_mbufs,
+                workers,
+            };
+            let yaml = pipeline_yaml(&dir, "multi", &setup);
+            b.pipeline("pipeline-multi", &yaml, None)
+        }
+        Err(e) => Outcome::skipped(e),
+    };
+    b.progress(&format!("testpmd io with {workers} forwarding cores"));
+    let multi_io = match &multi_ready {
+        Ok(()) => {
+            let mut eal = b.memory("multi-io", true, 0);
+            eal.extend([
+                "--vdev".to_owned(),
+                multi_dev.clone(),
+                "--vdev".to_owned(),
+                NULL_SERVER.to_owned(),
+            ]);
+            b.testpmd_cores(
+                "testpmd-io-multi",
+                "io",
+                &eal,
+                "paired",
+                multi_mbufs,
+                &multi_lcores,
+                workers,
+            )
+        }
+        Err(e) => Outcome::skipped(e),
+    };
+    for (name, o) in [("pipeline-multi", &multi), ("testpmd-io-multi", &multi_io)] {
+        if o.command.is_empty() {
+            eprintln!("bench:   skipped: {}", o.error.clone().unwrap_or_default());
+        } else {
+            record(name, o, &mut errors);
+        }
+    }
+    let multi_note = match &multi_ready {
+        Err(e) => Some(e.clone()),
+        Ok(()) if shared => Some(format!(
+            "{} CPUs: the main lcore shares CPU {} with worker {workers}",
+            b.cpus.len(),
+            b.cpus[0]
+        )),
+        Ok(()) => None,
+    };
 
     // Table swaps.
     b.progress(&format!(
@@ -975,8 +1051,16 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         "nohuge_testpmd_io_mpps": round(nohuge_io.mpps, 3),
         "multi_workers": workers,
         "multi_worker_mpps": round(multi.mpps, 3),
+        "multi_testpmd_io_mpps": round(multi_io.mpps, 3),
+        "multi_ratio_vs_io": round(ratio(multi.mpps, multi_io.mpps), 3),
+        "multi_lcores": multi_lcores,
+        "multi_main_lcore_shares_cpu": shared,
         "workers2_mpps": if workers == 2 { round(multi.mpps, 3) } else { Value::Null },
-        "workers2_note": if multi.mpps.is_none() { json!(multi.error) } else { Value::Null },
+        "workers2_note": match (&multi_note, multi.mpps) {
+            (Some(n), _) => json!(n),
+            (None, None) => json!(multi.error),
+            (None, Some(_)) => Value::Null,
+        },
     });
     let more = json!({
         "swaps": swap_field("swaps"),
@@ -1081,6 +1165,13 @@ pub fn render(v: &Value) -> String {
             .map(|n| format!("  ({n})"))
             .unwrap_or_default()
     );
+    let multi_io = format!("testpmd io, {} cores (same layout)", v["multi_workers"]);
+    let _ = writeln!(
+        s,
+        "{multi_io:<44} {:>10} {:>10}",
+        num(f("multi_testpmd_io_mpps"), 2),
+        num(ns_per_packet(f("multi_testpmd_io_mpps")), 1),
+    );
     let _ = writeln!(s);
     // The spread of a ratio over the rounds, each from its own round's pair.
     let spread = |key: &str| {
@@ -1111,6 +1202,12 @@ pub fn render(v: &Value) -> String {
         s,
         "ratio pipeline / testpmd io to net_null (the pipeline's port layout): {}",
         num(f("ratio_vs_io_null_egress"), 3)
+    );
+    let _ = writeln!(
+        s,
+        "ratio pipeline / testpmd io with {} workers: {}",
+        v["multi_workers"],
+        num(f("multi_ratio_vs_io"), 3)
     );
     let _ = writeln!(
         s,

@@ -32,6 +32,12 @@ const KEYS: &[&str] = &[
     "nohuge_pipeline_mpps",
     "nohuge_testpmd_io_mpps",
     "workers2_mpps",
+    "multi_testpmd_io_mpps",
+    "multi_ratio_vs_io",
+    "multi_main_lcore_shares_cpu",
+    "ratio_vs_io_rounds",
+    "ratio_vs_5tswap_rounds",
+    "imix_pipeline_verdicts",
     "machine",
     "commands",
 ];
@@ -81,6 +87,19 @@ fn bench_reports_every_figure_and_exact_swaps() {
             .as_array()
             .unwrap_or_else(|| panic!("rounds_mpps.{k} missing: {v:#}"));
         assert_eq!(samples.len(), rounds, "rounds_mpps.{k}: {v:#}");
+    }
+    // The multi-worker phase: run with testpmd io on the same layout wherever each worker
+    // has a CPU (the main lcore may share one: then a note says so), else skipped with a note.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = n("multi_workers") as usize;
+    if cpus >= workers && v["multi_worker_mpps"].is_number() {
+        assert!(v["multi_testpmd_io_mpps"].is_number(), "{v:#}");
+        assert!(v["multi_ratio_vs_io"].is_number(), "{v:#}");
+        let shares = v["multi_main_lcore_shares_cpu"].as_bool().unwrap();
+        assert_eq!(shares, cpus < workers + 1, "{v:#}");
+        assert_eq!(shares, v["workers2_note"].is_string(), "{v:#}");
+    } else {
+        assert!(v["workers2_note"].is_string(), "{v:#}");
     }
     // One ratio per round, from that round's own pair.
     for k in ["ratio_vs_io_rounds", "ratio_vs_5tswap_rounds"] {
