@@ -400,10 +400,7 @@ impl Bench {
     /// plane's own `auto_lcores` places them): with fewer CPUs than lcores, the main lcore
     /// shares the first CPU with the last worker.
     fn lcores_for(&self, n: usize) -> String {
-        (0..n)
-            .map(|i| format!("{i}@{}", self.cpus[i % self.cpus.len()]))
-            .collect::<Vec<_>>()
-            .join(",")
+        dpdk::eal::lcore_list(n, &self.cpus)
     }
 
     /// `wccpd bench-run` with `pcap` replayed as the client port (server and cache ports
@@ -769,7 +766,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let cpus = dpdk::eal::allowed_cpus();
     let cpus = if cpus.is_empty() { vec![0, 1] } else { cpus };
-    let lcores = format!("0@{},1@{}", cpus[0], cpus[1 % cpus.len()]);
+    let lcores = dpdk::eal::lcore_list(2, &cpus);
     let rounds = args.rounds.max(1) as usize;
     let mut b = Bench {
         args: args.clone(),

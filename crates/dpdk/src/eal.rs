@@ -60,6 +60,19 @@ pub fn is_running() -> bool {
     STATE.load(Ordering::Acquire) == STATE_RUNNING
 }
 
+/// The `--lcores` list that maps lcores `0..count` (at least one) onto `cpus` in order,
+/// wrapping around when there are fewer CPUs than lcores (lcores then share a CPU): CPU 0
+/// when `cpus` is empty. [`EalArgs::auto_lcores`] uses it with [`allowed_cpus`]; so does
+/// `wccpd bench` for the testpmd runs it compares with the data plane's.
+#[must_use]
+pub fn lcore_list(count: usize, cpus: &[u32]) -> String {
+    let cpus = if cpus.is_empty() { &[0][..] } else { cpus };
+    (0..count.max(1))
+        .map(|i| format!("{i}@{}", cpus[i % cpus.len()]))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// CPUs this process may run on, from `Cpus_allowed_list` in `/proc/self/status` (for example
 /// `0-1,4`); empty when unreadable.
 #[must_use]
@@ -286,12 +299,7 @@ impl EalArgs {
     /// cannot be read.
     #[must_use]
     pub fn auto_lcores(self, count: usize) -> Self {
-        let cpus = allowed_cpus();
-        let cpus = if cpus.is_empty() { vec![0] } else { cpus };
-        let spec = (0..count.max(1))
-            .map(|i| format!("{i}@{}", cpus[i % cpus.len()]))
-            .collect::<Vec<_>>()
-            .join(",");
+        let spec = lcore_list(count, &allowed_cpus());
         self.lcores(&spec)
     }
 
@@ -599,6 +607,10 @@ mod tests {
         let args = a.args();
         assert_eq!(args[2], "--lcores");
         assert!(args[3].starts_with("0@") && args[3].contains(",1@"));
+        // Lcores wrap around the CPUs: with two CPUs, the third lcore shares the first.
+        assert_eq!(lcore_list(3, &[4, 6]), "0@4,1@6,2@4");
+        assert_eq!(lcore_list(2, &[5]), "0@5,1@5");
+        assert_eq!(lcore_list(0, &[]), "0@0");
     }
 
     #[test]
