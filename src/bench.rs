@@ -435,7 +435,8 @@ impl Bench {
         } else {
             "loop"
         };
-        self.testpmd(name, mode, &eal, topology, REPLAY_MBUFS)
+        let lcores = self.lcores.clone();
+        self.testpmd(name, mode, &eal, topology, REPLAY_MBUFS, &lcores, 1)
     }
 
     /// Runs `wccpd bench-run` on a configuration; returns its JSON.
@@ -511,24 +512,11 @@ impl Bench {
         out
     }
 
-    /// Runs testpmd with one forwarding core until it printed enough one-second samples;
-    /// averages the measured ones.
-    fn testpmd(
-        &mut self,
-        name: &str,
-        mode: &str,
-        eal: &[String],
-        topology: &str,
-        mbufs: u32,
-    ) -> Outcome {
-        let lcores = self.lcores.clone();
-        self.testpmd_cores(name, mode, eal, topology, mbufs, &lcores, 1)
-    }
-
-    /// [`Bench::testpmd`] on the lcores `lcores` with `cores` forwarding cores, each with its
-    /// own RX and TX queue on every port.
+    /// Runs testpmd on the lcores `lcores` (the main one first) with `cores` forwarding cores,
+    /// each with its own RX and TX queue on every port, until it printed enough one-second
+    /// samples; averages the measured ones.
     #[allow(clippy::too_many_arguments)]
-    fn testpmd_cores(
+    fn testpmd(
         &mut self,
         name: &str,
         mode: &str,
@@ -896,7 +884,16 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         "--vdev".into(),
         "net_null1".into(),
     ]);
-    let null_io = b.testpmd("testpmd-io-null", "io", &eal, "paired", SMALL_MBUFS);
+    let lcores = b.lcores.clone();
+    let null_io = b.testpmd(
+        "testpmd-io-null",
+        "io",
+        &eal,
+        "paired",
+        SMALL_MBUFS,
+        &lcores,
+        1,
+    );
     record("testpmd-io-null", &null_io, &mut errors);
 
     // No hugepages.
@@ -915,7 +912,15 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     b.progress("testpmd io on the replay without hugepages");
     let mut eal = b.memory("nohuge-io", false, 512);
     eal.extend(["--vdev".to_owned(), replay_vdev(&flows)]);
-    let nohuge_io = b.testpmd("testpmd-io-nohuge", "io", &eal, "loop", REPLAY_MBUFS);
+    let nohuge_io = b.testpmd(
+        "testpmd-io-nohuge",
+        "io",
+        &eal,
+        "loop",
+        REPLAY_MBUFS,
+        &lcores,
+        1,
+    );
     record("testpmd-io-nohuge", &nohuge_io, &mut errors);
 
     // More workers, each on a CPU of its own; the main (control) lcore has one too where the
@@ -971,7 +976,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
                 "--vdev".to_owned(),
                 NULL_SERVER.to_owned(),
             ]);
-            b.testpmd_cores(
+            b.testpmd(
                 "testpmd-io-multi",
                 "io",
                 &eal,
