@@ -93,8 +93,10 @@ fn bench_reports_every_figure_and_exact_swaps() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = n("multi_workers") as usize;
     if cpus >= workers && v["multi_worker_mpps"].is_number() {
-        assert!(v["multi_testpmd_io_mpps"].is_number(), "{v:#}");
-        assert!(v["multi_ratio_vs_io"].is_number(), "{v:#}");
+        // testpmd's run beside it, unless it failed on its own (then `errors` names it).
+        let io_failed = v["errors"].get("testpmd-io-multi").is_some();
+        assert!(v["multi_testpmd_io_mpps"].is_number() || io_failed, "{v:#}");
+        assert!(v["multi_ratio_vs_io"].is_number() || io_failed, "{v:#}");
         let shares = v["multi_main_lcore_shares_cpu"].as_bool().unwrap();
         assert_eq!(shares, cpus < workers + 1, "{v:#}");
         assert_eq!(shares, v["workers2_note"].is_string(), "{v:#}");
