@@ -347,7 +347,6 @@ struct Bench {
     args: BenchArgs,
     dir: PathBuf,
     exe: PathBuf,
-    lcores: String,
     /// The CPUs this process may run on (the lcores are placed on them in turn).
     cpus: Vec<u32>,
     phase: usize,
@@ -435,8 +434,7 @@ impl Bench {
         } else {
             "loop"
         };
-        let lcores = self.lcores.clone();
-        self.testpmd(name, mode, &eal, topology, REPLAY_MBUFS, &lcores, 1)
+        self.testpmd(name, mode, &eal, topology, REPLAY_MBUFS, 1)
     }
 
     /// Runs `wccpd bench-run` on a configuration; returns its JSON.
@@ -512,10 +510,9 @@ impl Bench {
         out
     }
 
-    /// Runs testpmd on the lcores `lcores` (the main one first) with `cores` forwarding cores,
-    /// each with its own RX and TX queue on every port, until it printed enough one-second
-    /// samples; averages the measured ones.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs testpmd with `cores` forwarding cores (its lcores placed as [`Bench::lcores_for`]
+    /// places the data plane's), each with its own RX and TX queue on every port, until it
+    /// printed enough one-second samples; averages the measured ones.
     fn testpmd(
         &mut self,
         name: &str,
@@ -523,11 +520,14 @@ impl Bench {
         eal: &[String],
         topology: &str,
         mbufs: u32,
-        lcores: &str,
         cores: u16,
     ) -> Outcome {
         let log = self.dir.join(format!("{name}.log"));
-        let mut argv: Vec<String> = vec!["--lcores".into(), lcores.to_owned(), "--no-pci".into()];
+        let mut argv: Vec<String> = vec![
+            "--lcores".into(),
+            self.lcores_for(usize::from(cores) + 1),
+            "--no-pci".into(),
+        ];
         argv.extend(eal.iter().cloned());
         argv.extend([
             "--".to_owned(),
@@ -754,13 +754,11 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let cpus = dpdk::eal::allowed_cpus();
     let cpus = if cpus.is_empty() { vec![0, 1] } else { cpus };
-    let lcores = dpdk::eal::lcore_list(2, &cpus);
     let rounds = args.rounds.max(1) as usize;
     let mut b = Bench {
         args: args.clone(),
         dir: dir.clone(),
         exe: std::env::current_exe().context("own executable")?,
-        lcores,
         cpus,
         phase: 0,
         phases: 6 * rounds + 7,
@@ -884,16 +882,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         "--vdev".into(),
         "net_null1".into(),
     ]);
-    let lcores = b.lcores.clone();
-    let null_io = b.testpmd(
-        "testpmd-io-null",
-        "io",
-        &eal,
-        "paired",
-        SMALL_MBUFS,
-        &lcores,
-        1,
-    );
+    let null_io = b.testpmd("testpmd-io-null", "io", &eal, "paired", SMALL_MBUFS, 1);
     record("testpmd-io-null", &null_io, &mut errors);
 
     // No hugepages.
@@ -912,15 +901,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     b.progress("testpmd io on the replay without hugepages");
     let mut eal = b.memory("nohuge-io", false, 512);
     eal.extend(["--vdev".to_owned(), replay_vdev(&flows)]);
-    let nohuge_io = b.testpmd(
-        "testpmd-io-nohuge",
-        "io",
-        &eal,
-        "loop",
-        REPLAY_MBUFS,
-        &lcores,
-        1,
-    );
+    let nohuge_io = b.testpmd("testpmd-io-nohuge", "io", &eal, "loop", REPLAY_MBUFS, 1);
     record("testpmd-io-nohuge", &nohuge_io, &mut errors);
 
     // More workers, each on a CPU of its own; the main (control) lcore has one too where the
@@ -982,7 +963,6 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
                 &eal,
                 "paired",
                 multi_mbufs,
-                &multi_lcores,
                 workers,
             )
         }
