@@ -32,7 +32,7 @@ use wire::{checksum, Ipv4Packet};
 use crate::buf::PacketBuf;
 use crate::counters::{LcoreCounters, Reason, ServiceCounters};
 use crate::tables::{
-    gre_checksum, Egress, Encap, FastService, PortInfo, RouteHit, ServiceEntry, Tables,
+    gre_checksum, Egress, Encap, FastService, GreTarget, PortInfo, RouteHit, ServiceEntry, Tables,
     GRE_FRAME_HDR, OUTER_IP, OWNER_FORWARD, OWNER_LOOKUP, REDIRECT_HDR,
 };
 
@@ -504,8 +504,34 @@ pub(crate) fn fast_gre<B: PacketBuf, const TOTALS: bool>(
     if (tail > 0 && !b.trim_back(tail)) || !b.prepend(room) {
         return None;
     }
-    // The new prefix and the inner IPv4 header, as one chunk: one length check (the frame
-    // now holds at least GRE_FRAME_HDR + 24 octets, so it never fails).
+    // (The frame now holds at least GRE_FRAME_HDR + 24 octets, so this never fails.)
+    write_gre(b, g, buckets, total, ttl_word)?;
+    if TOTALS {
+        ctr.redirected.inc();
+        cx.counters.count(Reason::RedirectedGre);
+    }
+    ctr.buckets[primary].inc();
+    let tc = &ctr.targets[usize::from(g.target) % crate::counters::MAX_TARGETS];
+    tc.packets.inc();
+    tc.bytes.add(total as u64);
+    Some(g.port)
+}
+
+/// The GRE rewrite after the prepend: `b` starts with [`GRE_FRAME_HDR`] free octets, then
+/// the inner IPv4 header, whose third word becomes `ttl_word` ([`ttl_decremented`]); the
+/// prefix becomes `g`'s template with the outer total length (of inner length `total`), its
+/// checksum and the redirect header's `buckets` (as [`fast_gre`] takes them) filled in, and
+/// the offload fields are reset. `None`, with nothing written, when the frame is shorter than
+/// the prefix and an IPv4 header.
+#[inline(always)]
+pub(crate) fn write_gre<B: PacketBuf>(
+    b: &mut B,
+    g: &GreTarget,
+    buckets: u16,
+    total: usize,
+    ttl_word: u32,
+) -> Option<()> {
+    // The new prefix and the inner IPv4 header, as one chunk: one length check.
     let (hd, inner) = b
         .as_mut()
         .first_chunk_mut::<{ GRE_FRAME_HDR + 20 }>()?
@@ -527,15 +553,7 @@ pub(crate) fn fast_gre<B: PacketBuf, const TOTALS: bool>(
     // The primary bucket's owner took it: the alternate-bucket flag stays clear.
     hd[REDIRECT_HDR + 2..REDIRECT_HDR + 4].copy_from_slice(&buckets.to_le_bytes());
     b.reset_offloads();
-    if TOTALS {
-        ctr.redirected.inc();
-        cx.counters.count(Reason::RedirectedGre);
-    }
-    ctr.buckets[primary].inc();
-    let tc = &ctr.targets[usize::from(g.target) % crate::counters::MAX_TARGETS];
-    tc.packets.inc();
-    tc.bytes.add(total as u64);
-    Some(g.port)
+    Some(())
 }
 
 /// The fast paths' routing (as `forward` for a packet no service took) of a packet to `dst`

@@ -55,14 +55,6 @@ fn tables() -> &'static [Tables] {
     })
 }
 
-/// The lab with web-cache's table alone (one TCP/80 service, GRE targets only).
-fn web_only() -> Lab {
-    Lab::new()
-        .table(S_MASK, None)
-        .table(S_FALLBACK, None)
-        .table(S_L2, None)
-}
-
 /// `lab` with 20 more static routes (more than `Lpm::LINEAR_MAX`), one of them a /25 inside
 /// 198.51.100.0/24 that `DST_A` and `DST_B` fall into.
 fn many_routes(mut lab: Lab) -> Lab {

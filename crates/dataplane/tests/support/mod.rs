@@ -302,6 +302,14 @@ impl Default for Lab {
     }
 }
 
+/// The lab with the web-cache service alone: the burst pre-pass's case (`lanes`).
+pub fn web_only() -> Lab {
+    Lab::new()
+        .table(S_MASK, None)
+        .table(S_FALLBACK, None)
+        .table(S_L2, None)
+}
+
 impl Lab {
     /// Every service active; caches A and B sent their HERE_I_AMs to 10.0.3.1.
     pub fn new() -> Lab {
