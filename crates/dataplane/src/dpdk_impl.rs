@@ -31,6 +31,7 @@ use dpdk::ring::{self, RingConsumer, RingMode, RingProducer};
 use crate::buf::{Batch, BatchOps, Channel, PacketBuf, PortQueue, BURST};
 use crate::control::{initial_tables, Alloc, ControlPlane};
 use crate::counters::{LcoreCounters, Reason};
+use crate::stages::{StageCycle, StageTotals};
 use crate::status::{self, DataplaneStatus, PortCounters};
 use crate::tables::Topology;
 use crate::worker::Worker;
@@ -372,6 +373,9 @@ pub struct RunOptions<'h> {
     pub ring_ports: Vec<String>,
     /// Work for the main lcore, once per control-loop iteration.
     pub hook: Option<&'h mut dyn MainHook>,
+    /// Every worker takes turns between the pipeline and the reference loops of this cycle
+    /// (`wccpd bench`'s stage phase: [`crate::stages`]).
+    pub stages: Option<Arc<StageCycle>>,
 }
 
 impl std::fmt::Debug for RunOptions<'_> {
@@ -381,6 +385,7 @@ impl std::fmt::Debug for RunOptions<'_> {
             .field("warmup", &self.warmup)
             .field("ring_ports", &self.ring_ports)
             .field("hook", &self.hook.is_some())
+            .field("stages", &self.stages.is_some())
             .finish()
     }
 }
@@ -444,12 +449,14 @@ impl Counts {
 }
 
 /// The counts of a measured window.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Window {
     /// Length of the window.
     pub elapsed: Duration,
     /// What happened in it.
     pub counts: Counts,
+    /// Each stage's frames and clock ticks in it, under [`RunOptions::stages`] (else empty).
+    pub stages: Vec<StageTotals>,
 }
 
 /// What [`run_with`] measured.
@@ -463,6 +470,8 @@ pub struct RunReport {
     pub reasons: Vec<(Reason, u64)>,
     /// Mbufs the pool had lent out at the end beyond its start-up baseline (0: no leak).
     pub leaked_mbufs: u32,
+    /// The workers' clock rate (ticks per second: [`Window::stages`]).
+    pub tsc_hz: u64,
 }
 
 /// [`run`] with options: a self-timed measured window, ring-pair ports and a main-lcore
@@ -585,6 +594,10 @@ pub fn run_with(
             hz,
             100,
         );
+        let worker = match &opts.stages {
+            Some(c) => worker.with_stages(Arc::clone(c)),
+            None => worker,
+        };
         let stop = Arc::clone(&stop);
         let backoff = dp.idle_backoff;
         let lcore = workers[w];
@@ -609,20 +622,27 @@ pub fn run_with(
     let worker_counters = &all_counters[1..];
     let window_start = started + opts.warmup;
     let window_end = opts.duration.map(|d| window_start + d);
-    let mut first: Option<(StdInstant, Counts)> = None;
+    let mut first: Option<(StdInstant, Counts, Vec<StageTotals>)> = None;
     let mut window = None;
     while !stop.load(Ordering::Relaxed) {
         if let Some(end) = window_end {
             let t = StdInstant::now();
+            let stage_totals = || {
+                opts.stages
+                    .as_ref()
+                    .map(|c| c.results())
+                    .unwrap_or_default()
+            };
             if first.is_none() && t >= window_start {
-                first = Some((t, Counts::take(worker_counters, &ports)));
+                first = Some((t, Counts::take(worker_counters, &ports), stage_totals()));
             }
             if t >= end {
-                if let Some((t0, c0)) = first {
+                if let Some((t0, c0, s0)) = first.take() {
                     let c1 = Counts::take(worker_counters, &ports);
                     window = Some(Window {
                         elapsed: StdInstant::now().duration_since(t0),
                         counts: c1.minus(c0),
+                        stages: StageTotals::between(&s0, &stage_totals()),
                     });
                 }
                 break;
@@ -730,6 +750,7 @@ pub fn run_with(
             total,
             reasons,
             leaked_mbufs: leaked,
+            tsc_hz: hz,
         })
     } else {
         Err(RunError::Worker(failed.join("; ")))

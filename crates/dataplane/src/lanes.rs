@@ -149,6 +149,19 @@ impl Lanes {
         self.read_with(t, counters, inp, bufs, compute)
     }
 
+    /// [`Lanes::read`]'s read loop without its vector pass (the verdicts are stale): the
+    /// read loop's own cost, for [`crate::stages`].
+    #[inline(always)]
+    pub(crate) fn read_only<B: PacketBuf>(
+        &mut self,
+        t: &Tables,
+        counters: &LcoreCounters,
+        inp: InPort<'_>,
+        bufs: &[B],
+    ) {
+        let _ = self.read_with(t, counters, inp, bufs, |_, _| {});
+    }
+
     /// [`Lanes::read`] with the pass `compute_with` ([`compute`] or, in tests,
     /// [`compute_baseline`]).
     #[inline(always)]

@@ -22,6 +22,7 @@ pub mod dpdk_impl;
 pub mod explain;
 pub mod lanes;
 pub mod pipeline;
+pub mod stages;
 pub mod status;
 pub mod tables;
 pub mod worker;

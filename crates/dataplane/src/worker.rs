@@ -12,6 +12,7 @@ use crate::buf::{Batch, BatchOps, Channel, PacketBuf, PortQueue, BURST};
 use crate::counters::{LcoreCounters, Reason};
 use crate::lanes::Lanes;
 use crate::pipeline::{process_received, Action, Ctx, InPort, RateLimit};
+use crate::stages::{minimal_gre, Stage, StageCycle};
 use crate::tables::Tables;
 
 /// RX bursts taken from one port in one poll at most, while they come full.
@@ -32,6 +33,10 @@ pub struct Worker<P: PortQueue, C: Channel<Buf = P::Buf>> {
     icmp: RateLimit,
     drain_ticks: u64,
     last_flush: u64,
+    /// `wccpd bench`'s stage cycle (`None` in a router), with the stage and start of the
+    /// last poll.
+    stages: Option<Arc<StageCycle>>,
+    last_poll: (Stage, u64),
 }
 
 impl<P: PortQueue, C: Channel<Buf = P::Buf>> std::fmt::Debug for Worker<P, C> {
@@ -84,7 +89,17 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
             icmp: RateLimit::new(1000, 100, hz),
             drain_ticks: hz / 1_000_000 * drain_us.max(1),
             last_flush: 0,
+            stages: None,
+            last_poll: (Stage::Pipeline, 0),
         }
+    }
+
+    /// This worker taking turns between the pipeline and the reference loops of `cycle`
+    /// ([`crate::stages`]; `wccpd bench` only).
+    #[must_use]
+    pub fn with_stages(mut self, cycle: Arc<StageCycle>) -> Self {
+        self.stages = Some(cycle);
+        self
     }
 
     /// This worker's counters.
@@ -104,13 +119,101 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
 
     /// One loop iteration at time `now`.
     pub fn poll(&mut self, now: u64) -> PollStats {
+        if self.stages.is_some() {
+            return self.poll_staged(now);
+        }
+        self.poll_pipeline(now)
+    }
+
+    /// [`Worker::poll`] under a stage cycle: the stage whose slice holds `now`, and the
+    /// previous poll's frames and time counted to its stage.
+    #[inline(never)]
+    fn poll_staged(&mut self, now: u64) -> PollStats {
+        let Some(cycle) = self.stages.clone() else {
+            return self.poll_pipeline(now);
+        };
+        let stage = cycle.stage_at(now);
+        let stats = match stage {
+            Stage::Pipeline => self.poll_pipeline(now),
+            s => self.poll_reference(s, cycle.egress(), now),
+        };
+        let (last, at) = self.last_poll;
+        if at != 0 {
+            cycle.record(last, 0, now.wrapping_sub(at));
+        }
+        cycle.record(stage, stats.rx as u64, 0);
+        self.last_poll = (stage, now);
+        stats
+    }
+
+    /// One iteration of a reference loop ([`Stage`]) at time `now`, sending to `egress`.
+    fn poll_reference(&mut self, stage: Stage, egress: u16, now: u64) -> PollStats {
+        let Worker {
+            ports,
+            tx,
+            lanes,
+            reader,
+            counters,
+            ..
+        } = self;
+        let counters: &LcoreCounters = counters;
+        let mut stats = PollStats::default();
+        let tables = reader.read();
+        let lane = tables.lane.as_ref().and_then(|l| {
+            let fs = tables.services.get(l.index)?.fast.as_deref()?;
+            Some((l, fs))
+        });
+        let e = usize::from(egress);
+        let mut rx = Batch::<P::Buf>::default();
+        for in_port in 0..ports.len() {
+            for _ in 0..BURSTS_PER_POLL {
+                ports[in_port].rx_burst(&mut rx);
+                let n = rx.len();
+                if n == 0 {
+                    break;
+                }
+                stats.rx += n;
+                let inp = InPort::of(tables, in_port as u16);
+                match stage {
+                    Stage::IoLoop if e < ports.len() => {
+                        let sent = ports[e].tx_burst(&mut rx);
+                        if sent < n {
+                            rx.clear();
+                        }
+                    }
+                    Stage::MinimalGre => rx.drain_each(|_, mut b| {
+                        let p = lane.and_then(|(l, fs)| minimal_gre(l, fs, &mut b));
+                        push_tx(ports, tx, counters, p.unwrap_or(egress), b);
+                    }),
+                    _ => {
+                        match stage {
+                            Stage::Read => lanes.read_only(tables, counters, inp, rx.as_slice()),
+                            Stage::PrePass => {
+                                lanes.read(tables, counters, inp, rx.as_slice());
+                            }
+                            _ => {}
+                        }
+                        rx.drain_each(|_, b| push_tx(ports, tx, counters, egress, b));
+                    }
+                }
+                if n < BURST {
+                    break;
+                }
+            }
+        }
+        self.end_poll(&mut stats, now);
+        stats
+    }
+
+    /// [`Worker::poll`]'s pipeline (out of line: the per-packet closure inlines into it).
+    #[inline(never)]
+    fn poll_pipeline(&mut self, now: u64) -> PollStats {
         let Worker {
             ports,
             tx,
             punt,
             punt_out,
             lanes,
-            inject,
             reader,
             counters,
             icmp,
@@ -190,18 +293,36 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                     }
                 }
             }
-            // Frames the control lcore built (ARP, WCCP, ICMP, released held packets).
-            let mut inj = Batch::<P::Buf>::default();
-            inject.recv(&mut inj);
-            stats.injected = inj.len();
-            for b in inj.drain_all() {
-                let p = b.port();
-                if usize::from(p) < ports.len() {
-                    counters.count(Reason::Injected);
-                    push_tx(ports, tx, counters, p, b);
-                } else {
-                    counters.count(Reason::InjectBadPort);
-                }
+        }
+        self.end_poll(&mut stats, now);
+        stats
+    }
+
+    /// The end of every poll: the control lcore's frames, the punts, the TX drain and the
+    /// quiescent state.
+    #[inline(always)]
+    fn end_poll(&mut self, stats: &mut PollStats, now: u64) {
+        let Worker {
+            ports,
+            tx,
+            punt,
+            punt_out,
+            inject,
+            counters,
+            ..
+        } = self;
+        let counters: &LcoreCounters = counters;
+        // Frames the control lcore built (ARP, WCCP, ICMP, released held packets).
+        let mut inj = Batch::<P::Buf>::default();
+        inject.recv(&mut inj);
+        stats.injected = inj.len();
+        for b in inj.drain_all() {
+            let p = b.port();
+            if usize::from(p) < ports.len() {
+                counters.count(Reason::Injected);
+                push_tx(ports, tx, counters, p, b);
+            } else {
+                counters.count(Reason::InjectBadPort);
             }
         }
         if !punt_out.is_empty() {
@@ -216,7 +337,6 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
             self.last_flush = now;
         }
         self.reader.quiescent();
-        stats
     }
 
     /// Sends everything buffered (shutdown).
