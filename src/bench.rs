@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use dataplane::dpdk_impl::{self, MainHook, RunOptions, StatusRequest};
+use dataplane::stages::StageCycle;
 use serde_json::{json, Map, Value};
 
 /// Flows (and frames) in each replayed pcap.
@@ -90,6 +91,10 @@ pub struct BenchArgs {
     pub keep: bool,
 }
 
+/// Clock ticks per stage slice under `bench-run --stages`: 2^26, 20-30 ms at 2-3.5 GHz
+/// (long against a burst, short against the run, so every stage sees the same host).
+const STAGE_SLICE_TICKS: u64 = 1 << 26;
+
 /// Arguments of the hidden `wccpd bench-run`: one measured run of the data plane.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchRunArgs {
@@ -109,6 +114,11 @@ pub struct BenchRunArgs {
     /// then a `net_ring` pair whose far end the generator and checker use.
     #[arg(long)]
     pub swap_rate: Option<u32>,
+    /// Make the worker take turns between the pipeline and reference loops that stop at one
+    /// of its stages, sending to the configuration's port `cache` (the stage phase:
+    /// `wccp_dataplane::stages`).
+    #[arg(long, conflicts_with = "swap_rate")]
+    pub stages: bool,
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -147,6 +157,19 @@ pub fn run_child(args: &BenchRunArgs) -> anyhow::Result<()> {
             Vec::new()
         },
         hook: hook.as_mut().map(|h| h as &mut dyn MainHook),
+        stages: if args.stages {
+            let egress = dp
+                .ports
+                .iter()
+                .position(|p| p.name == "cache")
+                .context("bench-run --stages needs a port named `cache`")?;
+            Some(Arc::new(StageCycle::new(
+                u16::try_from(egress).context("port index")?,
+                STAGE_SLICE_TICKS,
+            )))
+        } else {
+            None
+        },
     };
     let report = dpdk_impl::run_with(&settings, dp, router, stop, requests, opts)
         .map_err(|e| anyhow::anyhow!("data plane: {e}"))?;
@@ -172,6 +195,23 @@ pub fn run_child(args: &BenchRunArgs) -> anyhow::Result<()> {
             "ns_per_packet".into(),
             json!(if c.rx > 0 { ns / c.rx as f64 } else { 0.0 }),
         );
+        if !w.stages.is_empty() {
+            let stages: Vec<Value> = w
+                .stages
+                .iter()
+                .map(|t| {
+                    let mpps = t.mpps(report.tsc_hz);
+                    json!({
+                        "stage": t.stage.name(),
+                        "packets": t.packets,
+                        "seconds": t.ticks as f64 / report.tsc_hz.max(1) as f64,
+                        "mpps": mpps,
+                        "ns_per_packet": if mpps > 0.0 { 1e3 / mpps } else { 0.0 },
+                    })
+                })
+                .collect();
+            out.insert("stages".into(), Value::Array(stages));
+        }
         out.insert(
             "rx_gbps".into(),
             json!(if ns > 0.0 {
@@ -437,8 +477,19 @@ impl Bench {
         self.testpmd(name, mode, &eal, topology, REPLAY_MBUFS, 1)
     }
 
-    /// Runs `wccpd bench-run` on a configuration; returns its JSON.
+    /// Runs `wccpd bench-run` on a configuration for the run's `--seconds`; returns its
+    /// JSON.
     fn pipeline(&mut self, name: &str, yaml: &str, swap_rate: Option<u32>) -> Outcome {
+        let extra: Vec<String> = match swap_rate {
+            Some(r) => vec!["--swap-rate".into(), r.to_string()],
+            None => Vec::new(),
+        };
+        self.pipeline_with(name, yaml, &extra, self.args.seconds)
+    }
+
+    /// Runs `wccpd bench-run` on a configuration with `extra` arguments for `seconds`;
+    /// returns its JSON.
+    fn pipeline_with(&mut self, name: &str, yaml: &str, extra: &[String], seconds: u64) -> Outcome {
         let conf = self.dir.join(format!("{name}.yaml"));
         let log = self.dir.join(format!("{name}.log"));
         let mut cmd_args: Vec<String> = vec![
@@ -446,15 +497,12 @@ impl Bench {
             "-c".into(),
             conf.display().to_string(),
             "--seconds".into(),
-            self.args.seconds.to_string(),
+            seconds.to_string(),
             "--warmup".into(),
             self.args.warmup.to_string(),
             "--json".into(),
         ];
-        if let Some(r) = swap_rate {
-            cmd_args.push("--swap-rate".into());
-            cmd_args.push(r.to_string());
-        }
+        cmd_args.extend(extra.iter().cloned());
         let command = format!("{} {}", self.exe.display(), cmd_args.join(" "));
         let mut out = Outcome {
             command,
@@ -475,7 +523,7 @@ impl Bench {
                 .stderr(logf)
                 .spawn()
                 .context("cannot start wccpd bench-run")?;
-            let limit = Duration::from_secs(self.args.warmup + self.args.seconds + 90);
+            let limit = Duration::from_secs(self.args.warmup + seconds + 90);
             let started = Instant::now();
             let status = loop {
                 if let Some(st) = child.try_wait()? {
@@ -761,7 +809,7 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         exe: std::env::current_exe().context("own executable")?,
         cpus,
         phase: 0,
-        phases: 6 * rounds + 7,
+        phases: 6 * rounds + 8,
     };
     let load_start = loadavg();
     eprintln!("bench: writing pcaps ({FLOWS} flows) to {}", dir.display());
@@ -903,6 +951,28 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     eal.extend(["--vdev".to_owned(), replay_vdev(&flows)]);
     let nohuge_io = b.testpmd("testpmd-io-nohuge", "io", &eal, "loop", REPLAY_MBUFS, 1);
     record("testpmd-io-nohuge", &nohuge_io, &mut errors);
+
+    // Where the cycles go: one process taking turns between the pipeline and reference loops
+    // that stop at one of its stages (`wccp_dataplane::stages`), on the same replay, ports,
+    // pool and memory, so the host's moods from one process to the next cancel out.
+    b.progress("stages: the pipeline and its reference loops in turn, in one process");
+    let stage_seconds = args.seconds * STAGE_RUN_FACTOR;
+    let stage_run = if let Err(e) = b.hugepages_ok() {
+        Outcome::skipped(&e)
+    } else {
+        let setup = PipelineSetup {
+            client: replay_vdev(&flows),
+            server: NULL_SERVER.to_owned(),
+            cache: NULL_CACHE.to_owned(),
+            eal: b.memory("stages", true, 0),
+            mbufs: REPLAY_MBUFS,
+            workers: 1,
+        };
+        let yaml = pipeline_yaml(&dir, "stages", &setup);
+        b.pipeline_with("stages", &yaml, &["--stages".to_owned()], stage_seconds)
+    };
+    record("stages", &stage_run, &mut errors);
+    let stages = stage_summary(&stage_run.detail);
 
     // More workers, each on a CPU of its own; the main (control) lcore has one too where the
     // machine has a CPU to spare, else it shares the first CPU with the last worker (it
@@ -1078,13 +1148,64 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         "dir": dir.display().to_string(),
     });
     let mut v = v;
-    if let (Some(a), Value::Object(b)) = (v.as_object_mut(), more) {
-        a.extend(b);
+    for extra in [more, stages] {
+        if let (Some(a), Value::Object(b)) = (v.as_object_mut(), extra) {
+            a.extend(b);
+        }
     }
     if args.dir.is_none() && !args.keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(v)
+}
+
+/// The stage phase runs this many times the run's `--seconds` (its six stages share it).
+const STAGE_RUN_FACTOR: u64 = 3;
+
+/// The stage phase's keys from `bench-run --stages`'s JSON: `stages` (each stage's Mpps, ns
+/// per packet, frames and seconds), `stage_costs_ns` (what each stage adds per packet to the
+/// one before it), and the in-process ratios. Nulls when the phase did not run.
+fn stage_summary(detail: &Value) -> Value {
+    let list = detail.get("stages").and_then(Value::as_array);
+    let mut stages = Map::new();
+    for s in list.into_iter().flatten() {
+        if let Some(name) = s.get("stage").and_then(Value::as_str) {
+            let f = |k: &str| s.get(k).and_then(Value::as_f64);
+            stages.insert(
+                name.to_owned(),
+                json!({
+                    "mpps": round(f("mpps"), 3),
+                    "ns_per_packet": round(f("ns_per_packet"), 2),
+                    "packets": s.get("packets").cloned().unwrap_or(Value::Null),
+                    "seconds": round(f("seconds"), 3),
+                }),
+            );
+        }
+    }
+    let mpps = |name: &str| {
+        stages
+            .get(name)
+            .and_then(|s| s.get("mpps"))
+            .and_then(Value::as_f64)
+            .filter(|m| *m > 0.0)
+    };
+    let ns = |name: &str| mpps(name).map(|m| 1e3 / m);
+    let step = |a: &str, b: &str| round(ns(b).zip(ns(a)).map(|(b, a)| b - a), 2);
+    json!({
+        "stage_seconds": detail.get("elapsed_ns").and_then(Value::as_f64).map(|n| round(Some(n / 1e9), 3)),
+        "stage_ratio_pipeline_vs_io_loop": round(ratio(mpps("pipeline"), mpps("io_loop")), 3),
+        "stage_ratio_minimal_gre_vs_io_loop": round(ratio(mpps("minimal_gre"), mpps("io_loop")), 3),
+        "stage_ratio_pipeline_vs_minimal_gre": round(ratio(mpps("pipeline"), mpps("minimal_gre")), 3),
+        "stage_costs_ns": {
+            "drivers": round(ns("io_loop"), 2),
+            "worker_structure": step("io_loop", "forward"),
+            "read_loop": step("forward", "read"),
+            "vector_pass": step("read", "pre_pass"),
+            "decide_rewrite_count": step("pre_pass", "pipeline"),
+            "minimal_gre_over_forward": step("forward", "minimal_gre"),
+        },
+        "stages": Value::Object(stages),
+    })
 }
 
 /// The result as a table.
@@ -1221,6 +1342,62 @@ pub fn render(v: &Value) -> String {
         v["swap_duplicated_packets"],
         v["swap_dropped_packets"],
     );
+    if let Some(stages) = v["stages"].as_object().filter(|st| !st.is_empty()) {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "where the cycles go: one process taking turns between the pipeline and loops that \
+             stop at one of its stages ({} s, the replay, egress net_null)",
+            num(f("stage_seconds"), 1)
+        );
+        let _ = writeln!(
+            s,
+            "{:<44} {:>10} {:>10} {:>10}",
+            "stage", "Mpps", "ns/packet", "+ns"
+        );
+        let costs = &v["stage_costs_ns"];
+        let labels = [
+            (
+                "io_loop",
+                "RX -> TX as received (testpmd io's loop)",
+                "drivers",
+            ),
+            (
+                "forward",
+                "+ the worker's TX buffering, untouched",
+                "worker_structure",
+            ),
+            ("read", "+ the pre-pass's read loop", "read_loop"),
+            ("pre_pass", "+ its vector pass", "vector_pass"),
+            (
+                "pipeline",
+                "the pipeline (+ decide, rewrite, counters)",
+                "decide_rewrite_count",
+            ),
+            (
+                "minimal_gre",
+                "minimal GRE, no checks (+ns over forward)",
+                "minimal_gre_over_forward",
+            ),
+        ];
+        for (key, label, cost) in labels {
+            let st = &stages.get(key).cloned().unwrap_or(Value::Null);
+            let _ = writeln!(
+                s,
+                "{label:<44} {:>10} {:>10} {:>10}",
+                num(st["mpps"].as_f64(), 2),
+                num(st["ns_per_packet"].as_f64(), 2),
+                num(costs[cost].as_f64(), 2),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "in one process: pipeline / io loop {}, minimal GRE / io loop {}, pipeline / minimal GRE {}",
+            num(f("stage_ratio_pipeline_vs_io_loop"), 3),
+            num(f("stage_ratio_minimal_gre_vs_io_loop"), 3),
+            num(f("stage_ratio_pipeline_vs_minimal_gre"), 3),
+        );
+    }
     if let Some(e) = v["errors"].as_object().filter(|e| !e.is_empty()) {
         let _ = writeln!(s);
         for (k, msg) in e {

@@ -38,6 +38,11 @@ const KEYS: &[&str] = &[
     "ratio_vs_io_rounds",
     "ratio_vs_5tswap_rounds",
     "imix_pipeline_verdicts",
+    "stages",
+    "stage_costs_ns",
+    "stage_ratio_pipeline_vs_io_loop",
+    "stage_ratio_minimal_gre_vs_io_loop",
+    "stage_ratio_pipeline_vs_minimal_gre",
     "machine",
     "commands",
 ];
@@ -135,6 +140,51 @@ fn bench_reports_every_figure_and_exact_swaps() {
         assert!(
             ["rx", "redirected_gre", "returned_gre", "routed"].contains(&k.as_str()),
             "IMIX verdict {k}: {imix:?}"
+        );
+    }
+    // The stage phase: one process took turns between the pipeline and its reference loops;
+    // every stage had its slices and frames, and the ratios are those of the stages' rates
+    // (none is compared with another: that would assert a time).
+    let stages = v["stages"]
+        .as_object()
+        .unwrap_or_else(|| panic!("stages missing: {v:#}"));
+    let names = [
+        "io_loop",
+        "forward",
+        "read",
+        "pre_pass",
+        "pipeline",
+        "minimal_gre",
+    ];
+    assert_eq!(stages.len(), names.len(), "{stages:?}");
+    let rate = |s: &str| {
+        let st = &stages[s];
+        assert!(st["packets"].as_u64().unwrap_or(0) > 0, "{s}: {st}");
+        assert!(st["seconds"].as_f64().unwrap_or(0.0) > 0.0, "{s}: {st}");
+        st["mpps"]
+            .as_f64()
+            .filter(|m| *m > 0.0)
+            .unwrap_or_else(|| panic!("{s}: {st}"))
+    };
+    for s in names {
+        rate(s);
+    }
+    let r = v["stage_ratio_pipeline_vs_io_loop"].as_f64().unwrap();
+    assert!(
+        (r - rate("pipeline") / rate("io_loop")).abs() < 2e-3,
+        "{v:#}"
+    );
+    for k in [
+        "drivers",
+        "worker_structure",
+        "read_loop",
+        "vector_pass",
+        "decide_rewrite_count",
+        "minimal_gre_over_forward",
+    ] {
+        assert!(
+            v["stage_costs_ns"][k].is_number(),
+            "stage_costs_ns.{k}: {v:#}"
         );
     }
     // The replayed traffic is the advertised mix: 80 % redirected, 5 % GRE returns.
