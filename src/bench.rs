@@ -445,6 +445,17 @@ impl Bench {
     /// `wccpd bench-run` with `pcap` replayed as the client port (server and cache ports
     /// `net_null`), one worker, on hugepages; skipped when too few are free.
     fn replay_pipeline(&mut self, name: &str, pcap: &Path) -> Outcome {
+        self.replay_pipeline_with(name, pcap, &[], self.args.seconds)
+    }
+
+    /// [`Bench::replay_pipeline`] with `extra` arguments to `bench-run`, for `seconds`.
+    fn replay_pipeline_with(
+        &mut self,
+        name: &str,
+        pcap: &Path,
+        extra: &[String],
+        seconds: u64,
+    ) -> Outcome {
         if let Err(e) = self.hugepages_ok() {
             return Outcome::skipped(&e);
         }
@@ -457,7 +468,7 @@ impl Bench {
             workers: 1,
         };
         let yaml = pipeline_yaml(&self.dir, name, &setup);
-        self.pipeline(name, &yaml, None)
+        self.pipeline_with(name, &yaml, extra, seconds)
     }
 
     /// testpmd `mode` on `pcap` replayed on hugepages: the port looped, or with `to_null`
@@ -957,20 +968,8 @@ pub fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     // pool and memory, so the host's moods from one process to the next cancel out.
     b.progress("stages: the pipeline and its reference loops in turn, in one process");
     let stage_seconds = args.seconds * STAGE_RUN_FACTOR;
-    let stage_run = if let Err(e) = b.hugepages_ok() {
-        Outcome::skipped(&e)
-    } else {
-        let setup = PipelineSetup {
-            client: replay_vdev(&flows),
-            server: NULL_SERVER.to_owned(),
-            cache: NULL_CACHE.to_owned(),
-            eal: b.memory("stages", true, 0),
-            mbufs: REPLAY_MBUFS,
-            workers: 1,
-        };
-        let yaml = pipeline_yaml(&dir, "stages", &setup);
-        b.pipeline_with("stages", &yaml, &["--stages".to_owned()], stage_seconds)
-    };
+    let stage_run =
+        b.replay_pipeline_with("stages", &flows, &["--stages".to_owned()], stage_seconds);
     record("stages", &stage_run, &mut errors);
     let stages = stage_summary(&stage_run.detail);
 

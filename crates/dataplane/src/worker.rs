@@ -164,43 +164,31 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
             Some((l, fs))
         });
         let e = usize::from(egress);
-        let mut rx = Batch::<P::Buf>::default();
-        for in_port in 0..ports.len() {
-            for _ in 0..BURSTS_PER_POLL {
-                ports[in_port].rx_burst(&mut rx);
-                let n = rx.len();
-                if n == 0 {
-                    break;
-                }
-                stats.rx += n;
-                let inp = InPort::of(tables, in_port as u16);
-                match stage {
-                    Stage::IoLoop if e < ports.len() => {
-                        let sent = ports[e].tx_burst(&mut rx);
-                        if sent < n {
-                            rx.clear();
-                        }
-                    }
-                    Stage::MinimalGre => rx.drain_each(|_, mut b| {
-                        let p = lane.and_then(|(l, fs)| minimal_gre(l, fs, &mut b));
-                        push_tx(ports, tx, counters, p.unwrap_or(egress), b);
-                    }),
-                    _ => {
-                        match stage {
-                            Stage::Read => lanes.read_only(tables, counters, inp, rx.as_slice()),
-                            Stage::PrePass => {
-                                lanes.read(tables, counters, inp, rx.as_slice());
-                            }
-                            _ => {}
-                        }
-                        rx.drain_each(|_, b| push_tx(ports, tx, counters, egress, b));
+        stats.rx = each_burst(ports, |ports, in_port, rx| {
+            let inp = InPort::of(tables, in_port);
+            match stage {
+                Stage::IoLoop if e < ports.len() => {
+                    let n = rx.len();
+                    if ports[e].tx_burst(rx) < n {
+                        rx.clear();
                     }
                 }
-                if n < BURST {
-                    break;
+                Stage::MinimalGre => rx.drain_each(|_, mut b| {
+                    let p = lane.and_then(|(l, fs)| minimal_gre(l, fs, &mut b));
+                    push_tx(ports, tx, counters, p.unwrap_or(egress), b);
+                }),
+                _ => {
+                    match stage {
+                        Stage::Read => lanes.read_only(tables, counters, inp, rx.as_slice()),
+                        Stage::PrePass => {
+                            lanes.read(tables, counters, inp, rx.as_slice());
+                        }
+                        _ => {}
+                    }
+                    rx.drain_each(|_, b| push_tx(ports, tx, counters, egress, b));
                 }
             }
-        }
+        });
         self.end_poll(&mut stats, now);
         stats
     }
@@ -229,70 +217,53 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
                 icmp,
                 now,
             };
-            let mut rx = Batch::<P::Buf>::default();
             let mut dropped = Batch::<P::Buf>::default();
-            for in_port in 0..ports.len() {
-                // A port that fills its burst is polled again, up to BURSTS_PER_POLL times,
-                // before the next: under load, the poll's fixed costs (the other ports' empty
-                // polls, the inject ring, the drain check, the quiescent state) are shared by
-                // more packets, and the other ports wait at most that many bursts.
-                for _ in 0..BURSTS_PER_POLL {
-                    // RX always into an empty burst of the full size.
-                    ports[in_port].rx_burst(&mut rx);
-                    let n = rx.len();
-                    if n == 0 {
-                        break;
-                    }
-                    stats.rx += n;
-                    // `rx` once per burst; `process_received` counts each frame's one terminal
-                    // reason, so both are exact again before this poll returns.
-                    counters.add(Reason::Rx, n as u64);
-                    // The arrival port's entry, once per burst.
-                    let inp = InPort::of(tables, in_port as u16);
-                    // The burst's header checks and hashes at once, when the tables allow.
-                    let lane = lanes.read(tables, counters, inp, rx.as_slice());
-                    let in_port = in_port as u16;
-                    let mut out = Out {
-                        ports,
-                        tx,
-                        counters,
-                        punt,
-                        punt_out,
-                        dropped: &mut dropped,
-                        in_port,
-                    };
-                    match lane {
-                        Some(l) => {
-                            rx.drain_each(|i, mut b| {
-                                match lanes.decide(&mut cx, inp, l, i, &mut b) {
-                                    Some(p) => out.tx(p, b),
-                                    // The frames the pass left (few): out of line, on a
-                                    // binding of their own, so that only they are stored
-                                    // for the call (`b` above stays in a register).
-                                    None => {
-                                        lanes.declined(l, i);
-                                        let mut usual = b;
-                                        let a = process_usual(&mut cx, in_port, inp, &mut usual);
-                                        out.emit(a, usual);
-                                    }
+            stats.rx = each_burst(ports, |ports, in_port, rx| {
+                let n = rx.len();
+                // `rx` once per burst; `process_received` counts each frame's one terminal
+                // reason, so both are exact again before this poll returns.
+                counters.add(Reason::Rx, n as u64);
+                // The arrival port's entry, once per burst.
+                let inp = InPort::of(tables, in_port);
+                // The burst's header checks and hashes at once, when the tables allow.
+                let lane = lanes.read(tables, counters, inp, rx.as_slice());
+                let mut out = Out {
+                    ports,
+                    tx,
+                    counters,
+                    punt,
+                    punt_out,
+                    dropped: &mut dropped,
+                    in_port,
+                };
+                match lane {
+                    Some(l) => {
+                        rx.drain_each(|i, mut b| {
+                            match lanes.decide(&mut cx, inp, l, i, &mut b) {
+                                Some(p) => out.tx(p, b),
+                                // The frames the pass left (few): out of line, on a binding
+                                // of their own, so that only they are stored for the call
+                                // (`b` above stays in a register).
+                                None => {
+                                    lanes.declined(l, i);
+                                    let mut usual = b;
+                                    let a = process_usual(&mut cx, in_port, inp, &mut usual);
+                                    out.emit(a, usual);
                                 }
-                            });
-                            lanes.finish(counters, l);
-                        }
-                        // No lane service, or a burst the pass skipped: every frame inline.
-                        None => rx.drain_each(|_, mut b| {
-                            let a = process_received(&mut cx, in_port, inp, &mut b);
-                            out.emit(a, b);
-                        }),
+                            }
+                        });
+                        lanes.finish(counters, l);
                     }
-                    if !dropped.is_empty() {
-                        dropped.clear();
-                    }
-                    if n < BURST {
-                        break;
-                    }
+                    // No lane service, or a burst the pass skipped: every frame inline.
+                    None => rx.drain_each(|_, mut b| {
+                        let a = process_received(&mut cx, in_port, inp, &mut b);
+                        out.emit(a, b);
+                    }),
                 }
-            }
+                if !dropped.is_empty() {
+                    dropped.clear();
+                }
+            });
         }
         self.end_poll(&mut stats, now);
         stats
@@ -352,6 +323,37 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
     pub fn offline(&mut self) {
         self.reader.offline();
     }
+}
+
+/// The RX side of every poll (the pipeline's and the stage cycle's): per port in turn, RX into
+/// an empty burst of the full size and hand each non-empty burst to `f` with the ports and
+/// the arrival port; a port that fills its burst is polled again, up to [`BURSTS_PER_POLL`]
+/// times, before the next. Under load the poll's fixed costs (the other ports' empty polls,
+/// the inject ring, the drain check, the quiescent state) are so shared by more packets, and
+/// the other ports wait at most that many bursts. `f` leaves the burst empty. Frames received.
+#[inline(always)]
+#[allow(clippy::ptr_arg)] // The `Vec` itself, as `push_tx` takes it.
+fn each_burst<P: PortQueue>(
+    ports: &mut Vec<P>,
+    mut f: impl FnMut(&mut Vec<P>, u16, &mut Batch<P::Buf>),
+) -> usize {
+    let mut rx = Batch::<P::Buf>::default();
+    let mut total = 0;
+    for in_port in 0..ports.len() {
+        for _ in 0..BURSTS_PER_POLL {
+            ports[in_port].rx_burst(&mut rx);
+            let n = rx.len();
+            if n == 0 {
+                break;
+            }
+            total += n;
+            f(ports, in_port as u16, &mut rx);
+            if n < BURST {
+                break;
+            }
+        }
+    }
+    total
 }
 
 /// Where the burst loop sends its frames: the TX batches, the punt channel, or the drop
