@@ -170,6 +170,10 @@ usable = [c for c in d["services"][0]["caches"] if c["usable"]]
 dp = [c for c in d["dataplane"]["services"][0]["caches"] if c["resolved"] and not c["drained"]]
 ok = len(usable) == n and sum(c["buckets"] for c in usable) == 256 and len(dp) == n
 sys.exit(0 if ok else 1)' "$1"; }
+squid_up() { # N: cache N's Squid listens on its intercept port and has opened its access log
+    nsx "cache$1" ss -Hltn "sport = :3129" | grep -q 3129 && [ -e "$WORK/cache$1/access.log" ]; }
+# Squid starts slower than the agent on a busy machine: a request before it listens is refused.
+for i in 1 2; do wait_for 30 "Squid in cache$i" squid_up "$i"; done
 wait_for 20 "both caches to join" joined 2
 show | sed -n '/Service Identifier/,/^$/p' | grep -E "Service|Change|Assignment Key|Cache ID|State|Buckets"
 
