@@ -206,7 +206,7 @@ pub fn run_child(args: &BenchRunArgs) -> anyhow::Result<()> {
                         "packets": t.packets,
                         "seconds": t.ticks as f64 / report.tsc_hz.max(1) as f64,
                         "mpps": mpps,
-                        "ns_per_packet": if mpps > 0.0 { 1e3 / mpps } else { 0.0 },
+                        "ns_per_packet": ns_per_packet(Some(mpps)).unwrap_or(0.0),
                     })
                 })
                 .collect();
@@ -1188,7 +1188,7 @@ fn stage_summary(detail: &Value) -> Value {
             .and_then(Value::as_f64)
             .filter(|m| *m > 0.0)
     };
-    let ns = |name: &str| mpps(name).map(|m| 1e3 / m);
+    let ns = |name: &str| ns_per_packet(mpps(name));
     let step = |a: &str, b: &str| round(ns(b).zip(ns(a)).map(|(b, a)| b - a), 2);
     json!({
         "stage_seconds": detail.get("elapsed_ns").and_then(Value::as_f64).map(|n| round(Some(n / 1e9), 3)),

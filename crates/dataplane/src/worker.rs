@@ -129,7 +129,8 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
     /// previous poll's frames and time counted to its stage.
     #[inline(never)]
     fn poll_staged(&mut self, now: u64) -> PollStats {
-        let Some(cycle) = self.stages.clone() else {
+        // Out of the worker for this poll (the poll borrows the worker whole), then back.
+        let Some(cycle) = self.stages.take() else {
             return self.poll_pipeline(now);
         };
         let stage = cycle.stage_at(now);
@@ -143,10 +144,12 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
         }
         cycle.record(stage, stats.rx as u64, 0);
         self.last_poll = (stage, now);
+        self.stages = Some(cycle);
         stats
     }
 
-    /// One iteration of a reference loop ([`Stage`]) at time `now`, sending to `egress`.
+    /// One iteration of a reference loop ([`Stage`]) at time `now`, sending to `egress` (a
+    /// port it does not have: every frame dropped, in bulk).
     fn poll_reference(&mut self, stage: Stage, egress: u16, now: u64) -> PollStats {
         let Worker {
             ports,
@@ -165,9 +168,13 @@ impl<P: PortQueue, C: Channel<Buf = P::Buf>> Worker<P, C> {
         });
         let e = usize::from(egress);
         stats.rx = each_burst(ports, |ports, in_port, rx| {
+            if e >= ports.len() {
+                rx.clear();
+                return;
+            }
             let inp = InPort::of(tables, in_port);
             match stage {
-                Stage::IoLoop if e < ports.len() => {
+                Stage::IoLoop => {
                     let n = rx.len();
                     if ports[e].tx_burst(rx) < n {
                         rx.clear();

@@ -440,3 +440,26 @@ fn stage_cycle_takes_turns_and_counts_each_stage() {
     // Only the pipeline's slice counts verdicts.
     assert_eq!(r.count(Reason::Rx), 1);
 }
+
+/// A stage cycle whose egress port the worker does not have drops the reference loops'
+/// frames (and counts them to their stage) instead of failing.
+#[test]
+fn stage_cycle_to_a_missing_port_drops() {
+    use wccp_dataplane::stages::{Stage, StageCycle};
+    let mut r = rig_with(&web_only(), 64);
+    let cycle = Arc::new(StageCycle::new(99, 1 << 10));
+    r.worker = std::mem::replace(&mut r.worker, rig().worker).with_stages(Arc::clone(&cycle));
+    let web = to_port(CLIENT, CLIENT_MAC, &Tcp::web(DST_A).ip());
+    for (k, stage) in Stage::ALL.iter().enumerate() {
+        if *stage == Stage::Pipeline {
+            continue;
+        }
+        r.rx(CLIENT, &web);
+        r.poll_flush(1024 * k as u64 + 1);
+    }
+    for p in [CLIENT, SERVER, CACHE] {
+        assert!(r.tx(p).is_empty(), "port {p}");
+    }
+    let counted: u64 = cycle.results().iter().map(|t| t.packets).sum();
+    assert_eq!(counted, 5);
+}
